@@ -1,0 +1,25 @@
+# The README's two commands. Each sets itself up on a fresh machine (creates .venv, installs).
+SHELL := /bin/bash
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+# With two cores, spinning OpenMP threads starve each other (5-10x slower steps).
+export OMP_WAIT_POLICY ?= PASSIVE
+
+.PHONY: run test install clean
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	set -o pipefail; $(BIN)/python -m pip install --quiet -e '.[dev]' 2>&1 | { grep -v "^WARNING: Location" || true; }
+	touch $@
+
+install: $(BIN)/.installed
+
+run: $(BIN)/.installed
+	PATH="$(CURDIR)/$(BIN):$$PATH" dvc repro
+
+test: $(BIN)/.installed
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+
+clean:
+	rm -rf results data/prepared .pytest_cache

@@ -1,0 +1,206 @@
+"""params.yaml -> validated, typed, immutable objects.
+
+Validation happens once, here, at the edge: every other module receives these objects and never
+reads params.yaml or the environment itself. Each error names the offending key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import yaml
+
+from mtlbench.studies import STUDIES
+
+DEVICES = ("auto", "cpu", "cuda")
+MIRROR_ENV = "MTLBENCH_DATA_MIRROR"
+TRACKING_ENV = "MLFLOW_TRACKING_URI"
+
+
+class ParamsError(ValueError):
+    """A params.yaml key or value that the pipeline cannot accept."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    studies: tuple[str, ...]
+    seeds: tuple[int, ...]
+    device: str
+    train_limit: int | None
+    max_epochs: int | None
+    progress: bool
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    mirror: str | None
+    verify: bool
+
+
+@dataclass(frozen=True)
+class MlflowConfig:
+    tracking_uri: str
+    log_models: bool
+
+
+@dataclass(frozen=True)
+class Params:
+    run: RunConfig
+    data: DataConfig
+    mlflow: MlflowConfig
+
+
+# ---------------------------------------------------------------- value checks
+
+def _bool(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ParamsError(f"{key}: expected true or false, got {value!r}")
+    return value
+
+
+def _optional_positive_int(key: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ParamsError(f"{key}: expected null or a positive integer, got {value!r}")
+    return value
+
+
+def _optional_str(key: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ParamsError(f"{key}: expected null or a non-empty string, got {value!r}")
+    return value
+
+
+def _choice(allowed: tuple[str, ...]) -> Callable[[str, Any], str]:
+    def check(key: str, value: Any) -> str:
+        if value not in allowed:
+            raise ParamsError(f"{key}: {value!r} is not allowed; allowed values: {', '.join(allowed)}")
+        return value
+
+    return check
+
+
+def _studies(key: str, value: Any) -> tuple[str, ...]:
+    allowed = tuple(name for name, study in STUDIES.items() if study.implemented)
+    if not isinstance(value, list) or not value:
+        raise ParamsError(f"{key}: expected a non-empty list of study names from: {', '.join(allowed)}")
+    for name in value:
+        if name not in STUDIES:
+            raise ParamsError(f"{key}: unknown study {name!r}; allowed values: {', '.join(allowed)}")
+        if not STUDIES[name].implemented:
+            raise ParamsError(
+                f"{key}: study {name!r} is catalogued in SPEC.md but not implemented yet; "
+                f"allowed values: {', '.join(allowed)}"
+            )
+    if len(set(value)) != len(value):
+        raise ParamsError(f"{key}: lists a study twice: {value!r}")
+    return tuple(value)
+
+
+def _seeds(key: str, value: Any) -> tuple[int, ...]:
+    ok = isinstance(value, list) and value and all(
+        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value
+    )
+    if not ok or len(set(value)) != len(value):
+        raise ParamsError(f"{key}: expected a non-empty list of distinct non-negative integers, got {value!r}")
+    return tuple(value)
+
+
+# ---------------------------------------------------------------- schema
+
+Schema = dict[str, dict[str, tuple[Callable[[str, Any], Any], Any]]]
+
+SCHEMA: Schema = {
+    "run": {
+        "studies": (_studies, ["mnist_fashion_mlp", "mnist_fashion_cnn"]),
+        "seeds": (_seeds, [0, 1, 2]),
+        "device": (_choice(DEVICES), "auto"),
+        "train_limit": (_optional_positive_int, None),
+        "max_epochs": (_optional_positive_int, None),
+        "progress": (_bool, True),
+    },
+    "data": {
+        "mirror": (_optional_str, None),
+        "verify": (_bool, True),
+    },
+    "mlflow": {
+        "tracking_uri": (_optional_str, None),
+        "log_models": (_bool, True),
+    },
+}
+
+
+def _check_sections(raw: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Apply the schema: unknown keys are errors, missing keys take their defaults."""
+    if not isinstance(raw, Mapping):
+        raise ParamsError(f"params.yaml: expected a mapping of sections ({', '.join(SCHEMA)})")
+    unknown = sorted(set(raw) - set(SCHEMA))
+    if unknown:
+        raise ParamsError(f"{unknown[0]}: unknown section; allowed sections: {', '.join(SCHEMA)}")
+    checked: dict[str, dict[str, Any]] = {}
+    for section, fields in SCHEMA.items():
+        given = raw.get(section) or {}
+        if not isinstance(given, Mapping):
+            raise ParamsError(f"{section}: expected a mapping with keys {', '.join(fields)}")
+        extra = sorted(set(given) - set(fields))
+        if extra:
+            raise ParamsError(f"{section}.{extra[0]}: unknown key; allowed keys: {', '.join(fields)}")
+        checked[section] = {
+            key: check(f"{section}.{key}", given.get(key, default)) for key, (check, default) in fields.items()
+        }
+    return checked
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The repository the pipeline belongs to, also from inside a `dvc exp run --temp` copy.
+
+    DVC runs temporary and queued experiments in `<repo>/.dvc/tmp/exps/<tmpdir>`; their results
+    must still land in the original repository's MLflow store, so the copy resolves to its origin.
+    """
+    here = (start or Path.cwd()).resolve()
+    parts = here.parts
+    for i in range(len(parts) - 2):
+        if parts[i : i + 2] == (".dvc", "tmp"):
+            return Path(*parts[:i])
+    for candidate in (here, *here.parents):
+        if (candidate / "dvc.yaml").exists() or (candidate / ".git").exists():
+            return candidate
+    return here
+
+
+def default_tracking_uri(root: Path) -> str:
+    return f"sqlite:///{(root / 'mlflow.db').resolve()}"
+
+
+def parse_params(raw: Mapping[str, Any], env: Mapping[str, str], root: Path) -> Params:
+    checked = _check_sections(raw)
+    run, data, mlf = checked["run"], checked["data"], checked["mlflow"]
+    mirror = env.get(MIRROR_ENV) or data["mirror"]
+    tracking_uri = env.get(TRACKING_ENV) or mlf["tracking_uri"] or default_tracking_uri(root)
+    return Params(
+        run=RunConfig(**run),
+        data=DataConfig(mirror=mirror, verify=data["verify"]),
+        mlflow=MlflowConfig(tracking_uri=tracking_uri, log_models=mlf["log_models"]),
+    )
+
+
+def load_params(path: Path | str = "params.yaml", env: Mapping[str, str] | None = None) -> Params:
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"{path}: not found (run from the repository root)")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path}: not valid YAML: {err}") from err
+    return parse_params(raw, os.environ if env is None else env, project_root(path.parent))
+
+
+def defaults() -> dict[str, dict[str, Any]]:
+    """The default params, as params.yaml would spell them (used by tests and docs)."""
+    return {section: {key: default for key, (_, default) in fields.items()} for section, fields in SCHEMA.items()}

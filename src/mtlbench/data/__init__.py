@@ -1,0 +1,1 @@
+"""Data: sources (download, verify, convert) and tasks (tensors and labels for training)."""

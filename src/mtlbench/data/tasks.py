@@ -1,0 +1,73 @@
+"""Tasks as device-resident tensors: images scaled to [0, 1] and integer labels.
+
+Training data is loaded once onto the training device; batches are index slices of these tensors,
+never assembled per sample in Python.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from mtlbench.data.prepared import load_arrays
+from mtlbench.studies import TaskSpec
+
+
+@dataclass(frozen=True)
+class TensorSet:
+    """Aligned inputs and targets: row i of every tensor belongs to the same training example.
+
+    One input and one target for a dedicated model; one of each per task for a multitask model
+    whose tasks are trained on aligned rows (as Keras' multi-input `fit` does).
+    """
+
+    inputs: tuple[torch.Tensor, ...]
+    targets: tuple[torch.Tensor, ...]
+
+    def __post_init__(self) -> None:
+        sizes = {len(t) for t in (*self.inputs, *self.targets)}
+        if len(sizes) != 1:
+            raise ValueError(f"inputs and targets differ in length: {sorted(sizes)}")
+
+    def __len__(self) -> int:
+        return len(self.targets[0])
+
+    def rows(self, index: torch.Tensor | slice) -> "TensorSet":
+        return TensorSet(tuple(x[index] for x in self.inputs), tuple(y[index] for y in self.targets))
+
+    def split_validation(self, fraction: float) -> tuple["TensorSet", "TensorSet"]:
+        """Keras `validation_split`: the LAST `fraction` of the rows, taken before any shuffling."""
+        n_train = int(math.floor(len(self) * (1.0 - fraction)))  # Keras' own arithmetic
+        if n_train < 1 or n_train == len(self):
+            raise ValueError(f"validation split of {fraction} leaves no rows on one side of {len(self)}")
+        return self.rows(slice(0, n_train)), self.rows(slice(n_train, None))
+
+
+@dataclass(frozen=True)
+class TaskData:
+    spec: TaskSpec
+    train: TensorSet
+    test: TensorSet
+
+
+def to_unit_float(images: torch.Tensor) -> torch.Tensor:
+    return images.to(torch.float32).div_(255.0)
+
+
+def load_task(spec: TaskSpec, prepared_dir: Path, train_limit: int | None, device: torch.device) -> TaskData:
+    """The task's train (first `train_limit` rows when set) and test sets, on `device`."""
+    arrays = load_arrays(prepared_dir, spec.dataset)
+    n = len(arrays["y_train"]) if train_limit is None else min(train_limit, len(arrays["y_train"]))
+
+    def tensors(x, y) -> TensorSet:
+        images = to_unit_float(torch.from_numpy(x).to(device))
+        return TensorSet((images,), (torch.from_numpy(y).to(device),))
+
+    return TaskData(
+        spec=spec,
+        train=tensors(arrays["x_train"][:n], arrays["y_train"][:n]),
+        test=tensors(arrays["x_test"], arrays["y_test"]),
+    )

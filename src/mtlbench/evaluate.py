@@ -1,0 +1,215 @@
+"""Evaluation: per-run classification metrics, confusion matrices and reports (as sklearn prints
+them), seed statistics, and the study's markdown report. Pure functions of predictions."""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+from scipy import stats as scipy_stats
+from sklearn.metrics import classification_report, confusion_matrix, precision_recall_fscore_support
+
+from mtlbench.fileio import read_json
+from mtlbench.models.store import load_model
+from mtlbench.studies import Study
+
+# Per-run values summarised over seeds into metrics/<study>.json. Wall time is recorded in MLflow
+# and the reports but kept out of the metrics file: it differs between identical reruns.
+SUMMARY_METRICS = (
+    "accuracy", "macro_precision", "macro_recall", "macro_f1",
+    "epochs", "best_val_loss", "params_total", "params_nonzero",
+)
+
+
+CURVE_COLUMNS = ("epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy")
+
+
+def curve_rows(history: list[dict], task: str) -> list[dict]:
+    """One task's per-epoch curves out of a fit history (which keys them Keras-style)."""
+    return [
+        {"epoch": r["epoch"], "train_loss": r[f"{task}_loss"], "val_loss": r[f"val_{task}_loss"],
+         "train_accuracy": r[f"{task}_accuracy"], "val_accuracy": r[f"val_{task}_accuracy"]}
+        for r in history
+    ]
+
+
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, float]:
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        y_true, y_pred, labels=list(range(n_classes)), average="macro", zero_division=0
+    )
+    return {
+        "accuracy": float(np.mean(y_true == y_pred)),
+        "macro_precision": float(precision),
+        "macro_recall": float(recall),
+        "macro_f1": float(f1),
+    }
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Rows are true classes, columns predicted, as sklearn orders them."""
+    return confusion_matrix(y_true, y_pred, labels=list(range(n_classes)))
+
+
+def format_confusion(matrix: np.ndarray) -> str:
+    """The matrix as `print(confusion_matrix(...))` shows it (no '...' elision for big ones)."""
+    return np.array2string(matrix, threshold=sys.maxsize, max_line_width=sys.maxsize)
+
+
+def report(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, as_dict: bool = False):
+    return classification_report(
+        y_true, y_pred, labels=list(range(n_classes)), output_dict=as_dict, zero_division=0
+    )
+
+
+def seed_statistics(values: Sequence[float]) -> dict:
+    """Mean, sample SD (ddof=1), n, min, max and a 95% t-interval; SD and CI are null for n < 2."""
+    arr = np.asarray(values, dtype=np.float64)
+    n = len(arr)
+    mean = float(arr.mean())
+    sd = float(arr.std(ddof=1)) if n > 1 else None
+    if sd is not None:
+        half = float(scipy_stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+        ci = [mean - half, mean + half]
+    else:
+        ci = None
+    return {"mean": mean, "sd": sd, "n": n, "min": float(arr.min()), "max": float(arr.max()),
+            "ci95": ci, "values": [float(v) for v in arr]}
+
+
+def summarize(per_seed: dict[str, dict[str, dict[int, dict[str, float]]]]) -> dict:
+    """{model: {task: {seed: metrics}}} -> {model: {task: {metric: seed statistics}}}."""
+    return {
+        model: {
+            task: {
+                metric: seed_statistics([by_seed[s][metric] for s in sorted(by_seed)])
+                for metric in SUMMARY_METRICS
+                if all(metric in m for m in by_seed.values())
+            }
+            for task, by_seed in tasks.items()
+        }
+        for model, tasks in per_seed.items()
+    }
+
+
+# ------------------------------------------------------------------ markdown report
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def statistics_table(summary: dict, metrics: Iterable[str] = ("accuracy", "macro_f1")) -> str:
+    lines = ["| model | task | metric | mean | sd | n | min | max | 95% CI |", "|---|---|---|---|---|---|---|---|---|"]
+    for model, tasks in summary.items():
+        for task, by_metric in tasks.items():
+            for metric in metrics:
+                s = by_metric[metric]
+                ci = "-" if s["ci95"] is None else f"[{s['ci95'][0]:.4f}, {s['ci95'][1]:.4f}]"
+                lines.append(f"| {model} | {task} | {metric} | {_fmt(s['mean'])} | {_fmt(s['sd'])} | {s['n']} "
+                             f"| {_fmt(s['min'])} | {_fmt(s['max'])} | {ci} |")
+    return "\n".join(lines)
+
+
+def markdown_report(study: str, outcomes: list["VariantOutcome"]) -> str:
+    """Each run's confusion matrix and classification report, then the seed statistics."""
+    parts = [f"# {study}", "", "Test-set results per model, task and seed, printed as sklearn prints them.", ""]
+    for outcome in outcomes:
+        for seed in outcome.seeds:
+            for t in seed.tasks:
+                m = t.metrics
+                parts += [
+                    f"## {outcome.variant} / {t.task} / seed {seed.seed}",
+                    "",
+                    f"accuracy {m['accuracy']:.4f}, macro F1 {m['macro_f1']:.4f}, epochs {m['epochs']}, "
+                    f"best val loss {m['best_val_loss']:.4f}, wall time {m['wall_time_s']:.1f} s, "
+                    f"parameters {m['params_total']} ({m['params_nonzero']} non-zero)",
+                    "",
+                    "```",
+                    format_confusion(t.matrix),
+                    t.report_text.rstrip(),
+                    "```",
+                    "",
+                ]
+    summary = {o.variant: o.summary for o in outcomes}
+    parts += ["## Seed statistics", "", statistics_table(summary), ""]
+    return "\n".join(parts)
+
+
+# ------------------------------------------------------------------ a study's results
+
+@dataclass
+class TaskOutcome:
+    task: str
+    metrics: dict[str, float]
+    history: list[dict[str, float]]
+    matrix: np.ndarray
+    class_names: list[str]
+    report_text: str
+    report_dict: dict
+    y_true: np.ndarray
+    y_pred: np.ndarray
+
+
+@dataclass
+class SeedOutcome:
+    seed: int
+    tasks: list[TaskOutcome]
+    models: dict[str, Callable[[], object]] = field(default_factory=dict)  # name -> loads the nn.Module
+
+
+@dataclass
+class VariantOutcome:
+    variant: str
+    params: dict[str, object]
+    seeds: list[SeedOutcome]
+    summary: dict = field(default_factory=dict)  # task -> metric -> seed statistics
+
+
+def _task_outcome(spec, run: dict, predictions) -> TaskOutcome:
+    name, n = spec.name, spec.n_classes
+    y_true, y_pred = predictions[f"{name}_true"], predictions[f"{name}_pred"]
+    fit = run["tasks"][name]
+    metrics = {
+        **classification_metrics(y_true, y_pred, n),
+        **{k: fit[k] for k in ("epochs", "best_val_loss", "wall_time_s", "params_total", "params_nonzero")},
+    }
+    return TaskOutcome(
+        task=name, metrics=metrics, history=fit["history"], matrix=confusion(y_true, y_pred, n),
+        class_names=list(spec.class_names), report_text=report(y_true, y_pred, n),
+        report_dict=report(y_true, y_pred, n, as_dict=True), y_true=y_true, y_pred=y_pred,
+    )
+
+
+def _run_params(run: dict) -> dict[str, object]:
+    """The same keys for every run of every study, so MLflow's compare view lines them up."""
+    protocol = run["protocol"]
+    return {
+        "study": run["study"], "variant": run["variant"], "architecture": run["architecture"],
+        "protocol": protocol["name"], "lr": protocol["lr"], "batch_size": protocol["batch_size"],
+        "max_epochs": protocol["max_epochs"], "patience": protocol["patience"], "min_delta": protocol["min_delta"],
+        "val_fraction": protocol["val_fraction"], "train_rows": run["train_rows"], "device": run["device"],
+        "torch": run["torch"],
+    }
+
+
+def evaluate_study(study: Study, results_dir: Path) -> list[VariantOutcome]:
+    """Read every variant's seeds from the train stage's results and evaluate them."""
+    outcomes = []
+    for variant in study.variants:
+        seed_dirs = sorted((results_dir / variant).glob("seed*"), key=lambda p: int(p.name[4:]))
+        if not seed_dirs:
+            raise FileNotFoundError(f"{results_dir / variant}: no seed results; run the train stage first")
+        seeds, params = [], {}
+        for seed_dir in seed_dirs:
+            run = read_json(seed_dir / "run.json")
+            params = _run_params(run)
+            with np.load(seed_dir / "predictions.npz") as predictions:
+                tasks = [_task_outcome(spec, run, predictions) for spec in study.task_specs]
+            models = {p.stem: (lambda p=p: load_model(p)) for p in sorted(seed_dir.glob("model_*.pt"))}
+            seeds.append(SeedOutcome(seed=run["seed"], tasks=tasks, models=models))
+        per_seed = {spec.name: {s.seed: s.tasks[i].metrics for s in seeds} for i, spec in enumerate(study.task_specs)}
+        outcomes.append(VariantOutcome(variant, params, seeds, summarize({variant: per_seed})[variant]))
+    return outcomes

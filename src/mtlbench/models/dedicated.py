@@ -1,0 +1,72 @@
+"""Dedicated single-task networks of SPEC.md section 3, initialised as Keras initialises them.
+
+Keras starts Dense and Conv2D kernels with Glorot-uniform and biases at zero; PyTorch's defaults
+differ (Kaiming-uniform with a=sqrt(5), uniform biases). Matching Keras keeps the reference
+numbers comparable. Initialisation draws from an explicit generator, never the global RNG, and
+happens on the CPU so the same seed gives the same weights on every device.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+
+def keras_init_(module: nn.Module, generator: torch.Generator) -> nn.Module:
+    """Glorot-uniform kernels and zero biases for every Linear and Conv2d, in module order."""
+    for layer in module.modules():
+        if isinstance(layer, (nn.Linear, nn.Conv2d)):
+            nn.init.xavier_uniform_(layer.weight, generator=generator)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+    return module
+
+
+def mlp(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """784 -> 6 x Dense(1000, relu) -> Dense(n_classes)."""
+    c, h, w = in_shape
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = c * h * w
+    for _ in range(6):
+        layers += [nn.Linear(width, 1000), nn.ReLU()]
+        width = 1000
+    layers.append(nn.Linear(width, n_classes))
+    return nn.Sequential(*layers)
+
+
+def cnn28(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """Conv(32)x2 -> MaxPool(2, stride 1) -> Conv(64)x2 -> MaxPool(2, stride 1) -> Dense(256)x2 -> head."""
+    c, h, w = in_shape
+    flat = 64 * (h - 2) * (w - 2)  # two stride-1 2x2 pools with 'valid' padding each trim one row/col
+    return nn.Sequential(
+        nn.Conv2d(c, 32, 3, padding="same"), nn.ReLU(),
+        nn.Conv2d(32, 32, 3, padding="same"), nn.ReLU(),
+        nn.MaxPool2d(2, stride=1),
+        nn.Conv2d(32, 64, 3, padding="same"), nn.ReLU(),
+        nn.Conv2d(64, 64, 3, padding="same"), nn.ReLU(),
+        nn.MaxPool2d(2, stride=1),
+        nn.Flatten(),
+        nn.Linear(flat, 256), nn.ReLU(),
+        nn.Linear(256, 256), nn.ReLU(),
+        nn.Linear(256, n_classes),
+    )
+
+
+ARCHITECTURES: dict[str, Callable[[tuple[int, int, int], int], nn.Module]] = {"mlp": mlp, "cnn28": cnn28}
+
+
+def build_dedicated(arch: str, in_shape: tuple[int, int, int], n_classes: int, seed: int) -> nn.Module:
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
+    model = ARCHITECTURES[arch](in_shape, n_classes)
+    return keras_init_(model, torch.Generator().manual_seed(seed))
+
+
+def count_parameters(model: nn.Module) -> dict[str, int]:
+    params = list(model.parameters())
+    return {
+        "params_total": sum(p.numel() for p in params),
+        "params_nonzero": sum(int(torch.count_nonzero(p)) for p in params),
+    }

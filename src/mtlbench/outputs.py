@@ -1,0 +1,43 @@
+"""The DVC-tracked outputs of the evaluate stage: metrics/<study>.json, reports/<study>.md and the
+plot files (confusion pairs for DVC's `confusion` template, per-epoch curves as CSV)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from mtlbench.evaluate import CURVE_COLUMNS, VariantOutcome, curve_rows, markdown_report
+from mtlbench.fileio import atomic_dir, write_json, write_text
+
+def metrics_document(outcomes: list[VariantOutcome]) -> dict:
+    """{model: {task: {metric: {mean, sd, n, min, max, ci95, values}}}}."""
+    return {o.variant: o.summary for o in outcomes}
+
+
+def _csv(rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CURVE_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def write_study_outputs(study: str, outcomes: list[VariantOutcome], root: Path) -> str:
+    """Write every evaluate-stage output of `study` under `root`; returns the markdown report."""
+    write_json(root / "metrics" / f"{study}.json", metrics_document(outcomes))
+    report_md = markdown_report(study, outcomes)
+    write_text(root / "reports" / f"{study}.md", report_md)
+    with atomic_dir(root / "plots" / "confusion" / study) as folder:
+        for o in outcomes:
+            first = o.seeds[0]  # every seed's matrix is in MLflow and the report; DVC shows the first
+            for t in first.tasks:
+                pairs = [{"actual": int(a), "predicted": int(p)} for a, p in zip(t.y_true, t.y_pred)]
+                write_text(folder / f"{o.variant}__{t.task}__seed{first.seed}.json", json.dumps(pairs, separators=(",", ":")))
+    with atomic_dir(root / "plots" / "curves" / study) as folder:
+        for o in outcomes:
+            for s in o.seeds:
+                for t in s.tasks:
+                    write_text(folder / f"{o.variant}__{t.task}__seed{s.seed}.csv", _csv(curve_rows(t.history, t.task)))
+    return report_md

@@ -1,0 +1,37 @@
+"""Thin entry points, one per dvc.yaml stage: read params, call the library, write declared outs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+from mtlbench.config import ParamsError, load_params
+from mtlbench.data.sources import DatasetError
+from mtlbench.studies import STUDIES, Study
+
+
+def study_arg(argv: list[str] | None, description: str) -> str:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--study", required=True, help="a study name from SPEC.md section 4")
+    return parser.parse_args(argv).study
+
+
+def implemented_study(name: str) -> Study:
+    study = STUDIES.get(name)
+    if study is None or not study.implemented:
+        allowed = ", ".join(n for n, s in STUDIES.items() if s.implemented)
+        raise ParamsError(f"--study: {name!r} is not an implemented study; allowed values: {allowed}")
+    return study
+
+
+def run_stage(body: Callable[[], None]) -> None:
+    """Run a stage body; expected failures (bad params, bad data) end with one clear line, exit 2."""
+    try:
+        body()
+    except (ParamsError, DatasetError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+__all__ = ["load_params", "study_arg", "implemented_study", "run_stage"]

@@ -1,0 +1,32 @@
+"""dvc stage `evaluate@<study>`: metrics, reports and plots from the trained results; MLflow runs."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from mtlbench.config import project_root
+from mtlbench.evaluate import evaluate_study
+from mtlbench.outputs import write_study_outputs
+from mtlbench.stages import implemented_study, load_params, run_stage, study_arg
+
+
+def main(argv: list[str] | None = None) -> None:
+    study = implemented_study(study_arg(argv, __doc__))
+    params = load_params()
+    outcomes = evaluate_study(study, Path("results") / study.name)
+    report_md = write_study_outputs(study.name, outcomes, Path("."))
+
+    from mtlbench.tracking import Tracker  # mlflow is slow to import; only this stage needs it
+
+    stage = os.environ.get("DVC_STAGE", "outside dvc")  # DVC names the stage it runs, e.g. evaluate@<study>
+    tracker = Tracker(params.mlflow.tracking_uri, params.mlflow.log_models, project_root(), stage)
+    parents = tracker.log_study(study.name, outcomes, report_md)
+    for o in outcomes:
+        accs = ", ".join(f"{task} {s['accuracy']['mean']:.4f}" for task, s in o.summary.items())
+        print(f"{study.name} {o.variant}: mean test accuracy {accs} (MLflow run {parents[o.variant]})", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    run_stage(lambda: main(sys.argv[1:]))

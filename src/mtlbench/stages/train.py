@@ -1,0 +1,24 @@
+"""dvc stage `train@<study>`: train every model variant of one study over the seeds."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from mtlbench.fileio import atomic_dir
+from mtlbench.stages import implemented_study, load_params, run_stage, study_arg
+from mtlbench.train.runner import run_study
+
+PREPARED_DIR = Path("data/prepared")
+
+
+def main(argv: list[str] | None = None) -> None:
+    study = implemented_study(study_arg(argv, __doc__))
+    params = load_params()
+    with atomic_dir(Path("results") / study.name) as out_dir:
+        run_study(study, params, PREPARED_DIR, out_dir)
+    print(f"{study.name}: trained {', '.join(study.variants)} for seeds {list(params.run.seeds)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    run_stage(lambda: main(sys.argv[1:]))

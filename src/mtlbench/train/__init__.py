@@ -1,0 +1,1 @@
+"""Training: protocols, the fit loop with Keras-style early stopping, and multi-seed runs."""

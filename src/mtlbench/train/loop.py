@@ -1,0 +1,144 @@
+"""The training loop: device-resident tensors, seeded shuffling, Keras-style early stopping.
+
+One loop serves dedicated and multitask models. A model takes one input per task and returns one
+logit tensor per task (a dedicated model: one of each); the loss is the weighted sum of the tasks'
+cross-entropies, as Keras sums a multi-output model's losses.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mtlbench.data.tasks import TensorSet
+from mtlbench.train.early_stopping import EarlyStopping
+from mtlbench.train.protocols import Protocol
+
+EVAL_BATCH = 2048
+
+
+@dataclass
+class FitResult:
+    history: list[dict[str, float]]
+    epochs_trained: int
+    best_epoch: int | None
+    best_val_loss: float
+    wall_time_s: float
+    stopped_early: bool
+    extra: dict = field(default_factory=dict)
+
+
+def _as_tuple(outputs) -> tuple[torch.Tensor, ...]:
+    return (outputs,) if isinstance(outputs, torch.Tensor) else tuple(outputs)
+
+
+def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def predict_logits(model: nn.Module, inputs: Sequence[torch.Tensor], batch_size: int = EVAL_BATCH) -> tuple[torch.Tensor, ...]:
+    """Logits per task for every row, computed in eval mode in large batches."""
+    model.eval()
+    chunks: list[tuple[torch.Tensor, ...]] = []
+    with torch.inference_mode():
+        for start in range(0, len(inputs[0]), batch_size):
+            chunks.append(_as_tuple(model(*(x[start : start + batch_size] for x in inputs))))
+    return tuple(torch.cat(parts) for parts in zip(*chunks))
+
+
+def evaluate_losses(model: nn.Module, data: TensorSet, weights: Sequence[float]) -> dict[str, torch.Tensor]:
+    """Mean loss and accuracy per task, and the weighted total loss (tensors, not yet synced)."""
+    logits = predict_logits(model, data.inputs)
+    losses = [F.cross_entropy(out, y) for out, y in zip(logits, data.targets)]
+    accs = [(out.argmax(1) == y).float().mean() for out, y in zip(logits, data.targets)]
+    return {"loss": sum(w * l for w, l in zip(weights, losses)), "task_loss": torch.stack(losses), "task_acc": torch.stack(accs)}
+
+
+def _epoch_record(epoch: int, names: Sequence[str], train: dict, val: dict, seconds: float) -> dict[str, float]:
+    record = {"epoch": epoch, "loss": float(train["loss"]), "val_loss": float(val["loss"]), "seconds": seconds}
+    for i, name in enumerate(names):
+        record[f"{name}_loss"] = float(train["task_loss"][i])
+        record[f"{name}_accuracy"] = float(train["task_acc"][i])
+        record[f"val_{name}_loss"] = float(val["task_loss"][i])
+        record[f"val_{name}_accuracy"] = float(val["task_acc"][i])
+    return record
+
+
+def fit(
+    model: nn.Module,
+    data: TensorSet,
+    protocol: Protocol,
+    seed: int,
+    task_names: Sequence[str],
+    loss_weights: Sequence[float] | None = None,
+    label: str = "",
+    progress: bool = False,
+) -> FitResult:
+    """Train `model` in place on `data` (validation split held out by the protocol)."""
+    weights = list(loss_weights or [1.0] * len(data.targets))
+    train, val = data.split_validation(protocol.val_fraction)
+    device = train.targets[0].device
+    optimizer = torch.optim.Adam(model.parameters(), lr=protocol.lr, betas=protocol.betas, eps=protocol.eps)
+    shuffle = torch.Generator().manual_seed(seed)  # on the CPU: the same order on every device
+    stopper = EarlyStopping(protocol.patience, protocol.min_delta)
+    best_state, history = None, []
+    n, bs, k = len(train), protocol.batch_size, len(train.targets)
+    started = time.perf_counter()
+
+    for epoch in range(1, protocol.max_epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        order = torch.randperm(n, generator=shuffle).to(device)
+        sums = torch.zeros(2 * k + 1, device=device)  # total loss, task losses, task correct counts
+        for start in range(0, n, bs):
+            batch = train.rows(order[start : start + bs])
+            outputs = _as_tuple(model(*batch.inputs))
+            losses = [F.cross_entropy(out, y) for out, y in zip(outputs, batch.targets)]
+            total = sum(w * l for w, l in zip(weights, losses))
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            if protocol.grad_clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), protocol.grad_clip)
+            optimizer.step()
+            with torch.no_grad():
+                rows = len(batch)
+                correct = [(out.argmax(1) == y).sum() for out, y in zip(outputs, batch.targets)]
+                sums += torch.stack([total.detach() * rows, *(l.detach() * rows for l in losses), *correct])
+        sums = (sums / n).cpu()
+        train_metrics = {"loss": sums[0], "task_loss": sums[1 : k + 1], "task_acc": sums[k + 1 :]}
+        val_metrics = evaluate_losses(model, val, weights)
+        record = _epoch_record(epoch, task_names, train_metrics, val_metrics, time.perf_counter() - t0)
+        history.append(record)
+        if stopper.update(epoch, record["val_loss"]) and protocol.restore_best:
+            best_state = _snapshot(model)
+        if progress:
+            _print_progress(label, record, protocol.max_epochs, started)
+        if stopper.should_stop:
+            break
+
+    if protocol.restore_best and best_state is not None:
+        model.load_state_dict(best_state)
+    return FitResult(
+        history=history,
+        epochs_trained=len(history),
+        best_epoch=stopper.best_epoch,
+        best_val_loss=stopper.best,
+        wall_time_s=time.perf_counter() - started,
+        stopped_early=stopper.should_stop,
+    )
+
+
+def _print_progress(label: str, record: dict[str, float], max_epochs: int, started: float) -> None:
+    accs = " ".join(f"{k}={v:.4f}" for k, v in record.items() if k.startswith("val_") and k.endswith("accuracy"))
+    print(
+        f"[{label}] epoch {record['epoch']}/{max_epochs} loss={record['loss']:.4f} "
+        f"val_loss={record['val_loss']:.4f} {accs} ({record['seconds']:.1f}s, {time.perf_counter() - started:.0f}s total)",
+        file=sys.stderr,
+        flush=True,
+    )

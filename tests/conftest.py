@@ -1,0 +1,26 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # tests/formats.py
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from formats import write_idx_dataset  # noqa: E402
+
+from mtlbench.data.sources import SOURCES, DatasetSource, SourceFile  # noqa: E402
+
+
+@pytest.fixture
+def idx_mirror(tmp_path) -> tuple[Path, dict[str, DatasetSource]]:
+    """A mirror directory with tiny digits and fashion sets, and sources whose checksums match it."""
+    mirror = tmp_path / "mirror"
+    sources = {}
+    for name, seed in (("digits", 1), ("fashion", 2)):
+        official = SOURCES[name]
+        md5s = write_idx_dataset(mirror / official.subdir, n_train=120, n_test=40, seed=seed)
+        files = tuple(SourceFile(f"{m}.gz", {m: md5s[m]}) for m in md5s)
+        sources[name] = DatasetSource(name, official.subdir, (), files, official.reader)
+    return mirror, sources

@@ -1,0 +1,79 @@
+"""params.yaml validation: every bad key or value is named with what is allowed."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mtlbench.config import ParamsError, defaults, load_params, parse_params, project_root
+
+ROOT = Path("/repo")
+
+
+def parse(raw, env=None):
+    return parse_params(raw, env or {}, ROOT)
+
+
+def test_repository_params_yaml_is_valid_and_documented():
+    repo = Path(__file__).resolve().parents[1]
+    params = load_params(repo / "params.yaml", env={})
+    readme = (repo / "README.md").read_text()
+    for section, fields in defaults().items():
+        for key in fields:
+            assert f"`{section}.{key}`" in readme, f"{section}.{key} is not documented in README.md"
+    assert params.run.seeds == (0, 1, 2)
+
+
+def test_defaults_fill_missing_keys_and_tracking_uri_is_absolute():
+    params = parse({})
+    assert params.run.studies == ("mnist_fashion_mlp", "mnist_fashion_cnn")
+    assert params.run.device == "auto" and params.data.verify is True
+    assert params.mlflow.tracking_uri == "sqlite:////repo/mlflow.db"
+
+
+@pytest.mark.parametrize(
+    "raw, pattern",
+    [
+        ({"run": {"seed": [0]}}, r"run\.seed: unknown key; allowed keys: studies, seeds, device"),
+        ({"trian": {}}, r"trian: unknown section; allowed sections: run, data, mlflow"),
+        ({"run": {"device": "tpu"}}, r"run\.device: 'tpu' is not allowed; allowed values: auto, cpu, cuda"),
+        ({"run": {"studies": ["mnist"]}}, r"run\.studies: unknown study 'mnist'; allowed values: mnist_fashion_mlp"),
+        ({"run": {"studies": ["cifar10_aux"]}}, r"run\.studies: study 'cifar10_aux' is catalogued .* not implemented"),
+        ({"run": {"seeds": [0, 0]}}, r"run\.seeds: expected a non-empty list of distinct non-negative integers"),
+        ({"run": {"seeds": "0"}}, r"run\.seeds: expected"),
+        ({"run": {"train_limit": 0}}, r"run\.train_limit: expected null or a positive integer, got 0"),
+        ({"run": {"max_epochs": True}}, r"run\.max_epochs: expected null or a positive integer"),
+        ({"data": {"verify": "yes"}}, r"data\.verify: expected true or false, got 'yes'"),
+        ({"mlflow": {"tracking_uri": ""}}, r"mlflow\.tracking_uri: expected null or a non-empty string"),
+        ({"run": ["studies"]}, r"run: expected a mapping with keys studies, seeds"),
+    ],
+)
+def test_bad_params_name_the_key_and_what_is_allowed(raw, pattern):
+    with pytest.raises(ParamsError, match=pattern):
+        parse(raw)
+
+
+def test_environment_overrides_mirror_and_tracking_uri():
+    raw = {"data": {"mirror": "/from/params"}, "mlflow": {"tracking_uri": "sqlite:////from/params.db"}}
+    assert parse(raw).data.mirror == "/from/params"
+    env = {"MTLBENCH_DATA_MIRROR": "/from/env", "MLFLOW_TRACKING_URI": "http://localhost:5000"}
+    params = parse(raw, env)
+    assert params.data.mirror == "/from/env" and params.mlflow.tracking_uri == "http://localhost:5000"
+
+
+def test_load_params_reports_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ParamsError, match="not found"):
+        load_params(tmp_path / "params.yaml", env={})
+    (tmp_path / "params.yaml").write_text("run: [unclosed\n")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_params(tmp_path / "params.yaml", env={})
+
+
+def test_project_root_of_a_dvc_temp_experiment_is_the_original_repo(tmp_path):
+    repo = tmp_path / "repo"
+    exp = repo / ".dvc" / "tmp" / "exps" / "tmpabc123"
+    exp.mkdir(parents=True)
+    (exp / "dvc.yaml").write_text("stages: {}\n")
+    (exp / "params.yaml").write_text(yaml.safe_dump(defaults()))
+    assert project_root(exp) == repo
+    assert load_params(exp / "params.yaml", env={}).mlflow.tracking_uri == f"sqlite:///{repo}/mlflow.db"

@@ -1,0 +1,130 @@
+"""End to end: the real `dvc repro` in a temporary git repository, on a tiny mirror in the
+official IDX format, twice from scratch; identical metrics; a clean `dvc status`; real MLflow."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from formats import write_idx_dataset
+from mlflow.tracking import MlflowClient
+
+REPO = Path(__file__).resolve().parents[1]
+STUDIES = ["mnist_fashion_mlp", "mnist_fashion_cnn"]
+pytestmark = pytest.mark.integration
+
+
+def _sh(args, cwd, env, check=True):
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A fresh git + DVC repository holding this project's pipeline and code, and its environment."""
+    root = tmp_path_factory.mktemp("e2e")
+    repo, mirror = root / "repo", root / "mirror"
+    repo.mkdir()
+    for name in ("dvc.yaml", ".gitignore", "MLproject"):
+        shutil.copy(REPO / name, repo / name)
+    shutil.copytree(REPO / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["run"].update(studies=STUDIES, seeds=[0, 1], device="cpu", train_limit=100, max_epochs=2, progress=False)
+    params["data"]["verify"] = False  # synthetic files cannot match the official checksums
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    write_idx_dataset(mirror / "mnist", n_train=150, n_test=60, seed=1)
+    write_idx_dataset(mirror / "fashion-mnist", n_train=150, n_test=60, seed=2)
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
+    env.update(
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
+        PYTHONPATH=str(repo / "src"),  # the copy's code is what runs and what DVC hashes
+        MTLBENCH_DATA_MIRROR=str(mirror),
+        OMP_WAIT_POLICY="PASSIVE",
+        GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t",
+    )
+    _sh(["git", "init", "-q"], repo, env)
+    _sh(["dvc", "init", "-q"], repo, env)
+    _sh(["dvc", "config", "core.analytics", "false"], repo, env)
+    _sh(["git", "add", "-A"], repo, env)
+    _sh(["git", "commit", "-qm", "init"], repo, env)
+    return repo, env
+
+
+def _metrics(repo: Path) -> dict[str, bytes]:
+    return {s: (repo / "metrics" / f"{s}.json").read_bytes() for s in STUDIES}
+
+
+def test_repro_twice_from_scratch_gives_identical_metrics_and_clean_status(project):
+    repo, env = project
+    _sh(["dvc", "repro"], repo, env)
+    first = _metrics(repo)
+    for study in STUDIES:
+        doc = json.loads(first[study])
+        for task in ("digits", "fashion"):
+            acc = doc["dedicated"][task]["accuracy"]
+            assert acc["n"] == 2 and len(acc["values"]) == 2 and 0.0 <= acc["mean"] <= 1.0
+            assert set(doc["dedicated"][task]) >= {"macro_f1", "epochs", "best_val_loss", "params_total"}
+        report = (repo / "reports" / f"{study}.md").read_text()
+        assert report.count("macro avg") == 4 and "## Seed statistics" in report
+        assert len(list((repo / "plots" / "curves" / study).glob("*.csv"))) == 4
+        assert len(list((repo / "plots" / "confusion" / study).glob("*.json"))) == 2
+
+    status = _sh(["dvc", "status"], repo, env).stdout
+    assert "up to date" in status, status
+    again = _sh(["dvc", "repro"], repo, env)
+    assert "Running stage" not in again.stdout + again.stderr
+
+    for folder in ("results", "metrics", "reports", "plots", "data/prepared"):
+        shutil.rmtree(repo / folder)
+    _sh(["dvc", "repro", "--force"], repo, env)  # --force: really retrain, not the run cache
+    assert _metrics(repo) == first
+
+
+def test_mlflow_holds_a_parent_per_variant_and_a_child_per_seed(project):
+    repo, env = project
+    if not (repo / "metrics" / f"{STUDIES[0]}.json").exists():
+        _sh(["dvc", "repro"], repo, env)
+    client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    for study in STUDIES:
+        experiment = client.get_experiment_by_name(study)
+        runs = client.search_runs([experiment.experiment_id])
+        parents = [r for r in runs if r.data.tags.get("mtlbench.role") == "parent"]
+        children = [r for r in runs if r.data.tags.get("mtlbench.role") == "seed"]
+        assert parents and len(children) == 2 * len(parents)
+        assert all(r.data.tags["dvc_stage"] == f"evaluate@{study}" for r in runs)
+        assert all(len(r.data.tags["git_commit"]) == 40 for r in runs)
+        assert {"digits/accuracy", "fashion/accuracy", "digits/val_loss"} <= set(children[0].data.metrics)
+
+
+def test_bad_inputs_stop_with_a_clear_message_and_keep_outputs(project):
+    repo, env = project
+    if not (repo / "metrics" / f"{STUDIES[0]}.json").exists():
+        _sh(["dvc", "repro"], repo, env)
+    before = _metrics(repo)
+    prepared = sorted(p.name for p in (repo / "data" / "prepared").iterdir())
+    params_path = repo / "params.yaml"
+    original = params_path.read_text()
+    try:
+        params = yaml.safe_load(original)
+        params["data"]["verify"] = True  # the synthetic mirror now fails its checksums
+        params_path.write_text(yaml.safe_dump(params))
+        failed = _sh(["dvc", "repro"], repo, env, check=False)
+        assert failed.returncode != 0
+        assert "expected 6bbc9ace898e44ae57da46a324031adb" in failed.stderr + failed.stdout
+        assert sorted(p.name for p in (repo / "data" / "prepared").iterdir()) == prepared
+
+        params["data"]["verify"], params["run"]["epochs"] = False, 3
+        params_path.write_text(yaml.safe_dump(params))
+        failed = _sh(["dvc", "repro"], repo, env, check=False)
+        assert failed.returncode != 0
+        assert "run.epochs: unknown key; allowed keys: studies, seeds" in failed.stderr + failed.stdout
+    finally:
+        params_path.write_text(original)
+    assert _metrics(repo) == before

@@ -1,0 +1,129 @@
+"""The keras-faithful loop: early stopping, validation split, determinism, restored weights."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from mtlbench.data.tasks import TensorSet
+from mtlbench.models import build_dedicated, count_parameters
+from mtlbench.train.early_stopping import EarlyStopping
+from mtlbench.train.loop import evaluate_losses, fit
+from mtlbench.train.protocols import KERAS_FAITHFUL
+
+
+def test_early_stopping_needs_improvement_beyond_min_delta():
+    stop = EarlyStopping(patience=3, min_delta=0.01)
+    assert stop.update(1, 0.50)
+    assert not stop.update(2, 0.495)  # better, but by less than min_delta: not an improvement
+    assert stop.update(3, 0.489)  # 0.011 below the best: improvement
+    assert stop.best_epoch == 3 and stop.best == 0.489
+    for epoch in (4, 5):
+        stop.update(epoch, 0.485)
+        assert not stop.should_stop
+    stop.update(6, 0.485)
+    assert stop.should_stop and stop.best_epoch == 3
+
+
+def test_no_patience_never_stops():
+    stop = EarlyStopping(patience=None, min_delta=0.0)
+    for epoch in range(1, 20):
+        stop.update(epoch, 1.0)
+    assert not stop.should_stop
+
+
+def test_validation_split_is_the_last_fraction_before_shuffling():
+    x = torch.arange(10).float().reshape(10, 1)
+    data = TensorSet((x,), (torch.arange(10),))
+    train, val = data.split_validation(0.2)
+    assert train.targets[0].tolist() == list(range(8)) and val.targets[0].tolist() == [8, 9]
+
+
+def test_tensor_set_rejects_misaligned_rows():
+    with pytest.raises(ValueError, match="differ in length"):
+        TensorSet((torch.zeros(3, 2),), (torch.zeros(4),))
+
+
+def _blobs(n: int, seed: int) -> TensorSet:
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 3, (n,), generator=g)
+    x = torch.randn(n, 1, 4, 4, generator=g) * 0.3
+    x[torch.arange(n), 0, y, y] += 2.0  # the class lights one diagonal pixel
+    return TensorSet((x,), (y,))
+
+
+def _small_protocol(**changes):
+    from dataclasses import replace
+
+    return replace(KERAS_FAITHFUL, **{"batch_size": 32, "max_epochs": 12, **changes})
+
+
+def _tiny_mlp(seed: int) -> nn.Module:
+    g = torch.Generator().manual_seed(seed)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 3))
+    for p in model.parameters():
+        nn.init.normal_(p, std=0.3, generator=g)
+    return model
+
+
+def test_fit_learns_and_is_deterministic_per_seed():
+    data = _blobs(400, seed=0)
+    runs = []
+    for seed in (7, 7, 8):
+        model = _tiny_mlp(seed)
+        result = fit(model, data, _small_protocol(patience=None), seed=seed, task_names=("t",))
+        runs.append((result.history, [p.detach().clone() for p in model.parameters()]))
+    (h1, w1), (h2, w2), (h3, _) = runs
+    untimed = lambda history: [{k: v for k, v in r.items() if k != "seconds"} for r in history]  # noqa: E731
+    assert untimed(h1) == untimed(h2)
+    assert all(torch.equal(a, b) for a, b in zip(w1, w2))
+    assert [r["val_loss"] for r in h1] != [r["val_loss"] for r in h3]  # another seed, another run
+    assert h1[-1]["val_t_accuracy"] > 0.9
+
+
+def test_restores_the_weights_of_the_best_epoch():
+    data = _blobs(300, seed=1)
+    model = _tiny_mlp(0)
+    result = fit(model, data, _small_protocol(lr=0.05, patience=2, min_delta=0.0), seed=0, task_names=("t",))
+    _, val = data.split_validation(0.2)
+    assert result.best_epoch is not None
+    assert math.isclose(float(evaluate_losses(model, val, [1.0])["loss"]), result.best_val_loss, rel_tol=1e-5)
+    assert result.history[result.best_epoch - 1]["val_loss"] == result.best_val_loss
+
+
+def test_multitask_loss_is_the_weighted_sum_of_task_losses():
+    class TwoHeads(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = _tiny_mlp(0), _tiny_mlp(1)
+
+        def forward(self, xa, xb):
+            return self.a(xa), self.b(xb)
+
+    d1, d2 = _blobs(200, 0), _blobs(200, 1)
+    data = TensorSet(d1.inputs + d2.inputs, d1.targets + d2.targets)
+    result = fit(TwoHeads(), data, _small_protocol(max_epochs=2), 0, ("a", "b"), loss_weights=(0.25, 0.75))
+    last = result.history[-1]
+    assert math.isclose(last["val_loss"], 0.25 * last["val_a_loss"] + 0.75 * last["val_b_loss"], rel_tol=1e-5)
+
+
+def test_keras_initialisation_glorot_kernels_zero_biases():
+    model = build_dedicated("mlp", (1, 28, 28), 10, seed=3)
+    first = model[1]
+    limit = math.sqrt(6 / (784 + 1000))
+    assert first.weight.abs().max() <= limit and first.weight.abs().max() > 0.9 * limit
+    assert torch.count_nonzero(first.bias) == 0
+    again = build_dedicated("mlp", (1, 28, 28), 10, seed=3)
+    assert torch.equal(first.weight, again[1].weight)
+
+
+def test_architectures_match_spec_shapes_and_sizes():
+    mlp = build_dedicated("mlp", (1, 28, 28), 10, seed=0)
+    assert count_parameters(mlp)["params_total"] == 784 * 1000 + 5 * 1000 * 1000 + 1000 * 10 + 6 * 1000 + 10
+    cnn = build_dedicated("cnn28", (3, 28, 28), 7, seed=0)
+    assert cnn(torch.zeros(2, 3, 28, 28)).shape == (2, 7)
+    flat = cnn[11].in_features
+    assert flat == 64 * 26 * 26  # two stride-1 2x2 pools: 28 -> 27 -> 26
+    with pytest.raises(ValueError, match="unknown architecture 'resnet'"):
+        build_dedicated("resnet", (1, 28, 28), 10, seed=0)
