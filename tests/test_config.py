@@ -46,6 +46,8 @@ def test_defaults_fill_missing_keys_and_tracking_uri_is_absolute():
         ({"data": {"verify": "yes"}}, r"data\.verify: expected true or false, got 'yes'"),
         ({"mlflow": {"tracking_uri": ""}}, r"mlflow\.tracking_uri: expected null or a non-empty string"),
         ({"run": ["studies"]}, r"run: expected a mapping with keys studies, seeds"),
+        ({"rsn2": {"init": "random"}}, r"rsn2\.init: 'random' is not allowed; allowed values: matched, original"),
+        ({"rsn2": {"prune_percent": 100}}, r"rsn2\.prune_percent: expected null or an integer from 1 to 99"),
     ],
 )
 def test_bad_params_name_the_key_and_what_is_allowed(raw, pattern):

@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from formats import write_idx_dataset
+from formats import write_cifar10, write_idx_dataset
 from mlflow.tracking import MlflowClient
 
+from mtlbench.studies import STUDIES as CATALOGUE
+
 REPO = Path(__file__).resolve().parents[1]
-STUDIES = ["mnist_fashion_mlp", "mnist_fashion_cnn"]
+STUDIES = ["mnist_fashion_mlp", "mnist_fashion_cnn", "cifar_mnist_fashion_cnn"]
 pytestmark = pytest.mark.integration
 
 
@@ -40,6 +42,7 @@ def project(tmp_path_factory):
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     write_idx_dataset(mirror / "mnist", n_train=150, n_test=60, seed=1)
     write_idx_dataset(mirror / "fashion-mnist", n_train=150, n_test=60, seed=2)
+    write_cifar10(mirror / "cifar-10-python.tar.gz", per_batch=30, n_test=40, seed=3)
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
     env.update(
@@ -67,14 +70,24 @@ def test_repro_twice_from_scratch_gives_identical_metrics_and_clean_status(proje
     first = _metrics(repo)
     for study in STUDIES:
         doc = json.loads(first[study])
-        for task in ("digits", "fashion"):
-            acc = doc["dedicated"][task]["accuracy"]
-            assert acc["n"] == 2 and len(acc["values"]) == 2 and 0.0 <= acc["mean"] <= 1.0
-            assert set(doc["dedicated"][task]) >= {"macro_f1", "epochs", "best_val_loss", "params_total"}
+        tasks = CATALOGUE[study].tasks
+        for variant in ("dedicated", "rsn2"):
+            for task in tasks:
+                acc = doc[variant][task]["accuracy"]
+                assert acc["n"] == 2 and len(acc["values"]) == 2 and 0.0 <= acc["mean"] <= 1.0
+                assert set(doc[variant][task]) >= {"macro_f1", "epochs", "best_val_loss", "params_total", "params_packed"}
+        if study != "cifar_mnist_fashion_cnn":  # (there a second, 1-channel stem layer adds 320)
+            # the packed RSN2 model holds no more parameters than one dedicated model
+            assert doc["rsn2"]["digits"]["params_packed"]["max"] <= doc["dedicated"]["digits"]["params_total"]["min"]
+        comparison = doc["comparisons"]["rsn2"]
+        expected = doc["rsn2"]["fashion"]["accuracy"]["mean"] - doc["dedicated"]["fashion"]["accuracy"]["mean"]
+        assert comparison["fashion"]["accuracy_diff"] == pytest.approx(expected)
+        assert "delta_m_accuracy_pct" in comparison
         report = (repo / "reports" / f"{study}.md").read_text()
-        assert report.count("macro avg") == 4 and "## Seed statistics" in report
-        assert len(list((repo / "plots" / "curves" / study).glob("*.csv"))) == 4
-        assert len(list((repo / "plots" / "confusion" / study).glob("*.json"))) == 2
+        runs = 2 * len(tasks) * 2  # variants x tasks x seeds
+        assert report.count("macro avg") == runs and "## Seed statistics" in report and "delta-m" in report
+        assert len(list((repo / "plots" / "curves" / study).glob("*.csv"))) == runs
+        assert len(list((repo / "plots" / "confusion" / study).glob("*.json"))) == runs // 2
 
     status = _sh(["dvc", "status"], repo, env).stdout
     assert "up to date" in status, status
@@ -97,7 +110,8 @@ def test_mlflow_holds_a_parent_per_variant_and_a_child_per_seed(project):
         runs = client.search_runs([experiment.experiment_id])
         parents = [r for r in runs if r.data.tags.get("mtlbench.role") == "parent"]
         children = [r for r in runs if r.data.tags.get("mtlbench.role") == "seed"]
-        assert parents and len(children) == 2 * len(parents)
+        assert {r.data.tags["mtlbench.variant"] for r in parents} == {"dedicated", "rsn2"}
+        assert len(children) == 2 * len(parents)
         assert all(r.data.tags["dvc_stage"] == f"evaluate@{study}" for r in runs)
         assert all(len(r.data.tags["git_commit"]) == 40 for r in runs)
         assert {"digits/accuracy", "fashion/accuracy", "digits/val_loss"} <= set(children[0].data.metrics)

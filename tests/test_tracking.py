@@ -71,6 +71,23 @@ def test_logged_model_loads_and_predicts_the_same(tracking_uri, tmp_path):
     assert torch.equal(loaded(x), build_dedicated("mlp", (1, 2, 2), 3, seed=0)(x))
 
 
+def test_rsn2_model_logs_with_its_code_and_loads(tracking_uri, tmp_path):
+    import mlflow
+
+    from mtlbench.models.rsn2 import RSN2Net, init_rsn2
+
+    outcome = _outcome((0,))
+    net = init_rsn2(RSN2Net("mlp", ((1, 2, 2),) * 2, (3, 3)), seed=0).eval()
+    outcome.seeds[0].models = {"model_rsn2": lambda: net}
+    Tracker(tracking_uri, log_models=True, root=tmp_path, stage="e").log_study("study_r", [outcome], "")
+    mlflow.set_tracking_uri(tracking_uri)
+    experiment = MlflowClient(tracking_uri).get_experiment_by_name("study_r")
+    (logged,) = mlflow.search_logged_models(experiment_ids=[experiment.experiment_id], output_format="list")
+    loaded = mlflow.pytorch.load_model(f"models:/{logged.model_id}")
+    x = torch.rand(2, 1, 2, 2)
+    assert all(torch.equal(a, b) for a, b in zip(loaded(x, x), net(x, x)))
+
+
 def test_mlflow_run_launcher_is_tagged_not_hijacked(tracking_uri, tmp_path, monkeypatch):
     client = MlflowClient(tracking_uri)
     launcher_exp = client.create_experiment("launcher")

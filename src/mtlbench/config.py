@@ -31,6 +31,7 @@ class RunConfig:
     device: str
     train_limit: int | None
     max_epochs: int | None
+    variants: tuple[str, ...] | None  # None: every variant of each study
     progress: bool
 
 
@@ -47,10 +48,19 @@ class MlflowConfig:
 
 
 @dataclass(frozen=True)
+class RSN2Config:
+    init: str  # matched | original
+    mask_method: str  # gradient | magnitude
+    prune_percent: int | None  # None: each study's own p
+    rescale_kept: bool  # kept weights x 1/sqrt(keep fraction) after masking
+
+
+@dataclass(frozen=True)
 class Params:
     run: RunConfig
     data: DataConfig
     mlflow: MlflowConfig
+    rsn2: RSN2Config
 
 
 # ---------------------------------------------------------------- value checks
@@ -86,6 +96,14 @@ def _choice(allowed: tuple[str, ...]) -> Callable[[str, Any], str]:
     return check
 
 
+def _optional_percent(key: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 99:
+        raise ParamsError(f"{key}: expected null or an integer from 1 to 99, got {value!r}")
+    return value
+
+
 def _studies(key: str, value: Any) -> tuple[str, ...]:
     allowed = tuple(name for name, study in STUDIES.items() if study.implemented)
     if not isinstance(value, list) or not value:
@@ -100,6 +118,15 @@ def _studies(key: str, value: Any) -> tuple[str, ...]:
             )
     if len(set(value)) != len(value):
         raise ParamsError(f"{key}: lists a study twice: {value!r}")
+    return tuple(value)
+
+
+def _variants(key: str, value: Any) -> tuple[str, ...] | None:
+    allowed = tuple(dict.fromkeys(v for study in STUDIES.values() if study.implemented for v in study.variants))
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value or any(v not in allowed for v in value):
+        raise ParamsError(f"{key}: expected null (all) or a non-empty list from: {', '.join(allowed)}; got {value!r}")
     return tuple(value)
 
 
@@ -123,6 +150,7 @@ SCHEMA: Schema = {
         "device": (_choice(DEVICES), "auto"),
         "train_limit": (_optional_positive_int, None),
         "max_epochs": (_optional_positive_int, None),
+        "variants": (_variants, None),
         "progress": (_bool, True),
     },
     "data": {
@@ -132,6 +160,12 @@ SCHEMA: Schema = {
     "mlflow": {
         "tracking_uri": (_optional_str, None),
         "log_models": (_bool, True),
+    },
+    "rsn2": {
+        "init": (_choice(("matched", "original")), "matched"),
+        "mask_method": (_choice(("gradient", "magnitude")), "gradient"),
+        "prune_percent": (_optional_percent, None),
+        "rescale_kept": (_bool, True),
     },
 }
 
@@ -187,6 +221,7 @@ def parse_params(raw: Mapping[str, Any], env: Mapping[str, str], root: Path) -> 
         run=RunConfig(**run),
         data=DataConfig(mirror=mirror, verify=data["verify"]),
         mlflow=MlflowConfig(tracking_uri=tracking_uri, log_models=mlf["log_models"]),
+        rsn2=RSN2Config(**checked["rsn2"]),
     )
 
 

@@ -21,8 +21,10 @@ from mtlbench.studies import Study
 # and the reports but kept out of the metrics file: it differs between identical reruns.
 SUMMARY_METRICS = (
     "accuracy", "macro_precision", "macro_recall", "macro_f1",
-    "epochs", "best_val_loss", "params_total", "params_nonzero",
+    "epochs", "best_val_loss", "params_total", "params_nonzero", "params_packed", "model_bytes",
 )
+FIT_RECORDS = ("epochs", "best_val_loss", "wall_time_s", "params_total", "params_nonzero", "params_packed", "model_bytes")
+COMPARED_METRICS = ("accuracy", "macro_f1")  # higher is better for both: delta-m signs need no flip
 
 
 CURVE_COLUMNS = ("epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy")
@@ -135,7 +137,23 @@ def markdown_report(study: str, outcomes: list["VariantOutcome"]) -> str:
                 ]
     summary = {o.variant: o.summary for o in outcomes}
     parts += ["## Seed statistics", "", statistics_table(summary), ""]
+    comparisons = compare_to_dedicated(outcomes)
+    if comparisons:
+        parts += ["## Multitask minus dedicated", "", comparison_table(comparisons), ""]
     return "\n".join(parts)
+
+
+def comparison_table(comparisons: dict) -> str:
+    lines = ["| variant | task | accuracy diff | paired diff (mean +- sd) | macro F1 diff |", "|---|---|---|---|---|"]
+    for variant, entry in comparisons.items():
+        for task, diffs in entry.items():
+            if not isinstance(diffs, dict):
+                continue
+            paired = diffs["accuracy_paired_diff"]
+            paired_text = "-" if paired is None else f"{paired['mean']:+.4f} +- {_fmt(paired['sd'])}"
+            lines.append(f"| {variant} | {task} | {diffs['accuracy_diff']:+.4f} | {paired_text} | {diffs['macro_f1_diff']:+.4f} |")
+        lines.append(f"| {variant} | delta-m | {entry['delta_m_accuracy_pct']:+.2f}% | | {entry['delta_m_macro_f1_pct']:+.2f}% |")
+    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------ a study's results
@@ -174,7 +192,7 @@ def _task_outcome(spec, run: dict, predictions) -> TaskOutcome:
     fit = run["tasks"][name]
     metrics = {
         **classification_metrics(y_true, y_pred, n),
-        **{k: fit[k] for k in ("epochs", "best_val_loss", "wall_time_s", "params_total", "params_nonzero")},
+        **{k: fit[k] for k in FIT_RECORDS},
     }
     return TaskOutcome(
         task=name, metrics=metrics, history=fit["history"], matrix=confusion(y_true, y_pred, n),
@@ -198,10 +216,11 @@ def _run_params(run: dict) -> dict[str, object]:
 def evaluate_study(study: Study, results_dir: Path) -> list[VariantOutcome]:
     """Read every variant's seeds from the train stage's results and evaluate them."""
     outcomes = []
-    for variant in study.variants:
+    variants = [v for v in study.variants if (results_dir / v).is_dir()]  # run.variants may select some
+    if not variants:
+        raise FileNotFoundError(f"{results_dir}: no trained variants; run the train stage first")
+    for variant in variants:
         seed_dirs = sorted((results_dir / variant).glob("seed*"), key=lambda p: int(p.name[4:]))
-        if not seed_dirs:
-            raise FileNotFoundError(f"{results_dir / variant}: no seed results; run the train stage first")
         seeds, params = [], {}
         for seed_dir in seed_dirs:
             run = read_json(seed_dir / "run.json")
@@ -213,3 +232,37 @@ def evaluate_study(study: Study, results_dir: Path) -> list[VariantOutcome]:
         per_seed = {spec.name: {s.seed: s.tasks[i].metrics for s in seeds} for i, spec in enumerate(study.task_specs)}
         outcomes.append(VariantOutcome(variant, params, seeds, summarize({variant: per_seed})[variant]))
     return outcomes
+
+
+def compare_to_dedicated(outcomes: list[VariantOutcome], baseline: str = "dedicated") -> dict:
+    """Per multitask variant: mean difference to the study's own dedicated runs per task and metric
+    (plus the paired per-seed differences' statistics) and delta-m, the average relative change
+    over tasks in percent (Maninis et al. 2019), for accuracy and macro F1."""
+    by_name = {o.variant: o for o in outcomes}
+    if baseline not in by_name:
+        return {}
+    base = by_name[baseline]
+    comparisons = {}
+    for outcome in outcomes:
+        if outcome.variant == baseline:
+            continue
+        entry: dict = {}
+        for metric in COMPARED_METRICS:
+            relative = []
+            for task, stats_ in outcome.summary.items():
+                ref = base.summary[task][metric]
+                paired = _paired_differences(outcome, base, task, metric)
+                entry.setdefault(task, {})[f"{metric}_diff"] = stats_[metric]["mean"] - ref["mean"]
+                entry[task][f"{metric}_paired_diff"] = seed_statistics(paired) if paired else None
+                relative.append((stats_[metric]["mean"] - ref["mean"]) / ref["mean"])
+            entry[f"delta_m_{metric}_pct"] = 100.0 * float(np.mean(relative))
+        comparisons[outcome.variant] = entry
+    return comparisons
+
+
+def _paired_differences(outcome: VariantOutcome, base: VariantOutcome, task: str, metric: str) -> list[float]:
+    def by_seed(o: VariantOutcome) -> dict[int, float]:
+        return {s.seed: next(t.metrics[metric] for t in s.tasks if t.task == task) for s in o.seeds}
+
+    mine, theirs = by_seed(outcome), by_seed(base)
+    return [mine[s] - theirs[s] for s in sorted(mine) if s in theirs]

@@ -8,12 +8,18 @@ import io
 import json
 from pathlib import Path
 
-from mtlbench.evaluate import CURVE_COLUMNS, VariantOutcome, curve_rows, markdown_report
+from mtlbench.evaluate import CURVE_COLUMNS, VariantOutcome, compare_to_dedicated, curve_rows, markdown_report
 from mtlbench.fileio import atomic_dir, write_json, write_text
 
 def metrics_document(outcomes: list[VariantOutcome]) -> dict:
-    """{model: {task: {metric: {mean, sd, n, min, max, ci95, values}}}}."""
-    return {o.variant: o.summary for o in outcomes}
+    """{model: {task: {metric: {mean, sd, n, min, max, ci95, values}}}}, plus "comparisons":
+    {variant: {task: {metric_diff, metric_paired_diff}, delta_m_<metric>_pct}} when a study has
+    multitask variants."""
+    document = {o.variant: o.summary for o in outcomes}
+    comparisons = compare_to_dedicated(outcomes)
+    if comparisons:
+        document["comparisons"] = comparisons
+    return document
 
 
 def _csv(rows: list[dict]) -> str:

@@ -32,7 +32,7 @@ from mlflow.entities import Metric, Param  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME, MLFLOW_GIT_COMMIT  # noqa: E402
 
-from mtlbench.evaluate import SeedOutcome, VariantOutcome, curve_rows  # noqa: E402
+from mtlbench.evaluate import SeedOutcome, VariantOutcome, compare_to_dedicated, curve_rows  # noqa: E402
 
 STATS = ("mean", "sd", "min", "max", "n")
 
@@ -93,12 +93,13 @@ class Tracker:
     def log_study(self, study: str, variants: list[VariantOutcome], report_markdown: str) -> dict[str, str]:
         """Log every variant of a study; returns {variant: parent run id}."""
         experiment_id = self.experiment_id(study)
+        comparisons = compare_to_dedicated(variants)
         parents = {}
         for outcome in variants:
             tags = {"mtlbench.study": study, "mtlbench.variant": outcome.variant}
             parent = self._create_run(experiment_id, outcome.variant, {**tags, "mtlbench.role": "parent"})
             self._log(parent, params={**outcome.params, "seeds": [s.seed for s in outcome.seeds]},
-                      metrics=_parent_metrics(outcome.summary))
+                      metrics={**_parent_metrics(outcome.summary), **_comparison_metrics(comparisons.get(outcome.variant, {}))})
             self.client.log_dict(parent, outcome.summary, "seed_statistics.json")
             self.client.log_text(parent, report_markdown, "report.md")
             for seed in outcome.seeds:
@@ -129,6 +130,8 @@ class Tracker:
     def _log_models(self, run_id: str, models: dict[str, Callable[[], object]]) -> None:
         import torch
 
+        import mtlbench
+
         mlflow.set_tracking_uri(self.tracking_uri)
         # Pickle is the deliberate format (pt2 export needs example inputs per model); say so once
         # in the README rather than once per model in every log.
@@ -138,7 +141,19 @@ class Tracker:
                 mlflow.pytorch.log_model(
                     build(), name=name, serialization_format="pickle",
                     pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+                    code_paths=[str(Path(mtlbench.__file__).parent)],  # RSN2 layers unpickle from it
                 )
+
+
+def _comparison_metrics(entry: dict) -> dict[str, float]:
+    """`<task>/<metric>_diff` (variant minus dedicated, means) and `delta_m_<metric>_pct`."""
+    out = {}
+    for key, value in entry.items():
+        if isinstance(value, dict):
+            out.update({f"{key}/{k}": v for k, v in value.items() if not isinstance(v, dict) and v is not None})
+        else:
+            out[key] = value
+    return out
 
 
 def _parent_metrics(summary: dict) -> dict[str, float]:

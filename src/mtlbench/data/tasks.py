@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from mtlbench.data.prepared import load_arrays
 from mtlbench.studies import TaskSpec
@@ -53,8 +54,16 @@ class TaskData:
     test: TensorSet
 
 
-def to_unit_float(images: torch.Tensor) -> torch.Tensor:
-    return images.to(torch.float32).div_(255.0)
+def to_unit_float(images: torch.Tensor, resize: int | None = None) -> torch.Tensor:
+    """uint8 NCHW -> float32 in [0, 1], optionally resized as tf.image.resize does by default
+    (bilinear, half-pixel centres, no antialiasing), in chunks to bound peak memory."""
+    images = images.to(torch.float32).div_(255.0)
+    if resize is None or images.shape[-2:] == (resize, resize):
+        return images
+    return torch.cat([
+        F.interpolate(chunk, size=(resize, resize), mode="bilinear", align_corners=False, antialias=False)
+        for chunk in images.split(4096)
+    ])
 
 
 def load_task(spec: TaskSpec, prepared_dir: Path, train_limit: int | None, device: torch.device) -> TaskData:
@@ -63,7 +72,7 @@ def load_task(spec: TaskSpec, prepared_dir: Path, train_limit: int | None, devic
     n = len(arrays["y_train"]) if train_limit is None else min(train_limit, len(arrays["y_train"]))
 
     def tensors(x, y) -> TensorSet:
-        images = to_unit_float(torch.from_numpy(x).to(device))
+        images = to_unit_float(torch.from_numpy(x).to(device), spec.resize)
         return TensorSet((images,), (torch.from_numpy(y).to(device),))
 
     return TaskData(

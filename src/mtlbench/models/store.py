@@ -1,4 +1,8 @@
-"""Trained weights on disk, with what rebuilds the model (no pickled classes)."""
+"""Trained weights on disk, with what rebuilds the model (no pickled classes).
+
+Dedicated models are saved as state dicts; RSN2 models in their packed form (one dense tensor per
+layer plus owner ids), which is what a user would ship and what proves the parameter budget.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +13,27 @@ from torch import nn
 
 from mtlbench.fileio import atomic_path
 from mtlbench.models.dedicated import build_dedicated
+from mtlbench.models.packing import pack, unpack
+from mtlbench.models.rsn2 import RSN2Net
 
 
-def save_model(path: Path, model: nn.Module, spec: dict) -> None:
-    """`spec` holds build_dedicated's arguments: architecture, in_shape, n_classes."""
+def save_model(path: Path, model: nn.Module, spec: dict | None = None) -> int:
+    """Write the model; `spec` (dedicated only) holds build_dedicated's arguments. Returns bytes written."""
+    if isinstance(model, RSN2Net):
+        payload = pack(model)
+    else:
+        payload = {"spec": {"kind": "dedicated", **spec}, "state_dict": model.state_dict()}
     with atomic_path(path) as tmp:
-        torch.save({"spec": spec, "state_dict": model.state_dict()}, tmp)
+        torch.save(payload, tmp)
+        size = tmp.stat().st_size
+    return size
 
 
 def load_model(path: Path) -> nn.Module:
     saved = torch.load(path, map_location="cpu", weights_only=True)
     spec = saved["spec"]
+    if spec["kind"] == "rsn2":
+        return unpack(saved)
     model = build_dedicated(spec["architecture"], tuple(spec["in_shape"]), spec["n_classes"], seed=0)
     model.load_state_dict(saved["state_dict"])
     return model.eval()

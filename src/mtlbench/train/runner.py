@@ -11,17 +11,21 @@ from __future__ import annotations
 import platform
 from dataclasses import asdict
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
 
 from mtlbench.config import Params
-from mtlbench.data.tasks import TaskData, load_task
+from mtlbench.data.tasks import TaskData, TensorSet, load_task
 from mtlbench.fileio import atomic_path, write_json
 from mtlbench.models import build_dedicated, count_parameters
+from mtlbench.models.packing import pack, packed_counts
+from mtlbench.models.rsn2 import RSN2Net, init_rsn2, rescale_kept_
 from mtlbench.models.store import save_model
 from mtlbench.studies import Study
 from mtlbench.train.loop import FitResult, fit, predict_logits
+from mtlbench.train.masks import compute_masks
 from mtlbench.train.protocols import PROTOCOLS
 
 
@@ -33,7 +37,7 @@ def resolve_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
-def _fit_summary(result: FitResult, params: dict[str, int]) -> dict:
+def _fit_summary(result: FitResult, sizes: dict[str, int]) -> dict:
     return {
         "epochs": result.epochs_trained,
         "best_epoch": result.best_epoch,
@@ -41,7 +45,7 @@ def _fit_summary(result: FitResult, params: dict[str, int]) -> dict:
         "wall_time_s": result.wall_time_s,
         "stopped_early": result.stopped_early,
         "history": result.history,
-        **params,
+        **sizes,
     }
 
 
@@ -58,10 +62,80 @@ def train_dedicated_seed(study: Study, tasks: list[TaskData], seed: int, params:
         (logits,) = predict_logits(model, task.test.inputs)
         predictions[f"{task.spec.name}_true"] = task.test.targets[0].cpu().numpy()
         predictions[f"{task.spec.name}_pred"] = logits.argmax(1).cpu().numpy()
-        summaries[task.spec.name] = _fit_summary(result, count_parameters(model))
         spec = {"architecture": study.architecture, "in_shape": list(in_shape), "n_classes": task.spec.n_classes}
-        save_model(seed_dir / f"model_{task.spec.name}.pt", model.cpu(), spec)
+        size = save_model(seed_dir / f"model_{task.spec.name}.pt", model.cpu(), spec)
+        counts = count_parameters(model)
+        sizes = {**counts, "params_packed": counts["params_total"], "model_bytes": size}
+        summaries[task.spec.name] = _fit_summary(result, sizes)
     _write_seed(seed_dir, study, "dedicated", seed, protocol, params, tasks, summaries, predictions)
+
+
+def phase_train_set(tasks: list[TaskData], weights: Sequence[float]) -> TensorSet:
+    """The training rows of the tasks weighted in a phase, side by side (row i of each task forms one
+    multitask example, as Keras' multi-input fit pairs them; unequal tasks are cut to the shortest).
+    Tasks weighted 0 get zero input and dummy labels: their loss is computed but weighs nothing."""
+    n = min(len(t.train) for t, w in zip(tasks, weights) if w)
+    inputs, targets = [], []
+    for task, weight in zip(tasks, weights):
+        x, y = task.train.inputs[0], task.train.targets[0]
+        if weight:
+            inputs.append(x[:n])
+            targets.append(y[:n])
+        else:
+            inputs.append(torch.zeros((1, *x.shape[1:]), device=x.device).expand(n, *x.shape[1:]))
+            targets.append(torch.zeros(n, dtype=y.dtype, device=y.device))
+    return TensorSet(tuple(inputs), tuple(targets))
+
+
+def predict_each_task(model: torch.nn.Module, tasks: list[TaskData]) -> list[torch.Tensor]:
+    """Test logits of every task through its own stream; the other streams see zeros (streams are
+    independent in RSN2, so this changes nothing and allows test sets of different lengths)."""
+    logits = []
+    for t, task in enumerate(tasks):
+        x = task.test.inputs[0]
+        inputs = [x if s == t else torch.zeros_like(other.test.inputs[0][:1]).expand(len(x), *other.test.inputs[0].shape[1:])
+                  for s, other in enumerate(tasks)]
+        logits.append(predict_logits(model, inputs)[t])
+    return logits
+
+
+def train_rsn2_seed(study: Study, tasks: list[TaskData], seed: int, params: Params, seed_dir: Path) -> None:
+    """One RSN2 network for all tasks: matched init, masks from the sample, then training phases."""
+    protocol = PROTOCOLS[study.protocol].capped(params.run.max_epochs)
+    spec = study.rsn2
+    p = params.rsn2.prune_percent or spec.prune_percent
+    names = tuple(t.spec.name for t in tasks)
+    all_tasks = [1.0] * len(tasks)
+    device = tasks[0].train.targets[0].device
+    model = RSN2Net(study.architecture, tuple(tuple(t.train.inputs[0].shape[1:]) for t in tasks),
+                    tuple(t.spec.n_classes for t in tasks))
+    model = init_rsn2(model, seed, params.rsn2.init).to(device)
+    sample = phase_train_set(tasks, all_tasks)
+    if spec.mask_sample is not None:
+        sample = sample.rows(slice(0, spec.mask_sample))
+    kept = compute_masks(model, params.rsn2.mask_method, (100 - p) / 100, sample, spec.mask_loss_weights)
+    if params.rsn2.rescale_kept:
+        rescale_kept_(model, (100 - p) / 100)
+
+    fits: dict[str, FitResult] = {}
+    for i, weights in enumerate(spec.phases or (all_tasks,)):
+        label = f"{study.name} rsn2 seed={seed}" + (f" phase {i + 1}" if spec.phases else "")
+        result = fit(model, phase_train_set(tasks, weights), protocol, seed, names, loss_weights=weights,
+                     label=label, progress=params.run.progress)  # a fresh optimizer per phase
+        fits.update({name: result for name, w in zip(names, weights) if w})
+
+    predictions = {}
+    for task, logits in zip(tasks, predict_each_task(model, tasks)):
+        predictions[f"{task.spec.name}_true"] = task.test.targets[0].cpu().numpy()
+        predictions[f"{task.spec.name}_pred"] = logits.argmax(1).cpu().numpy()
+    model = model.cpu()
+    size = save_model(seed_dir / "model_rsn2.pt", model)
+    sizes = {**count_parameters(model), "params_packed": packed_counts(pack(model))["params_packed"], "model_bytes": size}
+    method = {"prune_percent": p, "mask_method": params.rsn2.mask_method, "init": params.rsn2.init,
+              "rescale_kept": params.rsn2.rescale_kept,
+              "phases": [list(w) for w in spec.phases or (all_tasks,)], "kept_per_layer": kept}
+    summaries = {name: {**_fit_summary(fits[name], sizes), **method} for name in names}
+    _write_seed(seed_dir, study, "rsn2", seed, protocol, params, tasks, summaries, predictions)
 
 
 def _write_seed(seed_dir, study, variant, seed, protocol, params, tasks, summaries, predictions) -> None:
@@ -83,13 +157,18 @@ def _write_seed(seed_dir, study, variant, seed, protocol, params, tasks, summari
     })
 
 
-VARIANT_TRAINERS = {"dedicated": train_dedicated_seed}
+VARIANT_TRAINERS = {"dedicated": train_dedicated_seed, "rsn2": train_rsn2_seed}
+
+
+def selected_variants(study: Study, wanted: tuple[str, ...] | None) -> tuple[str, ...]:
+    """The study's variants that run.variants selects (all when it is null), in catalogue order."""
+    return tuple(v for v in study.variants if wanted is None or v in wanted)
 
 
 def run_study(study: Study, params: Params, prepared_dir: Path, out_dir: Path) -> None:
     """Train every variant of `study` for every seed into `out_dir` (a fresh folder)."""
     device = resolve_device(params.run.device)
     tasks = [load_task(spec, prepared_dir, params.run.train_limit, device) for spec in study.task_specs]
-    for variant in study.variants:
+    for variant in selected_variants(study, params.run.variants):
         for seed in params.run.seeds:
             VARIANT_TRAINERS[variant](study, tasks, seed, params, out_dir / variant / f"seed{seed}")
