@@ -70,6 +70,40 @@ def _epoch_record(epoch: int, names: Sequence[str], train: dict, val: dict, seco
     return record
 
 
+def train_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    train: TensorSet,
+    batch_size: int,
+    shuffle: torch.Generator,
+    weights: Sequence[float],
+    grad_clip: float | None = None,
+) -> dict[str, torch.Tensor]:
+    """One pass over `train` in a fresh seeded order; batches are index slices of device tensors.
+    Running sums stay on the device (no sync per batch); returns the epoch's mean losses/accuracies."""
+    model.train()
+    n, k = len(train), len(train.targets)
+    device = train.targets[0].device
+    order = torch.randperm(n, generator=shuffle).to(device)  # on the CPU: the same order on every device
+    sums = torch.zeros(2 * k + 1, device=device)  # total loss, task losses, task correct counts
+    for start in range(0, n, batch_size):
+        batch = train.rows(order[start : start + batch_size])
+        outputs = _as_tuple(model(*batch.inputs))
+        losses = [F.cross_entropy(out, y) for out, y in zip(outputs, batch.targets)]
+        total = sum(w * l for w, l in zip(weights, losses))
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        if grad_clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        with torch.no_grad():
+            rows = len(batch)
+            correct = [(out.argmax(1) == y).sum() for out, y in zip(outputs, batch.targets)]
+            sums += torch.stack([total.detach() * rows, *(l.detach() * rows for l in losses), *correct])
+    sums = (sums / n).cpu()
+    return {"loss": sums[0], "task_loss": sums[1 : k + 1], "task_acc": sums[k + 1 :]}
+
+
 def fit(
     model: nn.Module,
     data: TensorSet,
@@ -83,35 +117,15 @@ def fit(
     """Train `model` in place on `data` (validation split held out by the protocol)."""
     weights = list(loss_weights or [1.0] * len(data.targets))
     train, val = data.split_validation(protocol.val_fraction)
-    device = train.targets[0].device
     optimizer = torch.optim.Adam(model.parameters(), lr=protocol.lr, betas=protocol.betas, eps=protocol.eps)
-    shuffle = torch.Generator().manual_seed(seed)  # on the CPU: the same order on every device
+    shuffle = torch.Generator().manual_seed(seed)
     stopper = EarlyStopping(protocol.patience, protocol.min_delta)
-    best_state, history = None, []
-    n, bs, k = len(train), protocol.batch_size, len(train.targets)
+    best_state, history, bs = None, [], protocol.batch_size
     started = time.perf_counter()
 
     for epoch in range(1, protocol.max_epochs + 1):
         t0 = time.perf_counter()
-        model.train()
-        order = torch.randperm(n, generator=shuffle).to(device)
-        sums = torch.zeros(2 * k + 1, device=device)  # total loss, task losses, task correct counts
-        for start in range(0, n, bs):
-            batch = train.rows(order[start : start + bs])
-            outputs = _as_tuple(model(*batch.inputs))
-            losses = [F.cross_entropy(out, y) for out, y in zip(outputs, batch.targets)]
-            total = sum(w * l for w, l in zip(weights, losses))
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            if protocol.grad_clip is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), protocol.grad_clip)
-            optimizer.step()
-            with torch.no_grad():
-                rows = len(batch)
-                correct = [(out.argmax(1) == y).sum() for out, y in zip(outputs, batch.targets)]
-                sums += torch.stack([total.detach() * rows, *(l.detach() * rows for l in losses), *correct])
-        sums = (sums / n).cpu()
-        train_metrics = {"loss": sums[0], "task_loss": sums[1 : k + 1], "task_acc": sums[k + 1 :]}
+        train_metrics = train_epoch(model, optimizer, train, bs, shuffle, weights, protocol.grad_clip)
         val_metrics = evaluate_losses(model, val, weights)
         record = _epoch_record(epoch, task_names, train_metrics, val_metrics, time.perf_counter() - t0)
         history.append(record)

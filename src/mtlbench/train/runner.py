@@ -23,6 +23,7 @@ from mtlbench.models import build_dedicated, count_parameters
 from mtlbench.models.packing import pack, packed_counts
 from mtlbench.models.rsn2 import RSN2Net, init_rsn2, rescale_kept_
 from mtlbench.models.store import save_model
+from mtlbench.runtime import allocator_in_use
 from mtlbench.studies import Study
 from mtlbench.train.loop import FitResult, fit, predict_logits
 from mtlbench.train.masks import compute_masks
@@ -152,6 +153,7 @@ def _write_seed(seed_dir, study, variant, seed, protocol, params, tasks, summari
         "test_rows": {t.spec.name: len(t.test) for t in tasks},
         "device": str(tasks[0].train.targets[0].device),
         "torch": torch.__version__,
+        "allocator": allocator_in_use(),
         "python": platform.python_version(),
         "tasks": summaries,
     })

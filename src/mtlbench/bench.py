@@ -1,0 +1,183 @@
+"""`python -m mtlbench.bench`: training throughput on this machine, side by side.
+
+For each model (dedicated mlp, dedicated cnn28, a two-task RSN2 mlp) it times
+  plain     a typical user's loop: DataLoader(TensorDataset) with shuffle, PyTorch's default init
+  mtlbench  one seed through mtlbench's own epoch loop (device-resident data, index slices)
+on the same synthetic batches, and reports images/s, time per epoch (48000 training rows, the
+keras-faithful split of MNIST), the speed-up, the fraction of the machine's measured fp32 matmul
+peak the training step reaches (FLOPs counted by torch.utils.flop_counter), and the share of the
+step spent on the data path (batch selection). Results go to metrics/bench.json (a DVC metric, so
+`dvc metrics diff` tracks speed over commits). Timings are wall-clock medians of repeated epochs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.flop_counter import FlopCounterMode
+
+from mtlbench.data.tasks import TensorSet
+from mtlbench.fileio import write_json
+from mtlbench.models import build_dedicated
+from mtlbench.models.rsn2 import RSN2Net, init_rsn2
+from mtlbench.runtime import allocator_in_use, reexec_with_jemalloc
+from mtlbench.train.loop import train_epoch
+from mtlbench.train.masks import compute_masks
+from mtlbench.train.runner import resolve_device
+
+EPOCH_ROWS = 48000
+BATCH = 512
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def matmul_peak_gflops(device: torch.device, size: int = 2048, repeats: int = 10) -> float:
+    a, b = torch.rand(size, size, device=device), torch.rand(size, size, device=device)
+    for _ in range(3):
+        a @ b
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    _sync(device)
+    return repeats * 2 * size**3 / (time.perf_counter() - start) / 1e9
+
+
+def _model(name: str, device: torch.device) -> tuple[torch.nn.Module, int]:
+    if name == "rsn2_mlp":
+        model = init_rsn2(RSN2Net("mlp", ((1, 28, 28),) * 2, (10, 10)), seed=0)
+        compute_masks(model, "magnitude", 0.1)
+        return model.to(device), 2
+    return build_dedicated(name, (1, 28, 28), 10, seed=0).to(device), 1
+
+
+def _data(rows: int, streams: int, device: torch.device) -> TensorSet:
+    g = torch.Generator().manual_seed(0)
+    return TensorSet(tuple(torch.rand(rows, 1, 28, 28, generator=g).to(device) for _ in range(streams)),
+                     tuple(torch.randint(0, 10, (rows,), generator=g).to(device) for _ in range(streams)))
+
+
+def step_flops(model: torch.nn.Module, data: TensorSet) -> int:
+    batch = data.rows(slice(0, BATCH))
+    with FlopCounterMode(display=False) as counter:
+        outputs = model(*batch.inputs)
+        outputs = (outputs,) if isinstance(outputs, torch.Tensor) else outputs
+        sum(F.cross_entropy(o, y) for o, y in zip(outputs, batch.targets)).backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
+def time_mtlbench(model, data: TensorSet, repeats: int, device) -> float:
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
+    shuffle = torch.Generator().manual_seed(0)
+    weights = [1.0] * len(data.targets)
+    times = []
+    for _ in range(repeats + 1):  # the first epoch warms up kernels and the allocator
+        _sync(device)
+        start = time.perf_counter()
+        train_epoch(model, optimizer, data, BATCH, shuffle, weights)
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[1:])
+
+
+def time_plain(model, data: TensorSet, repeats: int, device) -> float:
+    """What a typical PyTorch user writes (the baseline mtlbench is measured against)."""
+    loader = DataLoader(TensorDataset(*data.inputs, *data.targets), batch_size=BATCH, shuffle=True)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
+    k = len(data.inputs)
+    times = []
+    for _ in range(repeats + 1):
+        _sync(device)
+        start = time.perf_counter()
+        model.train()
+        for tensors in loader:
+            tensors = [t.to(device) for t in tensors]
+            outputs = model(*tensors[:k])
+            outputs = (outputs,) if isinstance(outputs, torch.Tensor) else outputs
+            loss = sum(F.cross_entropy(o, y) for o, y in zip(outputs, tensors[k:]))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[1:])
+
+
+def time_data_path(data: TensorSet, repeats: int, device) -> float:
+    """Batch selection alone (permutation + index slices), per epoch."""
+    shuffle = torch.Generator().manual_seed(0)
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        order = torch.randperm(len(data), generator=shuffle).to(device)
+        for s in range(0, len(data), BATCH):
+            data.rows(order[s : s + BATCH])
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def run(models: list[str], rows: int, repeats: int, device: torch.device) -> dict:
+    peak = matmul_peak_gflops(device)
+    results = {"device": str(device), "machine": platform.processor() or platform.machine(),
+               "threads": torch.get_num_threads(), "torch": torch.__version__, "allocator": allocator_in_use(),
+               "matmul_peak_gflops": peak, "rows_timed": rows, "models": {}}
+    for name in models:
+        model, streams = _model(name, device)
+        data = _data(rows, streams, device)
+        flops = step_flops(model, data)
+        ours = time_mtlbench(model, data, repeats, device)
+        plain = time_plain(_model(name, device)[0], data, repeats, device)
+        data_path = time_data_path(data, repeats, device)
+        steps = -(-rows // BATCH)
+        entry = {
+            "images_per_s": rows / ours,
+            "plain_images_per_s": rows / plain,
+            "speedup_vs_plain": plain / ours,
+            "epoch_s": ours * EPOCH_ROWS / rows,
+            "plain_epoch_s": plain * EPOCH_ROWS / rows,
+            "train_gflops": flops * steps / ours / 1e9,
+            "fraction_of_matmul_peak": flops * steps / ours / 1e9 / peak,
+            "data_path_fraction": data_path / ours,
+        }
+        results["models"][name] = entry
+        print(f"{name:9s} mtlbench {entry['images_per_s']:9.0f} img/s ({entry['epoch_s']:6.1f} s/epoch)  "
+              f"plain {entry['plain_images_per_s']:9.0f} img/s  x{entry['speedup_vs_plain']:.2f}  "
+              f"{entry['train_gflops']:7.1f} GFLOP/s = {entry['fraction_of_matmul_peak']:.0%} of matmul peak  "
+              f"data path {entry['data_path_fraction']:.1%}", flush=True)
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--models", nargs="+", default=["mlp", "cnn28", "rsn2_mlp"], choices=("mlp", "cnn28", "rsn2_mlp"))
+    parser.add_argument("--rows", type=int, default=None, help="training rows timed per epoch (default: 8192 on CPU, 48000 on GPU)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed epochs per measurement (median)")
+    parser.add_argument("--out", type=Path, default=Path("metrics/bench.json"))
+    args = parser.parse_args(argv)
+    device = resolve_device(args.device)
+    rows = args.rows or (48000 if device.type == "cuda" else 8192)
+    results = run(args.models, rows, args.repeats, device)
+    print(f"matmul peak {results['matmul_peak_gflops']:.1f} GFLOP/s, {results['threads']} threads, "
+          f"allocator {results['allocator']}; written to {args.out}", file=sys.stderr)
+    write_json(args.out, json.loads(json.dumps(results)))
+
+
+if __name__ == "__main__":
+    reexec_with_jemalloc("mtlbench.bench", sys.argv[1:])
+    main(sys.argv[1:])
