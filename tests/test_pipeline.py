@@ -142,3 +142,23 @@ def test_bad_inputs_stop_with_a_clear_message_and_keep_outputs(project):
     finally:
         params_path.write_text(original)
     assert _metrics(repo) == before
+
+
+def test_temp_experiments_log_into_the_original_repository_store(project):
+    """`dvc exp run --temp` works in a copy under .dvc/tmp/exps; its MLflow runs must still land in
+    the repository's own mlflow.db, not in the discarded copy."""
+    repo, env = project
+    client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+
+    def seed_runs() -> int:
+        experiment = client.get_experiment_by_name(STUDIES[0])
+        return 0 if experiment is None else len(client.search_runs([experiment.experiment_id]))
+
+    before = seed_runs()
+    _sh(["git", "add", "-A"], repo, env)
+    _sh(["git", "commit", "-qm", "results"], repo, env)
+    _sh(["dvc", "exp", "run", "--temp", "-S", f"run.studies=[{STUDIES[0]}]", "-S", "run.seeds=[5]"], repo, env)
+    assert seed_runs() == before + 4  # two parents (dedicated, rsn2) and one seed-5 child each
+    experiment = client.get_experiment_by_name(STUDIES[0])
+    newest = client.search_runs([experiment.experiment_id], "tags.`mtlbench.seed` = '5'")
+    assert len(newest) == 2 and all(r.info.artifact_uri.startswith((repo / "mlartifacts").as_uri()) for r in newest)
