@@ -3,6 +3,7 @@
 For each model (dedicated mlp, dedicated cnn28, a two-task RSN2 mlp) it times
   plain     a typical user's loop: DataLoader(TensorDataset) with shuffle, PyTorch's default init
   mtlbench  one seed through mtlbench's own epoch loop (device-resident data, index slices)
+  stacked   N seeds of a dedicated model trained together (run.stack_seeds), images of all seeds
 on the same synthetic batches, and reports images/s, time per epoch (48000 training rows, the
 keras-faithful split of MNIST), the speed-up, the fraction of the machine's measured fp32 matmul
 peak the training step reaches (FLOPs counted by torch.utils.flop_counter), and the share of the
@@ -32,6 +33,7 @@ from mtlbench.models.rsn2 import RSN2Net, init_rsn2
 from mtlbench.runtime import allocator_in_use, reexec_with_jemalloc
 from mtlbench.train.loop import train_epoch
 from mtlbench.train.masks import compute_masks
+from mtlbench.train.multiseed import seed_stack
 from mtlbench.train.runner import resolve_device
 
 EPOCH_ROWS = 48000
@@ -93,6 +95,21 @@ def time_mtlbench(model, data: TensorSet, repeats: int, device) -> float:
     return statistics.median(times[1:])
 
 
+def time_stacked(name: str, data: TensorSet, n_seeds: int, repeats: int, device) -> float:
+    stack = seed_stack(name, (1, 28, 28), 10, range(n_seeds)).to(device)
+    stacked = TensorSet(data.inputs * n_seeds, data.targets * n_seeds)
+    optimizer = torch.optim.Adam(stack.parameters(), lr=1e-3, eps=1e-7)
+    shuffles = [torch.Generator().manual_seed(s) for s in range(n_seeds)]
+    times = []
+    for _ in range(repeats + 1):
+        _sync(device)
+        start = time.perf_counter()
+        train_epoch(stack, optimizer, stacked, BATCH, shuffles, [1.0] * n_seeds)
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[1:])
+
+
 def time_plain(model, data: TensorSet, repeats: int, device) -> float:
     """What a typical PyTorch user writes (the baseline mtlbench is measured against)."""
     loader = DataLoader(TensorDataset(*data.inputs, *data.targets), batch_size=BATCH, shuffle=True)
@@ -131,7 +148,7 @@ def time_data_path(data: TensorSet, repeats: int, device) -> float:
     return statistics.median(times)
 
 
-def run(models: list[str], rows: int, repeats: int, device: torch.device) -> dict:
+def run(models: list[str], rows: int, repeats: int, device: torch.device, n_seeds: int) -> dict:
     peak = matmul_peak_gflops(device)
     results = {"device": str(device), "machine": platform.processor() or platform.machine(),
                "threads": torch.get_num_threads(), "torch": torch.__version__, "allocator": allocator_in_use(),
@@ -154,11 +171,19 @@ def run(models: list[str], rows: int, repeats: int, device: torch.device) -> dic
             "fraction_of_matmul_peak": flops * steps / ours / 1e9 / peak,
             "data_path_fraction": data_path / ours,
         }
+        if name != "rsn2_mlp" and n_seeds > 1:
+            stacked = time_stacked(name, data, n_seeds, repeats, device)
+            entry["stacked_seeds"] = n_seeds
+            entry["stacked_images_per_s"] = n_seeds * rows / stacked
+            entry["stacked_speedup_vs_one_seed"] = n_seeds * ours / stacked
         results["models"][name] = entry
         print(f"{name:9s} mtlbench {entry['images_per_s']:9.0f} img/s ({entry['epoch_s']:6.1f} s/epoch)  "
               f"plain {entry['plain_images_per_s']:9.0f} img/s  x{entry['speedup_vs_plain']:.2f}  "
               f"{entry['train_gflops']:7.1f} GFLOP/s = {entry['fraction_of_matmul_peak']:.0%} of matmul peak  "
-              f"data path {entry['data_path_fraction']:.1%}", flush=True)
+              f"data path {entry['data_path_fraction']:.1%}"
+              + (f"  {n_seeds} seeds stacked {entry['stacked_images_per_s']:9.0f} img/s "
+                 f"(x{entry['stacked_speedup_vs_one_seed']:.2f} one seed)" if "stacked_seeds" in entry else ""),
+              flush=True)
     return results
 
 
@@ -168,11 +193,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", nargs="+", default=["mlp", "cnn28", "rsn2_mlp"], choices=("mlp", "cnn28", "rsn2_mlp"))
     parser.add_argument("--rows", type=int, default=None, help="training rows timed per epoch (default: 8192 on CPU, 48000 on GPU)")
     parser.add_argument("--repeats", type=int, default=3, help="timed epochs per measurement (median)")
+    parser.add_argument("--seeds", type=int, default=4, help="seeds stacked in the `stacked` measurement")
     parser.add_argument("--out", type=Path, default=Path("metrics/bench.json"))
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
     rows = args.rows or (48000 if device.type == "cuda" else 8192)
-    results = run(args.models, rows, args.repeats, device)
+    results = run(args.models, rows, args.repeats, device, args.seeds)
     print(f"matmul peak {results['matmul_peak_gflops']:.1f} GFLOP/s, {results['threads']} threads, "
           f"allocator {results['allocator']}; written to {args.out}", file=sys.stderr)
     write_json(args.out, json.loads(json.dumps(results)))

@@ -32,6 +32,7 @@ class RunConfig:
     train_limit: int | None
     max_epochs: int | None
     variants: tuple[str, ...] | None  # None: every variant of each study
+    stack_seeds: str  # auto | true | false: train a dedicated model's seeds together
     progress: bool
 
 
@@ -104,6 +105,14 @@ def _optional_percent(key: str, value: Any) -> int | None:
     return value
 
 
+def _auto_or_bool(key: str, value: Any) -> str:
+    if value is True or value is False:
+        return str(value).lower()
+    if value != "auto":
+        raise ParamsError(f"{key}: {value!r} is not allowed; allowed values: auto, true, false")
+    return value
+
+
 def _studies(key: str, value: Any) -> tuple[str, ...]:
     allowed = tuple(name for name, study in STUDIES.items() if study.implemented)
     if not isinstance(value, list) or not value:
@@ -151,6 +160,7 @@ SCHEMA: Schema = {
         "train_limit": (_optional_positive_int, None),
         "max_epochs": (_optional_positive_int, None),
         "variants": (_variants, None),
+        "stack_seeds": (_auto_or_bool, "auto"),
         "progress": (_bool, True),
     },
     "data": {

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -75,19 +75,30 @@ def train_epoch(
     optimizer: torch.optim.Optimizer,
     train: TensorSet,
     batch_size: int,
-    shuffle: torch.Generator,
+    shuffle: torch.Generator | Sequence[torch.Generator],
     weights: Sequence[float],
     grad_clip: float | None = None,
+    after_step: Callable[[], None] | None = None,
 ) -> dict[str, torch.Tensor]:
     """One pass over `train` in a fresh seeded order; batches are index slices of device tensors.
-    Running sums stay on the device (no sync per batch); returns the epoch's mean losses/accuracies."""
+
+    One generator orders all streams alike; a sequence of generators gives each stream its own
+    order (the seeds of a multi-seed stack). Running sums stay on the device (no sync per batch);
+    returns the epoch's mean losses and accuracies per stream."""
     model.train()
     n, k = len(train), len(train.targets)
     device = train.targets[0].device
-    order = torch.randperm(n, generator=shuffle).to(device)  # on the CPU: the same order on every device
+    generators = [shuffle] if isinstance(shuffle, torch.Generator) else list(shuffle)
+    # drawn on the CPU: the same order on every device
+    orders = [torch.randperm(n, generator=g).to(device) for g in generators]
     sums = torch.zeros(2 * k + 1, device=device)  # total loss, task losses, task correct counts
     for start in range(0, n, batch_size):
-        batch = train.rows(order[start : start + batch_size])
+        if len(orders) == 1:
+            batch = train.rows(orders[0][start : start + batch_size])
+        else:
+            index = [order[start : start + batch_size] for order in orders]
+            batch = TensorSet(tuple(x[i] for x, i in zip(train.inputs, index)),
+                              tuple(y[i] for y, i in zip(train.targets, index)))
         outputs = _as_tuple(model(*batch.inputs))
         losses = [F.cross_entropy(out, y) for out, y in zip(outputs, batch.targets)]
         total = sum(w * l for w, l in zip(weights, losses))
@@ -96,6 +107,8 @@ def train_epoch(
         if grad_clip is not None:
             nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         optimizer.step()
+        if after_step is not None:
+            after_step()
         with torch.no_grad():
             rows = len(batch)
             correct = [(out.argmax(1) == y).sum() for out, y in zip(outputs, batch.targets)]

@@ -4,6 +4,7 @@ Layout written under the study's results folder:
     <variant>/seed<k>/run.json          fit summaries and per-epoch history per task
     <variant>/seed<k>/predictions.npz   <task>_true, <task>_pred on the test set
     <variant>/seed<k>/<name>.pt         trained weights with what rebuilds the model
+Dedicated models of one task train all their seeds together when run.stack_seeds says so.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from mtlbench.runtime import allocator_in_use
 from mtlbench.studies import Study
 from mtlbench.train.loop import FitResult, fit, predict_logits
 from mtlbench.train.masks import compute_masks
+from mtlbench.train.multiseed import copy_slice, fit_seeds, seed_stack
 from mtlbench.train.protocols import PROTOCOLS
 
 
@@ -50,25 +52,44 @@ def _fit_summary(result: FitResult, sizes: dict[str, int]) -> dict:
     }
 
 
-def train_dedicated_seed(study: Study, tasks: list[TaskData], seed: int, params: Params, seed_dir: Path) -> None:
-    """One dedicated model per task, each seeded with `seed`."""
+def stack_seeds(setting: str, device: torch.device) -> bool:
+    """run.stack_seeds: `auto` stacks on accelerators only (on a few CPU cores it buys nothing)."""
+    return setting == "true" or (setting == "auto" and device.type != "cpu")
+
+
+def train_dedicated(study: Study, tasks: list[TaskData], seeds: tuple[int, ...], params: Params, out_dir: Path) -> None:
+    """One dedicated model per task and seed; the seeds of a task train together when stacked."""
     protocol = PROTOCOLS[study.protocol].capped(params.run.max_epochs)
-    summaries, predictions = {}, {}
+    summaries: dict[int, dict] = {seed: {} for seed in seeds}
+    predictions: dict[int, dict] = {seed: {} for seed in seeds}
     for task in tasks:
         x_train = task.train.inputs[0]
         in_shape = tuple(x_train.shape[1:])
-        model = build_dedicated(study.architecture, in_shape, task.spec.n_classes, seed).to(x_train.device)
-        result = fit(model, task.train, protocol, seed, (task.spec.name,),
-                     label=f"{study.name} dedicated {task.spec.name} seed={seed}", progress=params.run.progress)
-        (logits,) = predict_logits(model, task.test.inputs)
-        predictions[f"{task.spec.name}_true"] = task.test.targets[0].cpu().numpy()
-        predictions[f"{task.spec.name}_pred"] = logits.argmax(1).cpu().numpy()
-        spec = {"architecture": study.architecture, "in_shape": list(in_shape), "n_classes": task.spec.n_classes}
-        size = save_model(seed_dir / f"model_{task.spec.name}.pt", model.cpu(), spec)
-        counts = count_parameters(model)
-        sizes = {**counts, "params_packed": counts["params_total"], "model_bytes": size}
-        summaries[task.spec.name] = _fit_summary(result, sizes)
-    _write_seed(seed_dir, study, "dedicated", seed, protocol, params, tasks, summaries, predictions)
+        name, n_classes = task.spec.name, task.spec.n_classes
+        label = f"{study.name} dedicated {name}"
+        if stack_seeds(params.run.stack_seeds, x_train.device):
+            stack = seed_stack(study.architecture, in_shape, n_classes, seeds).to(x_train.device)
+            results = fit_seeds(stack, task.train, protocol, seeds, name, label=label, progress=params.run.progress)
+            models = [copy_slice(build_dedicated(study.architecture, in_shape, n_classes, 0).to(x_train.device),
+                                 stack, i, into_stack=False) for i in range(len(seeds))]
+        else:
+            models, results = [], []
+            for seed in seeds:
+                model = build_dedicated(study.architecture, in_shape, n_classes, seed).to(x_train.device)
+                results.append(fit(model, task.train, protocol, seed, (name,), label=f"{label} seed={seed}",
+                                   progress=params.run.progress))
+                models.append(model)
+        for seed, model, result in zip(seeds, models, results):
+            (logits,) = predict_logits(model, task.test.inputs)
+            predictions[seed][f"{name}_true"] = task.test.targets[0].cpu().numpy()
+            predictions[seed][f"{name}_pred"] = logits.argmax(1).cpu().numpy()
+            spec = {"architecture": study.architecture, "in_shape": list(in_shape), "n_classes": n_classes}
+            seed_dir = out_dir / f"seed{seed}"
+            size = save_model(seed_dir / f"model_{name}.pt", model.cpu(), spec)
+            counts = count_parameters(model)
+            summaries[seed][name] = _fit_summary(result, {**counts, "params_packed": counts["params_total"], "model_bytes": size})
+    for seed in seeds:
+        _write_seed(out_dir / f"seed{seed}", study, "dedicated", seed, protocol, params, tasks, summaries[seed], predictions[seed])
 
 
 def phase_train_set(tasks: list[TaskData], weights: Sequence[float]) -> TensorSet:
@@ -98,6 +119,11 @@ def predict_each_task(model: torch.nn.Module, tasks: list[TaskData]) -> list[tor
                   for s, other in enumerate(tasks)]
         logits.append(predict_logits(model, inputs)[t])
     return logits
+
+
+def train_rsn2(study: Study, tasks: list[TaskData], seeds: tuple[int, ...], params: Params, out_dir: Path) -> None:
+    for seed in seeds:
+        train_rsn2_seed(study, tasks, seed, params, out_dir / f"seed{seed}")
 
 
 def train_rsn2_seed(study: Study, tasks: list[TaskData], seed: int, params: Params, seed_dir: Path) -> None:
@@ -159,7 +185,7 @@ def _write_seed(seed_dir, study, variant, seed, protocol, params, tasks, summari
     })
 
 
-VARIANT_TRAINERS = {"dedicated": train_dedicated_seed, "rsn2": train_rsn2_seed}
+VARIANT_TRAINERS = {"dedicated": train_dedicated, "rsn2": train_rsn2}
 
 
 def selected_variants(study: Study, wanted: tuple[str, ...] | None) -> tuple[str, ...]:
@@ -172,5 +198,4 @@ def run_study(study: Study, params: Params, prepared_dir: Path, out_dir: Path) -
     device = resolve_device(params.run.device)
     tasks = [load_task(spec, prepared_dir, params.run.train_limit, device) for spec in study.task_specs]
     for variant in selected_variants(study, params.run.variants):
-        for seed in params.run.seeds:
-            VARIANT_TRAINERS[variant](study, tasks, seed, params, out_dir / variant / f"seed{seed}")
+        VARIANT_TRAINERS[variant](study, tasks, params.run.seeds, params, out_dir / variant)

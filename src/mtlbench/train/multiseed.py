@@ -1,0 +1,113 @@
+"""Several seeds of one dedicated model trained together, each exactly as it would train alone.
+
+The seeds become the slices of one grouped network (the RSN2 layers with every position kept):
+dense layers run as one batched matmul, conv layers as one grouped convolution, one optimizer step
+updates all seeds. Each seed keeps its own initialisation, its own shuffling generator, its own
+early stopping and its own restored best weights; a seed that has stopped is frozen (its slices
+are put back after every step) while the others go on. Slices never interact: the loss is the sum
+of the seeds' losses, so each slice's gradient is its own seed's gradient, and Adam is elementwise.
+On CPU this reproduces single-seed training bit for bit (tests/test_multiseed.py).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from mtlbench.data.tasks import TensorSet
+from mtlbench.models.dedicated import build_dedicated
+from mtlbench.models.rsn2 import RSN2Net
+from mtlbench.train.early_stopping import EarlyStopping
+from mtlbench.train.loop import FitResult, _epoch_record, _print_progress, evaluate_losses, train_epoch
+from mtlbench.train.protocols import Protocol
+
+
+def seed_stack(architecture: str, in_shape: tuple[int, int, int], n_classes: int, seeds: Sequence[int]) -> RSN2Net:
+    """A grouped network whose slice i is exactly build_dedicated(..., seeds[i])."""
+    stack = RSN2Net(architecture, (tuple(in_shape),) * len(seeds), (n_classes,) * len(seeds))
+    for i, seed in enumerate(seeds):
+        copy_slice(build_dedicated(architecture, in_shape, n_classes, seed), stack, i, into_stack=True)
+    return stack
+
+
+def copy_slice(dedicated: nn.Module, stack: RSN2Net, index: int, into_stack: bool) -> nn.Module:
+    """Copy the weights of a dedicated model into slice `index` of the stack, or back out of it."""
+    layers = [m for m in dedicated if isinstance(m, (nn.Linear, nn.Conv2d))]
+    with torch.no_grad():
+        for (grouped, i), layer in zip(stack.slices(index), layers):
+            for name in ("weight", "bias"):
+                target, source = getattr(grouped, name)[i], getattr(layer, name)
+                (target if into_stack else source).copy_(source if into_stack else target)
+    return dedicated
+
+
+def _slice_state(stack: RSN2Net, index: int) -> list[torch.Tensor]:
+    return [p[i].detach().clone() for layer, i in stack.slices(index) for p in (layer.weight, layer.bias)]
+
+
+def _put_slice_state(stack: RSN2Net, index: int, state: list[torch.Tensor]) -> None:
+    params = [(p, i) for layer, i in stack.slices(index) for p in (layer.weight, layer.bias)]
+    with torch.no_grad():
+        for (param, i), saved in zip(params, state):
+            param[i].copy_(saved)
+
+
+def fit_seeds(
+    stack: RSN2Net,
+    data: TensorSet,
+    protocol: Protocol,
+    seeds: Sequence[int],
+    task_name: str,
+    label: str = "",
+    progress: bool = False,
+) -> list[FitResult]:
+    """`fit` for every seed at once on one task's `data`; one FitResult per seed."""
+    k = len(seeds)
+    train, val = data.split_validation(protocol.val_fraction)
+    stacked = lambda part: TensorSet(part.inputs * k, part.targets * k)  # noqa: E731  (every seed sees all rows)
+    train, val = stacked(train), stacked(val)
+    optimizer = torch.optim.Adam(stack.parameters(), lr=protocol.lr, betas=protocol.betas, eps=protocol.eps)
+    shuffles = [torch.Generator().manual_seed(seed) for seed in seeds]
+    stoppers = [EarlyStopping(protocol.patience, protocol.min_delta) for _ in seeds]
+    best: list[list[torch.Tensor] | None] = [None] * k
+    frozen: dict[int, list[torch.Tensor]] = {}
+    histories: list[list[dict]] = [[] for _ in seeds]
+    ones = [1.0] * k
+    started = time.perf_counter()
+
+    for epoch in range(1, protocol.max_epochs + 1):
+        t0 = time.perf_counter()
+        after_step = (lambda: [_put_slice_state(stack, i, s) for i, s in frozen.items()]) if frozen else None
+        train_metrics = train_epoch(stack, optimizer, train, protocol.batch_size, shuffles, ones,
+                                    protocol.grad_clip, after_step=after_step)
+        val_metrics = evaluate_losses(stack, val, ones)
+        seconds = time.perf_counter() - t0
+        for i in range(k):
+            if i in frozen:
+                continue
+            own = lambda m: {"loss": m["task_loss"][i], "task_loss": m["task_loss"][i : i + 1],  # noqa: E731
+                             "task_acc": m["task_acc"][i : i + 1]}
+            record = _epoch_record(epoch, (task_name,), own(train_metrics), own(val_metrics), seconds)
+            histories[i].append(record)
+            if stoppers[i].update(epoch, record["val_loss"]) and protocol.restore_best:
+                best[i] = _slice_state(stack, i)
+            if progress:
+                _print_progress(f"{label} seed={seeds[i]}", record, protocol.max_epochs, started)
+            if stoppers[i].should_stop:
+                frozen[i] = _slice_state(stack, i)
+        if len(frozen) == k:
+            break
+
+    wall = time.perf_counter() - started
+    for i in range(k):
+        if protocol.restore_best and best[i] is not None:
+            _put_slice_state(stack, i, best[i])
+    return [
+        FitResult(history=histories[i], epochs_trained=len(histories[i]), best_epoch=stoppers[i].best_epoch,
+                  best_val_loss=stoppers[i].best, wall_time_s=wall, stopped_early=stoppers[i].should_stop,
+                  extra={"trained_with_seeds": list(seeds)})
+        for i in range(k)
+    ]
