@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from mtlbench.config import Params
+from mtlbench.config import Params, ParamsError
 from mtlbench.data.tasks import TaskData, TensorSet, load_task
 from mtlbench.fileio import atomic_path, write_json
 from mtlbench.models import build_dedicated, count_parameters
@@ -34,7 +34,7 @@ from mtlbench.train.protocols import PROTOCOLS
 
 def resolve_device(requested: str) -> torch.device:
     if requested == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("run.device: cuda was requested but torch sees no CUDA device; use auto or cpu")
+        raise ParamsError("run.device: cuda was requested but torch sees no CUDA device; allowed here: auto, cpu")
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(requested)
