@@ -48,6 +48,8 @@ def test_defaults_fill_missing_keys_and_tracking_uri_is_absolute():
         ({"run": ["studies"]}, r"run: expected a mapping with keys studies, seeds"),
         ({"rsn2": {"init": "random"}}, r"rsn2\.init: 'random' is not allowed; allowed values: matched, original"),
         ({"rsn2": {"prune_percent": 100}}, r"rsn2\.prune_percent: expected null or an integer from 1 to 99"),
+        ({"cuda": {"bf16": "yes"}}, r"cuda\.bf16: 'yes' is not allowed; allowed values: auto, true, false"),
+        ({"cuda": {"fp8": True}}, r"cuda\.fp8: unknown key; allowed keys: graphs, tf32, bf16, channels_last, compile"),
     ],
 )
 def test_bad_params_name_the_key_and_what_is_allowed(raw, pattern):

@@ -127,3 +127,17 @@ def test_architectures_match_spec_shapes_and_sizes():
     assert flat == 64 * 26 * 26  # two stride-1 2x2 pools: 28 -> 27 -> 26
     with pytest.raises(ValueError, match="unknown architecture 'resnet'"):
         build_dedicated("resnet", (1, 28, 28), 10, seed=0)
+
+
+def test_cuda_options_resolve_per_architecture_and_never_apply_on_cpu():
+    from mtlbench.train.accel import AUTO, EAGER, resolve_accel
+    from mtlbench.train.runner import stack_seeds
+
+    auto = {option: "auto" for option in ("graphs", "tf32", "bf16", "channels_last", "compile")}
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert resolve_accel({**auto, "bf16": "true"}, "cnn28", cpu) == EAGER
+    assert resolve_accel(auto, "cnn28", cuda) == AUTO["cnn28"] and AUTO["cnn28"].channels_last
+    forced = resolve_accel({**auto, "graphs": "false", "compile": "true"}, "mlp", cuda)
+    assert not forced.graphs and forced.compile and forced.tf32 == AUTO["mlp"].tf32
+    assert stack_seeds("auto", cuda, "mlp") and not stack_seeds("auto", cuda, "cnn28")
+    assert not stack_seeds("auto", cpu, "mlp") and stack_seeds("true", cpu, "cnn28")

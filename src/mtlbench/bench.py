@@ -31,12 +31,15 @@ from mtlbench.fileio import write_json
 from mtlbench.models import build_dedicated
 from mtlbench.models.rsn2 import RSN2Net, init_rsn2
 from mtlbench.runtime import allocator_in_use, reexec_with_jemalloc
-from mtlbench.train.loop import train_epoch
+from mtlbench.train.accel import OPTIONS, Accel, configure_backends, resolve_accel
+from mtlbench.train.epoch import EpochRunner, make_optimizer
 from mtlbench.train.masks import compute_masks
 from mtlbench.train.multiseed import seed_stack
+from mtlbench.train.protocols import KERAS_FAITHFUL
 from mtlbench.train.runner import resolve_device
 
 EPOCH_ROWS = 48000
+AUTO_SETTINGS = {option: "auto" for option in OPTIONS}
 BATCH = 512
 
 
@@ -45,8 +48,12 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def matmul_peak_gflops(device: torch.device, size: int = 2048, repeats: int = 10) -> float:
-    a, b = torch.rand(size, size, device=device), torch.rand(size, size, device=device)
+def matmul_peak_gflops(device: torch.device, size: int = 2048, repeats: int = 10,
+                       dtype: torch.dtype = torch.float32, tf32: bool = False) -> float:
+    """A large product's rate (random data, never zeros): fp32 by default; on CUDA also with TF32
+    tensor cores or in bf16, the peaks that the matching cuda.* options are measured against."""
+    configure_backends(Accel(tf32=tf32))
+    a, b = (torch.rand(size, size, device=device, dtype=dtype) for _ in range(2))
     for _ in range(3):
         a @ b
     _sync(device)
@@ -95,44 +102,53 @@ def step_flops(model: torch.nn.Module, data: TensorSet) -> int:
     return counter.get_total_flops()
 
 
-def time_mtlbench(model, data: TensorSet, repeats: int, device) -> float:
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
-    shuffle = torch.Generator().manual_seed(0)
-    weights = [1.0] * len(data.targets)
-    times = []
-    for _ in range(repeats + 1):  # the first epoch warms up kernels and the allocator
-        _sync(device)
-        start = time.perf_counter()
-        train_epoch(model, optimizer, data, BATCH, shuffle, weights)
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times[1:])
-
-
-def time_stacked(name: str, data: TensorSet, n_seeds: int, repeats: int, device) -> float:
-    stack = seed_stack(name, (1, 28, 28), 10, range(n_seeds)).to(device)
-    stacked = TensorSet(data.inputs * n_seeds, data.targets * n_seeds)
-    optimizer = torch.optim.Adam(stack.parameters(), lr=1e-3, eps=1e-7)
-    shuffles = [torch.Generator().manual_seed(s) for s in range(n_seeds)]
+def _time_epochs(one_epoch, repeats: int, device: torch.device) -> float:
+    """Median wall time of `repeats` epochs after one untimed epoch (kernels, allocator, graph capture)."""
     times = []
     for _ in range(repeats + 1):
         _sync(device)
         start = time.perf_counter()
-        train_epoch(stack, optimizer, stacked, BATCH, shuffles, [1.0] * n_seeds)
+        one_epoch()
         _sync(device)
         times.append(time.perf_counter() - start)
     return statistics.median(times[1:])
+
+
+def time_mtlbench(model, data: TensorSet, repeats: int, device, accel: Accel) -> float:
+    configure_backends(accel)
+    optimizer = make_optimizer(model.parameters(), KERAS_FAITHFUL, device, accel)
+    runner = EpochRunner(model, optimizer, data, BATCH, [1.0] * len(data.targets), accel=accel)
+    shuffle = torch.Generator().manual_seed(0)
+    return _time_epochs(lambda: runner.epoch(shuffle), repeats, device)
+
+
+def time_stacked(name: str, data: TensorSet, n_seeds: int, repeats: int, device, accel: Accel) -> float:
+    configure_backends(accel)
+    stack = seed_stack(name, (1, 28, 28), 10, range(n_seeds)).to(device)
+    stacked = TensorSet(data.inputs * n_seeds, data.targets * n_seeds)
+    optimizer = make_optimizer(stack.parameters(), KERAS_FAITHFUL, device, accel)
+    runner = EpochRunner(stack, optimizer, stacked, BATCH, [1.0] * n_seeds, accel=accel)
+    shuffles = [torch.Generator().manual_seed(s) for s in range(n_seeds)]
+    return _time_epochs(lambda: runner.epoch(shuffles), repeats, device)
+
+
+def _pytorch_defaults() -> None:
+    if torch.cuda.is_available():
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.deterministic = False
 
 
 def time_plain(model, data: TensorSet, repeats: int, device) -> float:
-    """What a typical PyTorch user writes (the baseline mtlbench is measured against)."""
-    loader = DataLoader(TensorDataset(*data.inputs, *data.targets), batch_size=BATCH, shuffle=True)
+    """What a typical PyTorch user writes (the baseline mtlbench is measured against): host tensors,
+    a shuffling DataLoader, a copy to the device per batch, PyTorch's default backend settings."""
+    _pytorch_defaults()
+    host = [t.cpu() for t in (*data.inputs, *data.targets)]
+    loader = DataLoader(TensorDataset(*host), batch_size=BATCH, shuffle=True)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
     k = len(data.inputs)
-    times = []
-    for _ in range(repeats + 1):
-        _sync(device)
-        start = time.perf_counter()
+
+    def one_epoch() -> None:
         model.train()
         for tensors in loader:
             tensors = [t.to(device) for t in tensors]
@@ -142,9 +158,35 @@ def time_plain(model, data: TensorSet, repeats: int, device) -> float:
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times[1:])
+
+    return _time_epochs(one_epoch, repeats, device)
+
+
+ABLATION = {
+    "eager fp32": Accel(),
+    "eager tf32": Accel(tf32=True),
+    "graphs fp32": Accel(graphs=True),
+    "graphs tf32": Accel(graphs=True, tf32=True),
+    "graphs tf32 bf16": Accel(graphs=True, tf32=True, bf16=True),
+    "graphs tf32 channels_last": Accel(graphs=True, tf32=True, channels_last=True),
+    "graphs tf32 compile": Accel(graphs=True, tf32=True, compile=True),
+    "graphs tf32 channels_last compile": Accel(graphs=True, tf32=True, channels_last=True, compile=True),
+    "graphs tf32 bf16 channels_last": Accel(graphs=True, tf32=True, bf16=True, channels_last=True),
+    "graphs tf32 bf16 channels_last compile": Accel(graphs=True, tf32=True, bf16=True, channels_last=True, compile=True),
+}
+
+
+def ablation(name: str, data: TensorSet, repeats: int, device) -> dict[str, float]:
+    """Images/s of one seed under each option set (CUDA only): what `cuda.* = auto` is chosen from."""
+    rates = {}
+    for label, accel in ABLATION.items():
+        if accel.channels_last and name != "cnn28":
+            continue
+        started = time.perf_counter()
+        rates[label] = len(data) / time_mtlbench(_model(name, device)[0], data, repeats, device, accel)
+        print(f"  {name:9s} {label:36s} {rates[label]:10.0f} img/s  ({time.perf_counter() - started:.0f} s incl. compile)",
+              flush=True)
+    return rates
 
 
 def time_data_path(data: TensorSet, repeats: int, device) -> float:
@@ -162,7 +204,7 @@ def time_data_path(data: TensorSet, repeats: int, device) -> float:
     return statistics.median(times)
 
 
-def run(models: list[str], rows: int, repeats: int, device: torch.device, n_seeds: int) -> dict:
+def run(models: list[str], rows: int, repeats: int, device: torch.device, n_seeds: int, with_ablation: bool = False) -> dict:
     torch_peak = matmul_peak_gflops(device)
     numpy_peak = numpy_matmul_peak_gflops() if device.type == "cpu" else 0.0
     peak = max(torch_peak, numpy_peak)
@@ -170,11 +212,18 @@ def run(models: list[str], rows: int, repeats: int, device: torch.device, n_seed
                "threads": torch.get_num_threads(), "torch": torch.__version__, "allocator": allocator_in_use(),
                "matmul_peak_gflops": peak, "torch_matmul_gflops": torch_peak, "numpy_matmul_gflops": numpy_peak,
                "rows_timed": rows, "models": {}}
+    if device.type == "cuda":
+        results["gpu"] = torch.cuda.get_device_name(device)
+        results["tf32_matmul_gflops"] = matmul_peak_gflops(device, 8192, tf32=True)
+        results["bf16_matmul_gflops"] = matmul_peak_gflops(device, 8192, dtype=torch.bfloat16)
+        results["matmul_peak_gflops"] = peak = matmul_peak_gflops(device, 8192)
     for name in models:
         model, streams = _model(name, device)
         data = _data(rows, streams, device)
         flops = step_flops(model, data)
-        ours = time_mtlbench(model, data, repeats, device)
+        accel = resolve_accel(AUTO_SETTINGS, "mlp" if name == "rsn2_mlp" else name, device)
+        ours = time_mtlbench(model, data, repeats, device, accel)
+        own_peak = results.get("bf16_matmul_gflops" if accel.bf16 else "tf32_matmul_gflops" if accel.tf32 else "", peak)
         plain = time_plain(_model(name, device)[0], data, repeats, device)
         data_path = time_data_path(data, repeats, device)
         steps = -(-rows // BATCH)
@@ -185,14 +234,17 @@ def run(models: list[str], rows: int, repeats: int, device: torch.device, n_seed
             "epoch_s": ours * EPOCH_ROWS / rows,
             "plain_epoch_s": plain * EPOCH_ROWS / rows,
             "train_gflops": flops * steps / ours / 1e9,
-            "fraction_of_matmul_peak": flops * steps / ours / 1e9 / peak,
+            "fraction_of_matmul_peak": flops * steps / ours / 1e9 / own_peak,
             "data_path_fraction": data_path / ours,
+            "accel": {k: v for k, v in vars(accel).items()},
         }
         if name != "rsn2_mlp" and n_seeds > 1:
-            stacked = time_stacked(name, data, n_seeds, repeats, device)
+            stacked = time_stacked(name, data, n_seeds, repeats, device, accel)
             entry["stacked_seeds"] = n_seeds
             entry["stacked_images_per_s"] = n_seeds * rows / stacked
             entry["stacked_speedup_vs_one_seed"] = n_seeds * ours / stacked
+        if with_ablation and device.type == "cuda":
+            entry["ablation_images_per_s"] = ablation(name, data, repeats, device)
         results["models"][name] = entry
         print(f"{name:9s} mtlbench {entry['images_per_s']:9.0f} img/s ({entry['epoch_s']:6.1f} s/epoch)  "
               f"plain {entry['plain_images_per_s']:9.0f} img/s  x{entry['speedup_vs_plain']:.2f}  "
@@ -211,11 +263,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", type=int, default=None, help="training rows timed per epoch (default: 8192 on CPU, 48000 on GPU)")
     parser.add_argument("--repeats", type=int, default=3, help="timed epochs per measurement (median)")
     parser.add_argument("--seeds", type=int, default=4, help="seeds stacked in the `stacked` measurement")
+    parser.add_argument("--ablation", action="store_true", help="on CUDA, also time one seed under each option set of cuda.*")
     parser.add_argument("--out", type=Path, default=Path("metrics/bench.json"))
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
     rows = args.rows or (48000 if device.type == "cuda" else 8192)
-    results = run(args.models, rows, args.repeats, device, args.seeds)
+    results = run(args.models, rows, args.repeats, device, args.seeds, args.ablation)
     print(f"matmul peak {results['matmul_peak_gflops']:.1f} GFLOP/s (torch {results['torch_matmul_gflops']:.1f}, "
           f"numpy {results['numpy_matmul_gflops']:.1f}), {results['threads']} threads, "
           f"allocator {results['allocator']}; written to {args.out}", file=sys.stderr)

@@ -57,11 +57,26 @@ class RSN2Config:
 
 
 @dataclass(frozen=True)
+class CudaConfig:
+    """auto | true | false per option of mtlbench.train.accel (ignored on CPU)."""
+
+    graphs: str
+    tf32: str
+    bf16: str
+    channels_last: str
+    compile: str
+
+    def settings(self) -> dict[str, str]:
+        return dict(vars(self))
+
+
+@dataclass(frozen=True)
 class Params:
     run: RunConfig
     data: DataConfig
     mlflow: MlflowConfig
     rsn2: RSN2Config
+    cuda: CudaConfig
 
 
 # ---------------------------------------------------------------- value checks
@@ -177,6 +192,13 @@ SCHEMA: Schema = {
         "prune_percent": (_optional_percent, None),
         "rescale_kept": (_bool, True),
     },
+    "cuda": {
+        "graphs": (_auto_or_bool, "auto"),
+        "tf32": (_auto_or_bool, "auto"),
+        "bf16": (_auto_or_bool, "auto"),
+        "channels_last": (_auto_or_bool, "auto"),
+        "compile": (_auto_or_bool, "auto"),
+    },
 }
 
 
@@ -232,6 +254,7 @@ def parse_params(raw: Mapping[str, Any], env: Mapping[str, str], root: Path) -> 
         data=DataConfig(mirror=mirror, verify=data["verify"]),
         mlflow=MlflowConfig(tracking_uri=tracking_uri, log_models=mlf["log_models"]),
         rsn2=RSN2Config(**checked["rsn2"]),
+        cuda=CudaConfig(**checked["cuda"]),
     )
 
 

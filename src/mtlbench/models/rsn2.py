@@ -32,14 +32,22 @@ class MaskedLayer(nn.Module):
         self.bias = nn.Parameter(torch.zeros(n_tasks, out_features))
         self.register_buffer("weight_mask", torch.ones(n_tasks, *weight_shape, dtype=torch.bool))
         self.register_buffer("bias_mask", torch.ones(n_tasks, out_features, dtype=torch.bool))
+        self.masking = False  # all-ones masks until set_masks (a seed stack never masks)
+        self.register_load_state_dict_post_hook(lambda layer, _: layer._follow_masks())
+
+    def _follow_masks(self) -> None:
+        self.masking = not (bool(self.weight_mask.all()) and bool(self.bias_mask.all()))
 
     def masked(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.masking:  # multiplying by ones is exact; skipping it saves two passes over the weights
+            return self.weight, self.bias
         return self.weight * self.weight_mask, self.bias * self.bias_mask
 
     def set_masks(self, weight_mask: torch.Tensor, bias_mask: torch.Tensor) -> None:
         """Fix the masks and zero every masked position (they stay zero: they get no gradient)."""
         self.weight_mask.copy_(weight_mask)
         self.bias_mask.copy_(bias_mask)
+        self.masking = True
         with torch.no_grad():
             self.weight.mul_(self.weight_mask)
             self.bias.mul_(self.bias_mask)
@@ -53,7 +61,9 @@ class MultiMaskedLinear(MaskedLayer):
         weight, bias = self.masked()
         if x.device.type == "cpu":  # per slice: the very kernels a dedicated layer runs (see module doc)
             return torch.stack([F.linear(x[t], weight[t], bias[t]) for t in range(self.n_tasks)])
-        return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+        # computed as (W x^T)^T: the weight gradient then comes out in the weight's own layout, where
+        # x W^T would leave it transposed and cost a copy per layer (measured on an H100)
+        return torch.baddbmm(bias.unsqueeze(2), weight, x.transpose(1, 2)).transpose(1, 2)
 
 
 class MultiMaskedConv2d(MaskedLayer):

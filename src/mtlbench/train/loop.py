@@ -10,14 +10,16 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from mtlbench.data.tasks import TensorSet
+from mtlbench.train.accel import EAGER, Accel
 from mtlbench.train.early_stopping import EarlyStopping
+from mtlbench.train.epoch import EpochRunner, as_tuple, make_optimizer
 from mtlbench.train.protocols import Protocol
 
 EVAL_BATCH = 2048
@@ -34,10 +36,6 @@ class FitResult:
     extra: dict = field(default_factory=dict)
 
 
-def _as_tuple(outputs) -> tuple[torch.Tensor, ...]:
-    return (outputs,) if isinstance(outputs, torch.Tensor) else tuple(outputs)
-
-
 def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
@@ -48,7 +46,7 @@ def predict_logits(model: nn.Module, inputs: Sequence[torch.Tensor], batch_size:
     chunks: list[tuple[torch.Tensor, ...]] = []
     with torch.inference_mode():
         for start in range(0, len(inputs[0]), batch_size):
-            chunks.append(_as_tuple(model(*(x[start : start + batch_size] for x in inputs))))
+            chunks.append(as_tuple(model(*(x[start : start + batch_size] for x in inputs))))
     return tuple(torch.cat(parts) for parts in zip(*chunks))
 
 
@@ -60,7 +58,7 @@ def evaluate_losses(model: nn.Module, data: TensorSet, weights: Sequence[float])
     return {"loss": sum(w * l for w, l in zip(weights, losses)), "task_loss": torch.stack(losses), "task_acc": torch.stack(accs)}
 
 
-def _epoch_record(epoch: int, names: Sequence[str], train: dict, val: dict, seconds: float) -> dict[str, float]:
+def epoch_record(epoch: int, names: Sequence[str], train: dict, val: dict, seconds: float) -> dict[str, float]:
     record = {"epoch": epoch, "loss": float(train["loss"]), "val_loss": float(val["loss"]), "seconds": seconds}
     for i, name in enumerate(names):
         record[f"{name}_loss"] = float(train["task_loss"][i])
@@ -68,53 +66,6 @@ def _epoch_record(epoch: int, names: Sequence[str], train: dict, val: dict, seco
         record[f"val_{name}_loss"] = float(val["task_loss"][i])
         record[f"val_{name}_accuracy"] = float(val["task_acc"][i])
     return record
-
-
-def train_epoch(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    train: TensorSet,
-    batch_size: int,
-    shuffle: torch.Generator | Sequence[torch.Generator],
-    weights: Sequence[float],
-    grad_clip: float | None = None,
-    after_step: Callable[[], None] | None = None,
-) -> dict[str, torch.Tensor]:
-    """One pass over `train` in a fresh seeded order; batches are index slices of device tensors.
-
-    One generator orders all streams alike; a sequence of generators gives each stream its own
-    order (the seeds of a multi-seed stack). Running sums stay on the device (no sync per batch);
-    returns the epoch's mean losses and accuracies per stream."""
-    model.train()
-    n, k = len(train), len(train.targets)
-    device = train.targets[0].device
-    generators = [shuffle] if isinstance(shuffle, torch.Generator) else list(shuffle)
-    # drawn on the CPU: the same order on every device
-    orders = [torch.randperm(n, generator=g).to(device) for g in generators]
-    sums = torch.zeros(2 * k + 1, device=device)  # total loss, task losses, task correct counts
-    for start in range(0, n, batch_size):
-        if len(orders) == 1:
-            batch = train.rows(orders[0][start : start + batch_size])
-        else:
-            index = [order[start : start + batch_size] for order in orders]
-            batch = TensorSet(tuple(x[i] for x, i in zip(train.inputs, index)),
-                              tuple(y[i] for y, i in zip(train.targets, index)))
-        outputs = _as_tuple(model(*batch.inputs))
-        losses = [F.cross_entropy(out, y) for out, y in zip(outputs, batch.targets)]
-        total = sum(w * l for w, l in zip(weights, losses))
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        if grad_clip is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        optimizer.step()
-        if after_step is not None:
-            after_step()
-        with torch.no_grad():
-            rows = len(batch)
-            correct = [(out.argmax(1) == y).sum() for out, y in zip(outputs, batch.targets)]
-            sums += torch.stack([total.detach() * rows, *(l.detach() * rows for l in losses), *correct])
-    sums = (sums / n).cpu()
-    return {"loss": sums[0], "task_loss": sums[1 : k + 1], "task_acc": sums[k + 1 :]}
 
 
 def fit(
@@ -126,26 +77,28 @@ def fit(
     loss_weights: Sequence[float] | None = None,
     label: str = "",
     progress: bool = False,
+    accel: Accel = EAGER,
 ) -> FitResult:
     """Train `model` in place on `data` (validation split held out by the protocol)."""
     weights = list(loss_weights or [1.0] * len(data.targets))
     train, val = data.split_validation(protocol.val_fraction)
-    optimizer = torch.optim.Adam(model.parameters(), lr=protocol.lr, betas=protocol.betas, eps=protocol.eps)
+    optimizer = make_optimizer(model.parameters(), protocol, train.targets[0].device, accel)
+    runner = EpochRunner(model, optimizer, train, protocol.batch_size, weights, protocol.grad_clip, accel)
     shuffle = torch.Generator().manual_seed(seed)
     stopper = EarlyStopping(protocol.patience, protocol.min_delta)
-    best_state, history, bs = None, [], protocol.batch_size
+    best_state, history = None, []
     started = time.perf_counter()
 
     for epoch in range(1, protocol.max_epochs + 1):
         t0 = time.perf_counter()
-        train_metrics = train_epoch(model, optimizer, train, bs, shuffle, weights, protocol.grad_clip)
+        train_metrics = runner.epoch(shuffle)
         val_metrics = evaluate_losses(model, val, weights)
-        record = _epoch_record(epoch, task_names, train_metrics, val_metrics, time.perf_counter() - t0)
+        record = epoch_record(epoch, task_names, train_metrics, val_metrics, time.perf_counter() - t0)
         history.append(record)
         if stopper.update(epoch, record["val_loss"]) and protocol.restore_best:
             best_state = _snapshot(model)
         if progress:
-            _print_progress(label, record, protocol.max_epochs, started)
+            print_progress(label, record, protocol.max_epochs, started)
         if stopper.should_stop:
             break
 
@@ -161,7 +114,7 @@ def fit(
     )
 
 
-def _print_progress(label: str, record: dict[str, float], max_epochs: int, started: float) -> None:
+def print_progress(label: str, record: dict[str, float], max_epochs: int, started: float) -> None:
     accs = " ".join(f"{k}={v:.4f}" for k, v in record.items() if k.startswith("val_") and k.endswith("accuracy"))
     print(
         f"[{label}] epoch {record['epoch']}/{max_epochs} loss={record['loss']:.4f} "

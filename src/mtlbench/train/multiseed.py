@@ -21,7 +21,9 @@ from mtlbench.data.tasks import TensorSet
 from mtlbench.models.dedicated import build_dedicated
 from mtlbench.models.rsn2 import RSN2Net
 from mtlbench.train.early_stopping import EarlyStopping
-from mtlbench.train.loop import FitResult, _epoch_record, _print_progress, evaluate_losses, train_epoch
+from mtlbench.train.accel import EAGER, Accel
+from mtlbench.train.epoch import EpochRunner, make_optimizer
+from mtlbench.train.loop import FitResult, epoch_record, evaluate_losses, print_progress
 from mtlbench.train.protocols import Protocol
 
 
@@ -63,26 +65,27 @@ def fit_seeds(
     task_name: str,
     label: str = "",
     progress: bool = False,
+    accel: Accel = EAGER,
 ) -> list[FitResult]:
     """`fit` for every seed at once on one task's `data`; one FitResult per seed."""
     k = len(seeds)
     train, val = data.split_validation(protocol.val_fraction)
     stacked = lambda part: TensorSet(part.inputs * k, part.targets * k)  # noqa: E731  (every seed sees all rows)
     train, val = stacked(train), stacked(val)
-    optimizer = torch.optim.Adam(stack.parameters(), lr=protocol.lr, betas=protocol.betas, eps=protocol.eps)
+    optimizer = make_optimizer(stack.parameters(), protocol, train.targets[0].device, accel)
+    ones = [1.0] * k
+    runner = EpochRunner(stack, optimizer, train, protocol.batch_size, ones, protocol.grad_clip, accel)
     shuffles = [torch.Generator().manual_seed(seed) for seed in seeds]
     stoppers = [EarlyStopping(protocol.patience, protocol.min_delta) for _ in seeds]
     best: list[list[torch.Tensor] | None] = [None] * k
     frozen: dict[int, list[torch.Tensor]] = {}
     histories: list[list[dict]] = [[] for _ in seeds]
-    ones = [1.0] * k
     started = time.perf_counter()
 
     for epoch in range(1, protocol.max_epochs + 1):
         t0 = time.perf_counter()
         after_step = (lambda: [_put_slice_state(stack, i, s) for i, s in frozen.items()]) if frozen else None
-        train_metrics = train_epoch(stack, optimizer, train, protocol.batch_size, shuffles, ones,
-                                    protocol.grad_clip, after_step=after_step)
+        train_metrics = runner.epoch(shuffles, after_step=after_step)
         val_metrics = evaluate_losses(stack, val, ones)
         seconds = time.perf_counter() - t0
         for i in range(k):
@@ -90,12 +93,12 @@ def fit_seeds(
                 continue
             own = lambda m: {"loss": m["task_loss"][i], "task_loss": m["task_loss"][i : i + 1],  # noqa: E731
                              "task_acc": m["task_acc"][i : i + 1]}
-            record = _epoch_record(epoch, (task_name,), own(train_metrics), own(val_metrics), seconds)
+            record = epoch_record(epoch, (task_name,), own(train_metrics), own(val_metrics), seconds)
             histories[i].append(record)
             if stoppers[i].update(epoch, record["val_loss"]) and protocol.restore_best:
                 best[i] = _slice_state(stack, i)
             if progress:
-                _print_progress(f"{label} seed={seeds[i]}", record, protocol.max_epochs, started)
+                print_progress(f"{label} seed={seeds[i]}", record, protocol.max_epochs, started)
             if stoppers[i].should_stop:
                 frozen[i] = _slice_state(stack, i)
         if len(frozen) == k:

@@ -26,6 +26,7 @@ from mtlbench.models.rsn2 import RSN2Net, init_rsn2, rescale_kept_
 from mtlbench.models.store import save_model
 from mtlbench.runtime import allocator_in_use
 from mtlbench.studies import Study
+from mtlbench.train.accel import STACK_AUTO, Accel, configure_backends, resolve_accel
 from mtlbench.train.loop import FitResult, fit, predict_logits
 from mtlbench.train.masks import compute_masks
 from mtlbench.train.multiseed import copy_slice, fit_seeds, seed_stack
@@ -52,9 +53,14 @@ def _fit_summary(result: FitResult, sizes: dict[str, int]) -> dict:
     }
 
 
-def stack_seeds(setting: str, device: torch.device) -> bool:
-    """run.stack_seeds: `auto` stacks on accelerators only (on a few CPU cores it buys nothing)."""
-    return setting == "true" or (setting == "auto" and device.type != "cpu")
+def stack_seeds(setting: str, device: torch.device, architecture: str) -> bool:
+    """run.stack_seeds: `auto` stacks on CUDA where measured faster (accel.STACK_AUTO); never on CPU,
+    where a few cores gain nothing from it."""
+    return setting == "true" or (setting == "auto" and device.type == "cuda" and STACK_AUTO.get(architecture, False))
+
+
+def study_accel(study: Study, params: Params, device: torch.device) -> Accel:
+    return resolve_accel(params.cuda.settings(), study.architecture, device)
 
 
 def train_dedicated(study: Study, tasks: list[TaskData], seeds: tuple[int, ...], params: Params, out_dir: Path) -> None:
@@ -67,9 +73,11 @@ def train_dedicated(study: Study, tasks: list[TaskData], seeds: tuple[int, ...],
         in_shape = tuple(x_train.shape[1:])
         name, n_classes = task.spec.name, task.spec.n_classes
         label = f"{study.name} dedicated {name}"
-        if stack_seeds(params.run.stack_seeds, x_train.device):
+        accel = study_accel(study, params, x_train.device)
+        if stack_seeds(params.run.stack_seeds, x_train.device, study.architecture):
             stack = seed_stack(study.architecture, in_shape, n_classes, seeds).to(x_train.device)
-            results = fit_seeds(stack, task.train, protocol, seeds, name, label=label, progress=params.run.progress)
+            results = fit_seeds(stack, task.train, protocol, seeds, name, label=label, progress=params.run.progress,
+                                accel=accel)
             models = [copy_slice(build_dedicated(study.architecture, in_shape, n_classes, 0).to(x_train.device),
                                  stack, i, into_stack=False) for i in range(len(seeds))]
         else:
@@ -77,7 +85,7 @@ def train_dedicated(study: Study, tasks: list[TaskData], seeds: tuple[int, ...],
             for seed in seeds:
                 model = build_dedicated(study.architecture, in_shape, n_classes, seed).to(x_train.device)
                 results.append(fit(model, task.train, protocol, seed, (name,), label=f"{label} seed={seed}",
-                                   progress=params.run.progress))
+                                   progress=params.run.progress, accel=accel))
                 models.append(model)
         for seed, model, result in zip(seeds, models, results):
             (logits,) = predict_logits(model, task.test.inputs)
@@ -148,7 +156,8 @@ def train_rsn2_seed(study: Study, tasks: list[TaskData], seed: int, params: Para
     for i, weights in enumerate(spec.phases or (all_tasks,)):
         label = f"{study.name} rsn2 seed={seed}" + (f" phase {i + 1}" if spec.phases else "")
         result = fit(model, phase_train_set(tasks, weights), protocol, seed, names, loss_weights=weights,
-                     label=label, progress=params.run.progress)  # a fresh optimizer per phase
+                     label=label, progress=params.run.progress,
+                     accel=study_accel(study, params, device))  # a fresh optimizer per phase
         fits.update({name: result for name, w in zip(names, weights) if w})
 
     predictions = {}
@@ -196,6 +205,7 @@ def selected_variants(study: Study, wanted: tuple[str, ...] | None) -> tuple[str
 def run_study(study: Study, params: Params, prepared_dir: Path, out_dir: Path) -> None:
     """Train every variant of `study` for every seed into `out_dir` (a fresh folder)."""
     device = resolve_device(params.run.device)
+    configure_backends(study_accel(study, params, device))
     tasks = [load_task(spec, prepared_dir, params.run.train_limit, device) for spec in study.task_specs]
     for variant in selected_variants(study, params.run.variants):
         VARIANT_TRAINERS[variant](study, tasks, params.run.seeds, params, out_dir / variant)

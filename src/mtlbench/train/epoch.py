@@ -1,0 +1,160 @@
+"""One epoch of training: a seeded order, index-sliced batches, one optimizer step per batch.
+
+`EpochRunner` holds what lasts across the epochs of one fit. Eagerly (always on CPU) it runs the
+step from Python. With CUDA graphs on, it captures the whole step once per batch size (gather the
+rows by index, forward, loss, backward, clipping, Adam, running sums) and replays it with the
+batch's indices copied into a static buffer: one copy and one graph launch per step instead of a
+hundred kernel launches, which is what bounds small models on a large GPU.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Callable, Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mtlbench.data.tasks import TensorSet
+from mtlbench.train.accel import EAGER, Accel
+from mtlbench.train.protocols import Protocol
+
+WARMUP_STEPS = 3  # eager steps on a side stream before capture (allocator, cuBLAS handles, compile)
+
+
+def as_tuple(outputs) -> tuple[torch.Tensor, ...]:
+    return (outputs,) if isinstance(outputs, torch.Tensor) else tuple(outputs)
+
+
+def make_optimizer(params, protocol: Protocol, device: torch.device, accel: Accel = EAGER) -> torch.optim.Adam:
+    """Adam as the protocol says; on CUDA the fused kernel (one launch for all tensors), graph-safe
+    when the step is captured. On CPU PyTorch's default implementation, for bit-reproducibility."""
+    cuda = {"fused": True, "capturable": accel.graphs} if device.type == "cuda" else {}
+    return torch.optim.Adam(params, lr=protocol.lr, betas=protocol.betas, eps=protocol.eps, **cuda)
+
+
+class EpochRunner:
+    """Trains `model` on `train` one epoch at a time with `optimizer` (see module doc)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        train: TensorSet,
+        batch_size: int,
+        weights: Sequence[float],
+        grad_clip: float | None = None,
+        accel: Accel = EAGER,
+    ):
+        self.model, self.optimizer, self.batch_size = model, optimizer, batch_size
+        self.weights, self.grad_clip, self.accel = list(weights), grad_clip, accel
+        if accel.channels_last:
+            _to_channels_last(model)
+            train = TensorSet(tuple(x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+                                    for x in train.inputs), train.targets)
+        self.train = train
+        self.forward = torch.compile(model) if accel.compile else model
+        self.device = train.targets[0].device
+        k = len(train.targets)
+        self.sums = torch.zeros(2 * k + 1, device=self.device)  # total loss, task losses, correct counts
+        self.graphs: dict[tuple[int, int], tuple[torch.cuda.CUDAGraph, list[torch.Tensor]]] = {}
+
+    def epoch(
+        self,
+        shuffle: torch.Generator | Sequence[torch.Generator],
+        after_step: Callable[[], None] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """One pass in a fresh seeded order. One generator orders all streams alike; one generator per
+        stream gives each its own order (the seeds of a multi-seed stack). Returns the epoch's mean
+        total loss, task losses and task accuracies (one sync per epoch)."""
+        self.model.train()
+        n, k = len(self.train), len(self.train.targets)
+        generators = [shuffle] if isinstance(shuffle, torch.Generator) else list(shuffle)
+        # drawn on the CPU: the same order on every device
+        orders = [torch.randperm(n, generator=g).to(self.device) for g in generators]
+        self.sums.zero_()
+        for start in range(0, n, self.batch_size):
+            index = [order[start : start + self.batch_size] for order in orders]
+            if self.accel.graphs:
+                self._replay(index)
+            else:
+                self.optimizer.zero_grad(set_to_none=True)
+                self._step(index)
+            if after_step is not None:
+                after_step()
+        sums = (self.sums / n).cpu()
+        return {"loss": sums[0], "task_loss": sums[1 : k + 1], "task_acc": sums[k + 1 :]}
+
+    def _step(self, index: list[torch.Tensor]) -> None:
+        """Forward, backward and update on the rows `index` (one index per stream, or one for all)."""
+        picks = index * len(self.train.targets) if len(index) == 1 else index
+        inputs = [x[i] for x, i in zip(self.train.inputs, picks)]
+        targets = [y[i] for y, i in zip(self.train.targets, picks)]
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.accel.bf16, cache_enabled=False):
+            outputs = as_tuple(self.forward(*inputs))
+        losses = [F.cross_entropy(out.float(), y) for out, y in zip(outputs, targets)]
+        total = sum(w * loss for w, loss in zip(self.weights, losses))
+        total.backward()
+        if self.grad_clip is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.optimizer.step()
+        with torch.no_grad():
+            rows = len(targets[0])
+            correct = [(out.argmax(1) == y).sum() for out, y in zip(outputs, targets)]
+            self.sums += torch.stack([total.detach() * rows, *(loss.detach() * rows for loss in losses), *correct])
+
+    def _replay(self, index: list[torch.Tensor]) -> None:
+        key = (len(index), len(index[0]))
+        if key not in self.graphs:
+            self.graphs[key] = self._capture(*key)
+        graph, buffers = self.graphs[key]
+        for buffer, rows in zip(buffers, index):
+            buffer.copy_(rows)
+        graph.replay()
+
+    def _capture(self, n_index: int, size: int) -> tuple[torch.cuda.CUDAGraph, list[torch.Tensor]]:
+        """Warm up and capture the step for batches of `size` rows, leaving the training state as it was."""
+        buffers = [torch.arange(size, device=self.device) for _ in range(n_index)]
+        graph = torch.cuda.CUDAGraph()
+        with _training_state_kept(self.model, self.optimizer, self.sums):
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(WARMUP_STEPS):
+                    self.optimizer.zero_grad(set_to_none=True)
+                    self._step(buffers)
+            torch.cuda.current_stream().wait_stream(side)
+            self.optimizer.zero_grad(set_to_none=True)  # the graph writes (not accumulates) its gradients
+            with torch.cuda.graph(graph):
+                self._step(buffers)
+        return graph, buffers
+
+
+def _to_channels_last(model: nn.Module) -> None:
+    """NHWC conv weights, in place (the optimizer keeps its parameter objects); 5-D weights of
+    grouped multitask convs stay as they are: their activations become NHWC through the input."""
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.dim() == 4:
+                param.data = param.data.contiguous(memory_format=torch.channels_last)
+
+
+@contextmanager
+def _training_state_kept(model: nn.Module, optimizer: torch.optim.Optimizer, sums: torch.Tensor) -> Iterator[None]:
+    """Undo the warm-up steps: parameters, optimizer state and running sums are put back in place
+    (same storage, which the graph has recorded); optimizer state that did not exist yet is zeroed,
+    which is Adam's fresh state (step 0, zero moments)."""
+    params = [p.detach().clone() for p in model.parameters()]
+    state = {id(t): t.clone() for s in optimizer.state.values() for t in s.values() if torch.is_tensor(t)}
+    saved_sums = sums.clone()
+    yield
+    torch.cuda.synchronize()
+    with torch.no_grad():
+        for p, saved in zip(model.parameters(), params):
+            p.copy_(saved)
+        for s in optimizer.state.values():
+            for t in s.values():
+                if torch.is_tensor(t):
+                    t.copy_(state[id(t)]) if id(t) in state else t.zero_()
+        sums.copy_(saved_sums)
