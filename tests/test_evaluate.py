@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 from scipy import stats
-from sklearn.metrics import classification_report, f1_score
+from sklearn.metrics import classification_report, confusion_matrix, f1_score
 
-from mtlbench.evaluate import (classification_metrics, confusion, format_confusion, report, seed_statistics,
+from mtlbench.evaluate import (classification_metrics, confusion, format_confusion, report, report_data, seed_statistics,
                                statistics_table, summarize)
 
 
@@ -33,7 +33,25 @@ def test_classification_metrics_and_report_agree_with_sklearn():
     assert report(y_true, y_pred, 5) == classification_report(y_true, y_pred, labels=range(5), zero_division=0)
     matrix = confusion(y_true, y_pred, 5)
     assert matrix.shape == (5, 5) and matrix.sum() == 200 and matrix[4].sum() == 0
+    assert np.array_equal(matrix, confusion_matrix(y_true, y_pred, labels=range(5)))
     assert format_confusion(matrix) == str(matrix)
+
+
+@pytest.mark.parametrize("n_classes, seed", [(2, 0), (2, 1), (5, 2), (10, 3)])
+def test_report_data_equals_sklearns_report_dict(n_classes, seed):
+    rng = np.random.default_rng(seed)
+    y_true = rng.integers(0, n_classes - (n_classes > 2), 300)  # the last class absent from y_true (n > 2)
+    y_pred = np.where(rng.random(300) < 0.6, y_true, rng.integers(0, n_classes, 300))
+    if n_classes == 2 and seed == 1:
+        y_pred = np.zeros_like(y_pred)  # class 1 never predicted: zero_division
+    ours = report_data(confusion(y_true, y_pred, n_classes))
+    theirs = classification_report(y_true, y_pred, labels=range(n_classes), output_dict=True, zero_division=0)
+    assert ours.keys() == theirs.keys()
+    for key, value in theirs.items():
+        if isinstance(value, dict):
+            assert ours[key] == pytest.approx(value, abs=1e-12), key
+        else:
+            assert ours[key] == pytest.approx(value, abs=1e-12)
 
 
 def test_summarize_and_table():

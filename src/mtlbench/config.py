@@ -34,6 +34,7 @@ class RunConfig:
     variants: tuple[str, ...] | None  # None: every variant of each study
     stack_seeds: str  # auto | true | false: train a dedicated model's seeds together
     progress: bool
+    tasks: tuple[str, ...] | None = None  # None: every task; else only these (in every variant)
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,14 @@ class RSN2Config:
 
 
 @dataclass(frozen=True)
+class HSConfig:
+    """The hs protocol's free choices (SPEC.md section 2)."""
+
+    epochs: int
+    early_stopping: bool
+
+
+@dataclass(frozen=True)
 class CudaConfig:
     """auto | true | false per option of mtlbench.train.accel (ignored on CPU)."""
 
@@ -77,6 +86,7 @@ class Params:
     mlflow: MlflowConfig
     rsn2: RSN2Config
     cuda: CudaConfig
+    hs: HSConfig
 
 
 # ---------------------------------------------------------------- value checks
@@ -154,6 +164,25 @@ def _variants(key: str, value: Any) -> tuple[str, ...] | None:
     return tuple(value)
 
 
+def _tasks(key: str, value: Any) -> tuple[str, ...] | None:
+    studies = [study for study in STUDIES.values() if study.implemented]
+    allowed = tuple(dict.fromkeys(t for study in studies for t in study.tasks))
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value or len(set(value)) != len(value) or any(t not in allowed for t in value):
+        bad = next((t for t in value if t not in allowed), None) if isinstance(value, list) else None
+        shown = ", ".join(t for t in allowed if not t[1:].isdigit()) + ", T1..T90, R1..R50"
+        raise ParamsError(f"{key}: expected null (all) or a non-empty list of distinct task names"
+                          f"{f'; unknown task {bad!r}' if bad else ''}; allowed values: {shown}")
+    return tuple(value)
+
+
+def _positive_int(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ParamsError(f"{key}: expected a positive integer, got {value!r}")
+    return value
+
+
 def _seeds(key: str, value: Any) -> tuple[int, ...]:
     ok = isinstance(value, list) and value and all(
         isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value
@@ -177,6 +206,7 @@ SCHEMA: Schema = {
         "variants": (_variants, None),
         "stack_seeds": (_auto_or_bool, "auto"),
         "progress": (_bool, True),
+        "tasks": (_tasks, None),
     },
     "data": {
         "mirror": (_optional_str, None),
@@ -191,6 +221,10 @@ SCHEMA: Schema = {
         "mask_method": (_choice(("gradient", "magnitude")), "gradient"),
         "prune_percent": (_optional_percent, None),
         "rescale_kept": (_bool, True),
+    },
+    "hs": {
+        "epochs": (_positive_int, 30),
+        "early_stopping": (_bool, False),
     },
     "cuda": {
         "graphs": (_auto_or_bool, "auto"),
@@ -255,6 +289,7 @@ def parse_params(raw: Mapping[str, Any], env: Mapping[str, str], root: Path) -> 
         mlflow=MlflowConfig(tracking_uri=tracking_uri, log_models=mlf["log_models"]),
         rsn2=RSN2Config(**checked["rsn2"]),
         cuda=CudaConfig(**checked["cuda"]),
+        hs=HSConfig(**checked["hs"]),
     )
 
 

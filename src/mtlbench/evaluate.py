@@ -11,7 +11,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 from scipy import stats as scipy_stats
-from sklearn.metrics import classification_report, confusion_matrix, precision_recall_fscore_support
+from sklearn.metrics import classification_report
 
 from mtlbench.fileio import read_json
 from mtlbench.models.store import load_model
@@ -39,21 +39,44 @@ def curve_rows(history: list[dict], task: str) -> list[dict]:
     ]
 
 
-def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, float]:
-    precision, recall, f1, _ = precision_recall_fscore_support(
-        y_true, y_pred, labels=list(range(n_classes)), average="macro", zero_division=0
-    )
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int,
+                           report_dict: dict | None = None) -> dict[str, float]:
+    """Accuracy and macro precision/recall/F1 (absent classes count, as zeros)."""
+    macro = (report_dict or report_data(confusion(y_true, y_pred, n_classes)))["macro avg"]
     return {
         "accuracy": float(np.mean(y_true == y_pred)),
-        "macro_precision": float(precision),
-        "macro_recall": float(recall),
-        "macro_f1": float(f1),
+        "macro_precision": float(macro["precision"]),
+        "macro_recall": float(macro["recall"]),
+        "macro_f1": float(macro["f1-score"]),
     }
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
     """Rows are true classes, columns predicted, as sklearn orders them."""
-    return confusion_matrix(y_true, y_pred, labels=list(range(n_classes)))
+    counts = np.bincount(np.asarray(y_true) * n_classes + np.asarray(y_pred), minlength=n_classes * n_classes)
+    return counts.reshape(n_classes, n_classes)
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    return np.divide(numerator, denominator, out=np.zeros(len(numerator)), where=denominator > 0)
+
+
+def report_data(matrix: np.ndarray) -> dict:
+    """sklearn's `classification_report(..., output_dict=True, zero_division=0)` computed from the
+    confusion matrix: sklearn's own input checks cost 20 ms a task, minutes for a study with
+    thousands of (task, seed) pairs (tests/test_evaluate.py holds the two equal)."""
+    tp, support, predicted = np.diag(matrix).astype(float), matrix.sum(axis=1), matrix.sum(axis=0)
+    precision, recall = _ratio(tp, predicted.astype(float)), _ratio(tp, support.astype(float))
+    f1 = _ratio(2 * tp, (support + predicted).astype(float))  # 2tp / (2tp + fp + fn)
+    out: dict = {str(i): {"precision": float(precision[i]), "recall": float(recall[i]), "f1-score": float(f1[i]),
+                          "support": float(support[i])} for i in range(len(matrix))}
+    total = float(support.sum())
+    out["accuracy"] = float(tp.sum() / total) if total else 0.0
+    weights = support / total if total else np.zeros(len(matrix))
+    for name, w in (("macro avg", None), ("weighted avg", weights)):
+        out[name] = {"precision": float(np.average(precision, weights=w)), "recall": float(np.average(recall, weights=w)),
+                     "f1-score": float(np.average(f1, weights=w)), "support": total}
+    return out
 
 
 def format_confusion(matrix: np.ndarray) -> str:
@@ -61,10 +84,9 @@ def format_confusion(matrix: np.ndarray) -> str:
     return np.array2string(matrix, threshold=sys.maxsize, max_line_width=sys.maxsize)
 
 
-def report(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, as_dict: bool = False):
-    return classification_report(
-        y_true, y_pred, labels=list(range(n_classes)), output_dict=as_dict, zero_division=0
-    )
+def report(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> str:
+    """The classification report as sklearn prints it."""
+    return classification_report(y_true, y_pred, labels=list(range(n_classes)), zero_division=0)
 
 
 def seed_statistics(values: Sequence[float]) -> dict:
@@ -115,12 +137,19 @@ def statistics_table(summary: dict, metrics: Iterable[str] = ("accuracy", "macro
     return "\n".join(lines)
 
 
-def markdown_report(study: str, outcomes: list["VariantOutcome"]) -> str:
-    """Each run's confusion matrix and classification report, then the seed statistics."""
-    parts = [f"# {study}", "", "Test-set results per model, task and seed, printed as sklearn prints them.", ""]
+def markdown_report(study: str, outcomes: list["VariantOutcome"], headline: Sequence[str] | None = None) -> str:
+    """The variants side by side, each run's confusion matrix and classification report (of the
+    headline tasks when a study names them; every task is in metrics/ and MLflow), then the seed
+    statistics."""
+    parts = [f"# {study}", ""]
+    if headline is not None:
+        parts += ["## Test accuracy, mean +- SD over seeds", "", variant_table(outcomes, headline), ""]
+    parts += ["Test-set results per model, task and seed, printed as sklearn prints them.", ""]
     for outcome in outcomes:
         for seed in outcome.seeds:
             for t in seed.tasks:
+                if headline is not None and t.task not in headline:
+                    continue
                 m = t.metrics
                 parts += [
                     f"## {outcome.variant} / {t.task} / seed {seed.seed}",
@@ -131,11 +160,11 @@ def markdown_report(study: str, outcomes: list["VariantOutcome"]) -> str:
                     "",
                     "```",
                     format_confusion(t.matrix),
-                    t.report_text.rstrip(),
+                    t.text_report().rstrip(),
                     "```",
                     "",
                 ]
-    summary = {o.variant: o.summary for o in outcomes}
+    summary = {o.variant: {t: by for t, by in o.summary.items() if headline is None or t in headline} for o in outcomes}
     parts += ["## Seed statistics", "", statistics_table(summary), ""]
     comparisons = compare_to_dedicated(outcomes)
     if comparisons:
@@ -165,10 +194,16 @@ class TaskOutcome:
     history: list[dict[str, float]]
     matrix: np.ndarray
     class_names: list[str]
-    report_text: str
+    report_text: str | None  # None until text_report() first asks (sklearn's text is slow for many tasks)
     report_dict: dict
     y_true: np.ndarray
     y_pred: np.ndarray
+
+
+    def text_report(self) -> str:
+        if self.report_text is None:
+            self.report_text = report(self.y_true, self.y_pred, len(self.class_names))
+        return self.report_text
 
 
 @dataclass
@@ -190,14 +225,15 @@ def _task_outcome(spec, run: dict, predictions) -> TaskOutcome:
     name, n = spec.name, spec.n_classes
     y_true, y_pred = predictions[f"{name}_true"], predictions[f"{name}_pred"]
     fit = run["tasks"][name]
+    matrix = confusion(y_true, y_pred, n)
+    report_dict = report_data(matrix)
     metrics = {
-        **classification_metrics(y_true, y_pred, n),
+        **classification_metrics(y_true, y_pred, n, report_dict),
         **{k: fit[k] for k in FIT_RECORDS},
     }
     return TaskOutcome(
-        task=name, metrics=metrics, history=fit["history"], matrix=confusion(y_true, y_pred, n),
-        class_names=list(spec.class_names), report_text=report(y_true, y_pred, n),
-        report_dict=report(y_true, y_pred, n, as_dict=True), y_true=y_true, y_pred=y_pred,
+        task=name, metrics=metrics, history=fit["history"], matrix=matrix,
+        class_names=list(spec.class_names), report_text=None, report_dict=report_dict, y_true=y_true, y_pred=y_pred,
     )
 
 
@@ -208,49 +244,102 @@ def _run_params(run: dict) -> dict[str, object]:
         "study": run["study"], "variant": run["variant"], "architecture": run["architecture"],
         "protocol": protocol["name"], "lr": protocol["lr"], "batch_size": protocol["batch_size"],
         "max_epochs": protocol["max_epochs"], "patience": protocol["patience"], "min_delta": protocol["min_delta"],
-        "val_fraction": protocol["val_fraction"], "train_rows": run["train_rows"], "device": run["device"],
-        "torch": run["torch"],
+        "val_fraction": protocol["val_fraction"], "grad_clip": protocol.get("grad_clip"),
+        "n_tasks": len(run["tasks"]), "device": run["device"], "torch": run["torch"],
     }
 
 
-def evaluate_study(study: Study, results_dir: Path) -> list[VariantOutcome]:
-    """Read every variant's seeds from the train stage's results and evaluate them."""
+def evaluate_study(study: Study, results_dir: Path, root: Path = Path(".")) -> list[VariantOutcome]:
+    """Read every variant's seeds from the train stage's results and evaluate them (each variant
+    on the tasks it trained, in the study's task order)."""
     outcomes = []
     variants = [v for v in study.variants if (results_dir / v).is_dir()]  # run.variants may select some
     if not variants:
         raise FileNotFoundError(f"{results_dir}: no trained variants; run the train stage first")
+    specs = study.specs(root)
     for variant in variants:
         seed_dirs = sorted((results_dir / variant).glob("seed*"), key=lambda p: int(p.name[4:]))
-        seeds, params = [], {}
+        seeds, params, names = [], {}, []
         for seed_dir in seed_dirs:
             run = read_json(seed_dir / "run.json")
             params = _run_params(run)
+            names = [t for t in study.tasks if t in run["tasks"]]
             with np.load(seed_dir / "predictions.npz") as predictions:
-                tasks = [_task_outcome(spec, run, predictions) for spec in study.task_specs]
+                tasks = [_task_outcome(specs[name], run, predictions) for name in names]
             models = {p.stem: (lambda p=p: load_model(p)) for p in sorted(seed_dir.glob("model_*.pt"))}
             seeds.append(SeedOutcome(seed=run["seed"], tasks=tasks, models=models))
-        per_seed = {spec.name: {s.seed: s.tasks[i].metrics for s in seeds} for i, spec in enumerate(study.task_specs)}
+        per_seed = {name: {s.seed: s.tasks[i].metrics for s in seeds} for i, name in enumerate(names)}
         outcomes.append(VariantOutcome(variant, params, seeds, summarize({variant: per_seed})[variant]))
     return outcomes
+
+
+def mean_curves(tasks: Sequence["TaskOutcome"]) -> list[dict]:
+    """Per epoch, the tasks' curves averaged (the multitask variants' average-loss curves)."""
+    per_task = [curve_rows(t.history, t.task) for t in tasks]
+    return [
+        {"epoch": rows[0]["epoch"], **{k: float(np.mean([r[k] for r in rows])) for k in CURVE_COLUMNS[1:]}}
+        for rows in zip(*per_task)
+    ]
+
+
+def grouped_mean_curves(outcome: "VariantOutcome", seed: "SeedOutcome") -> dict[str, list[dict]]:
+    """{"real": curves, "random": curves} for a seed whose tasks were trained in one joint fit; empty
+    for dedicated models, single tasks and phased training (separate fits: nothing to average)."""
+    joint = [r["loss"] for r in seed.tasks[0].history]
+    if outcome.variant == "dedicated" or len(seed.tasks) < 2 or any(
+            [r["loss"] for r in t.history] != joint for t in seed.tasks[1:]):
+        return {}
+    by_name = {t.task: t for t in seed.tasks}
+    return {group: mean_curves([by_name[t] for t in members]) for group, members in task_groups(list(by_name)).items()}
+
+
+def task_groups(tasks: Sequence[str]) -> dict[str, list[str]]:
+    """Random-label tasks (R*) apart from real ones, for averaged curves and table rows."""
+    groups = {"real": [t for t in tasks if not t.startswith("R")], "random": [t for t in tasks if t.startswith("R")]}
+    return {name: members for name, members in groups.items() if members}
+
+
+def variant_table(outcomes: list["VariantOutcome"], rows: Sequence[str], metric: str = "accuracy") -> str:
+    """Tasks as rows, variants as columns, "mean +- SD" over seeds (laid out like reference/003),
+    then the mean over each variant's real and random tasks."""
+    header = "| task | " + " | ".join(o.variant for o in outcomes) + " |"
+    lines = [header, "|---" * (len(outcomes) + 1) + "|"]
+
+    def cell(s: dict | None) -> str:
+        if s is None:
+            return ""
+        return f"{s['mean']:.4f}" + ("" if s["sd"] is None else f" +- {s['sd']:.4f}")
+
+    for task in rows:
+        lines.append(f"| {task} | " + " | ".join(cell(o.summary.get(task, {}).get(metric)) for o in outcomes) + " |")
+    for group in ("real", "random"):
+        cells = []
+        for o in outcomes:
+            members = task_groups(list(o.summary)).get(group, [])
+            cells.append(f"{np.mean([o.summary[t][metric]['mean'] for t in members]):.4f} ({len(members)})" if members else "")
+        lines.append(f"| mean of {group} tasks (n) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def compare_to_dedicated(outcomes: list[VariantOutcome], baseline: str = "dedicated") -> dict:
     """Per multitask variant: mean difference to the study's own dedicated runs per task and metric
     (plus the paired per-seed differences' statistics) and delta-m, the average relative change
-    over tasks in percent (Maninis et al. 2019), for accuracy and macro F1."""
+    over tasks in percent (Maninis et al. 2019), for accuracy and macro F1. Only tasks with a
+    dedicated run count (cifar100_binary trains dedicated models for T1..T5 alone)."""
     by_name = {o.variant: o for o in outcomes}
     if baseline not in by_name:
         return {}
     base = by_name[baseline]
     comparisons = {}
     for outcome in outcomes:
-        if outcome.variant == baseline:
+        shared = [task for task in outcome.summary if task in base.summary]
+        if outcome.variant == baseline or not shared:
             continue
         entry: dict = {}
         for metric in COMPARED_METRICS:
             relative = []
-            for task, stats_ in outcome.summary.items():
-                ref = base.summary[task][metric]
+            for task in shared:
+                stats_, ref = outcome.summary[task], base.summary[task][metric]
                 paired = _paired_differences(outcome, base, task, metric)
                 entry.setdefault(task, {})[f"{metric}_diff"] = stats_[metric]["mean"] - ref["mean"]
                 entry[task][f"{metric}_paired_diff"] = seed_statistics(paired) if paired else None

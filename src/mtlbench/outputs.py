@@ -7,8 +7,11 @@ import csv
 import io
 import json
 from pathlib import Path
+from typing import Sequence
 
-from mtlbench.evaluate import CURVE_COLUMNS, VariantOutcome, compare_to_dedicated, curve_rows, markdown_report
+from mtlbench.evaluate import (
+    CURVE_COLUMNS, VariantOutcome, compare_to_dedicated, curve_rows, grouped_mean_curves, markdown_report,
+)
 from mtlbench.fileio import atomic_dir, write_json, write_text
 
 def metrics_document(outcomes: list[VariantOutcome]) -> dict:
@@ -30,20 +33,26 @@ def _csv(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def write_study_outputs(study: str, outcomes: list[VariantOutcome], root: Path) -> str:
-    """Write every evaluate-stage output of `study` under `root`; returns the markdown report."""
+def write_study_outputs(study: str, outcomes: list[VariantOutcome], root: Path,
+                        headline: Sequence[str] | None = None) -> str:
+    """Write every evaluate-stage output of `study` under `root`; returns the markdown report.
+    Confusion and curve plots cover the headline tasks (all when None); variants with several
+    tasks also get their average curves over real and random tasks (`<variant>__mean_real__...`)."""
+    shown = (lambda task: True) if headline is None else (lambda task: task in headline)
     write_json(root / "metrics" / f"{study}.json", metrics_document(outcomes))
-    report_md = markdown_report(study, outcomes)
+    report_md = markdown_report(study, outcomes, headline)
     write_text(root / "reports" / f"{study}.md", report_md)
     with atomic_dir(root / "plots" / "confusion" / study) as folder:
         for o in outcomes:
             first = o.seeds[0]  # every seed's matrix is in MLflow and the report; DVC shows the first
-            for t in first.tasks:
+            for t in filter(lambda t: shown(t.task), first.tasks):
                 pairs = [{"actual": int(a), "predicted": int(p)} for a, p in zip(t.y_true, t.y_pred)]
                 write_text(folder / f"{o.variant}__{t.task}__seed{first.seed}.json", json.dumps(pairs, separators=(",", ":")))
     with atomic_dir(root / "plots" / "curves" / study) as folder:
         for o in outcomes:
             for s in o.seeds:
-                for t in s.tasks:
+                for t in filter(lambda t: shown(t.task), s.tasks):
                     write_text(folder / f"{o.variant}__{t.task}__seed{s.seed}.csv", _csv(curve_rows(t.history, t.task)))
+                for group, rows in grouped_mean_curves(o, s).items():
+                    write_text(folder / f"{o.variant}__mean_{group}__seed{s.seed}.csv", _csv(rows))
     return report_md

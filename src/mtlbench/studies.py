@@ -7,7 +7,8 @@ pipeline, the metrics file and MLflow all agree on what a study contains.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,7 @@ class TaskSpec:
     n_classes: int
     class_names: tuple[str, ...]
     resize: int | None = None  # square side the images are resized to (bilinear), None: as stored
+    labels: str | None = None  # a label matrix under data/tasks (column = task name); None: the dataset's own
 
 
 DIGIT_NAMES = tuple(str(i) for i in range(10))
@@ -57,14 +59,52 @@ class Study:
     variants: tuple[str, ...]
     rsn2: RSN2Spec | None = None
     implemented: bool = True
+    # Hard-parameter-sharing variants: name -> (tasks, how task losses combine: sum | mean).
+    hps: dict[str, tuple[tuple[str, ...], str]] = field(default_factory=dict)
+    dedicated_tasks: tuple[str, ...] | None = None  # None: every task of the study
+    task_file: str | None = None  # a task-spec file (tasks/<study>.yaml) defining the tasks
+    headline: tuple[str, ...] | None = None  # tasks shown one by one in reports and plots; None: all
+
+    def variant_kind(self, variant: str) -> str:
+        return "hps" if variant in self.hps else variant
+
+    def tasks_of(self, variant: str) -> tuple[str, ...]:
+        if variant in self.hps:
+            return self.hps[variant][0]
+        if variant == "dedicated" and self.dedicated_tasks is not None:
+            return self.dedicated_tasks
+        return self.tasks
 
     @property
     def datasets(self) -> tuple[str, ...]:
+        if self.task_file is not None:
+            return ("cifar100",)
         return tuple(dict.fromkeys(TASKS[t].dataset for t in self.tasks))
 
-    @property
-    def task_specs(self) -> tuple[TaskSpec, ...]:
-        return tuple(TASKS[t] for t in self.tasks)
+    def specs(self, root: Path = Path(".")) -> dict[str, TaskSpec]:
+        """Every task of the study by name; a study with a task-spec file reads (and validates) it."""
+        if self.task_file is None:
+            return {t: TASKS[t] for t in self.tasks}
+        from mtlbench.data.taskspec import TaskSpecError, load_task_file
+
+        defined = load_task_file(root / self.task_file).tasks
+        missing = [t for t in self.tasks if t not in defined]
+        if missing:
+            raise TaskSpecError(f"{self.task_file}: task {missing[0]} is used by study {self.name} but not defined")
+        return {t: TaskSpec(t, "cifar100", 2, defined[t].class_names, labels=self.name) for t in self.tasks}
+
+
+def _cifar100_binary() -> Study:
+    """SPEC.md section 4: dedicated T1..T5, HPS over 3, 5 and 10 real tasks, and real+random mixes
+    combined by the sum and by the mean of the task losses."""
+    real = tuple(f"T{i}" for i in range(1, 91))
+    rand = tuple(f"R{i}" for i in range(1, 51))
+    hps = {f"hps{n}": (real[:n], "sum") for n in (3, 5, 10)}
+    for n_real, n_random in ((10, 10), (20, 10), (40, 10), (90, 10), (80, 20), (60, 40), (50, 50)):
+        for loss in ("sum", "mean"):
+            hps[f"mix{n_real}_{n_random}_{loss}"] = (real[:n_real] + rand[:n_random], loss)
+    return Study("cifar100_binary", real + rand, "cifar_shared", "hs", ("dedicated", *hps), hps=hps,
+                 dedicated_tasks=real[:5], task_file="tasks/cifar100_binary.yaml", headline=real[:10])
 
 
 STUDIES: dict[str, Study] = {
@@ -81,7 +121,7 @@ STUDIES: dict[str, Study] = {
         rsn2=RSN2Spec(prune_percent=90, mask_sample=10000, phases=((1.0, 0.0, 0.0), (0.0, 1.0, 1.0))),
     ),
     # Catalogued in SPEC.md, built by later issues; params.yaml rejects them until then.
-    "cifar100_binary": Study("cifar100_binary", (), "cifar_shared", "hs", (), implemented=False),
+    "cifar100_binary": _cifar100_binary(),
     "cifar10_aux": Study("cifar10_aux", (), "cifar_small", "hs", (), implemented=False),
 }
 

@@ -20,7 +20,7 @@ import os
 import subprocess
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import matplotlib
 
@@ -32,7 +32,9 @@ from mlflow.entities import Metric, Param  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME, MLFLOW_GIT_COMMIT  # noqa: E402
 
-from mtlbench.evaluate import SeedOutcome, VariantOutcome, compare_to_dedicated, curve_rows  # noqa: E402
+from mtlbench.evaluate import (  # noqa: E402
+    SeedOutcome, VariantOutcome, compare_to_dedicated, curve_rows, grouped_mean_curves,
+)
 
 STATS = ("mean", "sd", "min", "max", "n")
 
@@ -90,8 +92,15 @@ class Tracker:
 
     # -------------------------------------------------------------- the study
 
-    def log_study(self, study: str, variants: list[VariantOutcome], report_markdown: str) -> dict[str, str]:
-        """Log every variant of a study; returns {variant: parent run id}."""
+    def log_study(self, study: str, variants: list[VariantOutcome], report_markdown: str,
+                  headline: Sequence[str] | None = None) -> dict[str, str]:
+        """Log every variant of a study; returns {variant: parent run id}.
+
+        Every task's metrics, curves, confusion matrix and report are logged (the last two also as
+        one confusion_matrices.json and one classification_reports.json per seed run). A study that
+        names headline tasks (cifar100_binary: up to 100 tasks a run) gets per-task files and one
+        confusion figure grid for those only, and the seed statistics of accuracy and macro F1 as
+        parent metrics for the others (all of them are in seed_statistics.json)."""
         experiment_id = self.experiment_id(study)
         comparisons = compare_to_dedicated(variants)
         parents = {}
@@ -99,16 +108,20 @@ class Tracker:
             tags = {"mtlbench.study": study, "mtlbench.variant": outcome.variant}
             parent = self._create_run(experiment_id, outcome.variant, {**tags, "mtlbench.role": "parent"})
             self._log(parent, params={**outcome.params, "seeds": [s.seed for s in outcome.seeds]},
-                      metrics={**_parent_metrics(outcome.summary), **_comparison_metrics(comparisons.get(outcome.variant, {}))})
+                      metrics={**_parent_metrics(outcome.summary, headline),
+                               **_comparison_metrics(comparisons.get(outcome.variant, {}))})
             self.client.log_dict(parent, outcome.summary, "seed_statistics.json")
             self.client.log_text(parent, report_markdown, "report.md")
+            if grouped_mean_curves(outcome, outcome.seeds[0]):
+                self.client.log_figure(parent, average_loss_figure(outcome), "average_loss_curves.png")
             for seed in outcome.seeds:
-                self._log_seed(experiment_id, parent, outcome, seed, tags)
+                self._log_seed(experiment_id, parent, outcome, seed, tags, headline)
             self.client.set_terminated(parent)
             parents[outcome.variant] = parent
         return parents
 
-    def _log_seed(self, experiment_id: str, parent: str, outcome: VariantOutcome, seed: SeedOutcome, tags: dict) -> None:
+    def _log_seed(self, experiment_id: str, parent: str, outcome: VariantOutcome, seed: SeedOutcome, tags: dict,
+                  headline: Sequence[str] | None = None) -> None:
         run = self._create_run(experiment_id, f"{outcome.variant}-seed{seed.seed}",
                                {**tags, "mtlbench.role": "seed", "mtlbench.seed": str(seed.seed)}, parent=parent)
         steps, metrics = [], {}
@@ -116,11 +129,22 @@ class Tracker:
             metrics.update({f"{t.task}/{k}": v for k, v in t.metrics.items()})
             for row in curve_rows(t.history, t.task):
                 steps += [(f"{t.task}/{k}", v, int(row["epoch"])) for k, v in row.items() if k != "epoch"]
+        for group, rows in grouped_mean_curves(outcome, seed).items():
+            for row in rows:
+                steps += [(f"mean_{group}/{k}", v, int(row["epoch"])) for k, v in row.items() if k != "epoch"]
+        self.client.log_dict(run, {t.task: {"labels": t.class_names, "matrix": t.matrix.tolist()} for t in seed.tasks},
+                             "confusion_matrices.json")
+        self.client.log_dict(run, {t.task: t.report_dict for t in seed.tasks}, "classification_reports.json")
+        shown = [t for t in seed.tasks if headline is None or t.task in headline]
+        if headline is not None and shown:
+            self.client.log_figure(run, confusion_grid(shown, f"{outcome.variant} seed {seed.seed}"), "confusion_matrices.png")
+        for t in shown:
             self.client.log_dict(run, {"labels": t.class_names, "matrix": t.matrix.tolist()},
                                  f"{t.task}/confusion_matrix.json")
-            self.client.log_figure(run, confusion_figure(t.matrix, t.class_names, f"{outcome.variant} {t.task} seed {seed.seed}"),
-                                   f"{t.task}/confusion_matrix.png")
-            self.client.log_text(run, t.report_text, f"{t.task}/classification_report.txt")
+            if headline is None:
+                self.client.log_figure(run, confusion_figure(t.matrix, t.class_names, f"{outcome.variant} {t.task} seed {seed.seed}"),
+                                       f"{t.task}/confusion_matrix.png")
+            self.client.log_text(run, t.text_report(), f"{t.task}/classification_report.txt")
             self.client.log_dict(run, t.report_dict, f"{t.task}/classification_report.json")
         self._log(run, params={**outcome.params, "seed": seed.seed}, metrics=metrics, steps=steps)
         if self.log_models:
@@ -156,15 +180,55 @@ def _comparison_metrics(entry: dict) -> dict[str, float]:
     return out
 
 
-def _parent_metrics(summary: dict) -> dict[str, float]:
+def _parent_metrics(summary: dict, headline: Sequence[str] | None = None) -> dict[str, float]:
     out = {}
     for task, by_metric in summary.items():
         for metric, s in by_metric.items():
+            if headline is not None and task not in headline and metric not in ("accuracy", "macro_f1"):
+                continue
             for stat in STATS:
                 out[f"{task}/{metric}_{stat}"] = s[stat]
             if s["ci95"] is not None:
                 out[f"{task}/{metric}_ci95_low"], out[f"{task}/{metric}_ci95_high"] = s["ci95"]
     return out
+
+
+def average_loss_figure(outcome: VariantOutcome):
+    """Train and validation loss per epoch averaged over the variant's real (and random) tasks,
+    one line per seed: the mixes' average-loss curves."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for seed in outcome.seeds:
+        for group, rows in grouped_mean_curves(outcome, seed).items():
+            for ax, key in zip(axes, ("train_loss", "val_loss")):
+                ax.plot([r["epoch"] for r in rows], [r[key] for r in rows], label=f"{group} tasks, seed {seed.seed}",
+                        linestyle="-" if group == "real" else "--")
+    for ax, key in zip(axes, ("train_loss", "val_loss")):
+        ax.set_xlabel("epoch")
+        ax.set_title(f"{outcome.variant}: mean task {key.replace('_', ' ')}")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def confusion_grid(tasks: list, title: str):
+    """The confusion matrices of several small tasks in one figure."""
+    cols = min(5, len(tasks))
+    rows = -(-len(tasks) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.4 * rows), squeeze=False)
+    for ax in axes.flat[len(tasks):]:
+        ax.axis("off")
+    for ax, t in zip(axes.flat, tasks):
+        ax.imshow(t.matrix, cmap="Blues")
+        ax.set_xticks(range(len(t.class_names)), t.class_names, fontsize=6)
+        ax.set_yticks(range(len(t.class_names)), t.class_names, fontsize=6)
+        ax.set_title(t.task, fontsize=8)
+        for (i, j), value in np.ndenumerate(t.matrix):
+            ax.text(j, i, str(value), ha="center", va="center", fontsize=7)
+    fig.suptitle(f"{title} (rows true, columns predicted)", fontsize=9)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
 
 
 def confusion_figure(matrix: np.ndarray, labels: list[str], title: str):

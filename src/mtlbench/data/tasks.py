@@ -10,10 +10,12 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from mtlbench.data.prepared import load_arrays
+from mtlbench.data.sources import DatasetError
 from mtlbench.studies import TaskSpec
 
 
@@ -66,17 +68,44 @@ def to_unit_float(images: torch.Tensor, resize: int | None = None) -> torch.Tens
     ])
 
 
-def load_task(spec: TaskSpec, prepared_dir: Path, train_limit: int | None, device: torch.device) -> TaskData:
-    """The task's train (first `train_limit` rows when set) and test sets, on `device`."""
-    arrays = load_arrays(prepared_dir, spec.dataset)
-    n = len(arrays["y_train"]) if train_limit is None else min(train_limit, len(arrays["y_train"]))
+def label_paths(tasks_dir: Path, name: str) -> tuple[Path, Path]:
+    return tasks_dir / f"{name}.npz", tasks_dir / f"{name}.json"
 
-    def tensors(x, y) -> TensorSet:
-        images = to_unit_float(torch.from_numpy(x).to(device), spec.resize)
-        return TensorSet((images,), (torch.from_numpy(y).to(device),))
 
-    return TaskData(
-        spec=spec,
-        train=tensors(arrays["x_train"][:n], arrays["y_train"][:n]),
-        test=tensors(arrays["x_test"], arrays["y_test"]),
-    )
+def _label_columns(tasks_dir: Path, name: str) -> dict[str, np.ndarray]:
+    npz_path, _ = label_paths(tasks_dir, name)
+    if not npz_path.is_file():
+        raise DatasetError(f"{npz_path}: no task labels; run the prepare stage first (`dvc repro prepare`)")
+    with np.load(npz_path) as data:
+        return {"names": data["names"], "y_train": data["y_train"], "y_test": data["y_test"]}
+
+
+def load_tasks(specs: list[TaskSpec], prepared_dir: Path, tasks_dir: Path, train_limit: int | None,
+               device: torch.device) -> list[TaskData]:
+    """Each task's train (first `train_limit` rows when set) and test sets, on `device`. Tasks on the
+    same images share one image tensor (a hundred CIFAR-100 tasks hold one copy of the images)."""
+    arrays: dict[str, dict[str, np.ndarray]] = {}
+    images: dict[tuple[str, int | None], tuple[torch.Tensor, torch.Tensor]] = {}
+    labels: dict[str, dict[str, np.ndarray]] = {}
+    loaded = []
+    for spec in specs:
+        data = arrays.setdefault(spec.dataset, load_arrays(prepared_dir, spec.dataset))
+        n = len(data["y_train"]) if train_limit is None else min(train_limit, len(data["y_train"]))
+        key = (spec.dataset, spec.resize)
+        if key not in images:
+            images[key] = tuple(to_unit_float(torch.from_numpy(x).to(device), spec.resize)
+                                for x in (data["x_train"][:n], data["x_test"]))
+        if spec.labels is None:
+            y_train, y_test = data["y_train"], data["y_test"]
+        else:
+            matrix = labels.setdefault(spec.labels, _label_columns(tasks_dir, spec.labels))
+            names = matrix["names"].tolist()
+            if spec.name not in names:
+                raise DatasetError(f"{label_paths(tasks_dir, spec.labels)[0]}: no labels for task {spec.name}; "
+                                   "run the prepare stage again")
+            column = names.index(spec.name)
+            y_train, y_test = matrix["y_train"][:, column], matrix["y_test"][:, column]
+        y_train, y_test = (torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64)).to(device) for y in (y_train[:n], y_test))
+        x_train, x_test = images[key]
+        loaded.append(TaskData(spec, TensorSet((x_train,), (y_train,)), TensorSet((x_test,), (y_test,))))
+    return loaded

@@ -13,6 +13,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from mtlbench.models.shared import SharedNet
+
 
 def keras_init_(module: nn.Module, generator: torch.Generator) -> nn.Module:
     """Glorot-uniform kernels and zero biases for every Linear and Conv2d, in module order."""
@@ -54,7 +56,11 @@ def cnn28(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
     )
 
 
-ARCHITECTURES: dict[str, Callable[[tuple[int, int, int], int], nn.Module]] = {"mlp": mlp, "cnn28": cnn28}
+ARCHITECTURES: dict[str, Callable[[tuple[int, int, int], int], nn.Module]] = {
+    "mlp": mlp,
+    "cnn28": cnn28,
+    "cifar_shared": lambda in_shape, n_classes: SharedNet(in_shape, (n_classes,)),  # one head
+}
 
 
 def build_dedicated(arch: str, in_shape: tuple[int, int, int], n_classes: int, seed: int) -> nn.Module:
@@ -62,6 +68,11 @@ def build_dedicated(arch: str, in_shape: tuple[int, int, int], n_classes: int, s
         raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
     model = ARCHITECTURES[arch](in_shape, n_classes)
     return keras_init_(model, torch.Generator().manual_seed(seed))
+
+
+def build_shared(in_shape: tuple[int, int, int], n_classes: tuple[int, ...], seed: int) -> SharedNet:
+    """A hard-parameter-sharing network, one head per task, initialised as Keras would."""
+    return keras_init_(SharedNet(in_shape, tuple(n_classes)), torch.Generator().manual_seed(seed))
 
 
 def count_parameters(model: nn.Module) -> dict[str, int]:

@@ -12,13 +12,14 @@ import torch
 from torch import nn
 
 from mtlbench.fileio import atomic_path
-from mtlbench.models.dedicated import build_dedicated
+from mtlbench.models.dedicated import build_dedicated, build_shared
 from mtlbench.models.packing import pack, unpack
 from mtlbench.models.rsn2 import RSN2Net
 
 
 def save_model(path: Path, model: nn.Module, spec: dict | None = None) -> int:
-    """Write the model; `spec` (dedicated only) holds build_dedicated's arguments. Returns bytes written."""
+    """Write the model; `spec` holds the builder's arguments (dedicated: build_dedicated's; with
+    "kind": "hps", build_shared's). Returns bytes written."""
     if isinstance(model, RSN2Net):
         payload = pack(model)
     else:
@@ -34,6 +35,10 @@ def load_model(path: Path) -> nn.Module:
     spec = saved["spec"]
     if spec["kind"] == "rsn2":
         return unpack(saved)
+    if spec["kind"] == "hps":
+        model = build_shared(tuple(spec["in_shape"]), tuple(spec["n_classes"]), seed=0)
+        model.load_state_dict(saved["state_dict"])
+        return model.eval()
     model = build_dedicated(spec["architecture"], tuple(spec["in_shape"]), spec["n_classes"], seed=0)
     model.load_state_dict(saved["state_dict"])
     return model.eval()

@@ -16,15 +16,15 @@ def main(argv: list[str] | None = None) -> None:
     study = implemented_study(study_arg(argv, __doc__))
     params = load_params()
     outcomes = evaluate_study(study, Path("results") / study.name)
-    report_md = write_study_outputs(study.name, outcomes, Path("."))
+    report_md = write_study_outputs(study.name, outcomes, Path("."), study.headline)
 
     from mtlbench.tracking import Tracker  # mlflow is slow to import; only this stage needs it
 
     stage = os.environ.get("DVC_STAGE", "outside dvc")  # DVC names the stage it runs, e.g. evaluate@<study>
     tracker = Tracker(params.mlflow.tracking_uri, params.mlflow.log_models, project_root(), stage)
-    parents = tracker.log_study(study.name, outcomes, report_md)
+    parents = tracker.log_study(study.name, outcomes, report_md, study.headline)
     for o in outcomes:
-        accs = ", ".join(f"{task} {s['accuracy']['mean']:.4f}" for task, s in o.summary.items())
+        accs = ", ".join(f"{task} {s['accuracy']['mean']:.4f}" for task, s in list(o.summary.items())[:10])
         print(f"{study.name} {o.variant}: mean test accuracy {accs} (MLflow run {parents[o.variant]})", file=sys.stderr)
 
 

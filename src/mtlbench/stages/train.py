@@ -8,7 +8,7 @@ from pathlib import Path
 from mtlbench.fileio import atomic_dir
 from mtlbench.runtime import reexec_with_jemalloc
 from mtlbench.stages import implemented_study, load_params, run_stage, study_arg
-from mtlbench.train.runner import run_study, selected_variants
+from mtlbench.train.runner import run_study, variant_plan
 
 PREPARED_DIR = Path("data/prepared")
 
@@ -18,7 +18,8 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params()
     with atomic_dir(Path("results") / study.name) as out_dir:
         run_study(study, params, PREPARED_DIR, out_dir)
-    print(f"{study.name}: trained {', '.join(selected_variants(study, params.run.variants))} for seeds {list(params.run.seeds)}", file=sys.stderr)
+    trained = ", ".join(variant for variant, _ in variant_plan(study, params))
+    print(f"{study.name}: trained {trained} for seeds {list(params.run.seeds)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,15 @@ def make_optimizer(params, protocol: Protocol, device: torch.device, accel: Acce
     return torch.optim.Adam(params, lr=protocol.lr, betas=protocol.betas, eps=protocol.eps, **cuda)
 
 
+def clip_each_(params, max_norm: float) -> None:
+    """Keras `clipnorm`: every gradient tensor on its own scaled to norm <= max_norm (PyTorch's
+    clip_grad_norm_ clips the norm of all gradients together). No host sync: graph-capturable."""
+    with torch.no_grad():
+        for p in params:
+            if p.grad is not None:
+                p.grad.mul_(max_norm / p.grad.norm().clamp(min=max_norm))
+
+
 class EpochRunner:
     """Trains `model` on `train` one epoch at a time with `optimizer` (see module doc)."""
 
@@ -97,7 +106,7 @@ class EpochRunner:
         total = sum(w * loss for w, loss in zip(self.weights, losses))
         total.backward()
         if self.grad_clip is not None:
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+            clip_each_(self.model.parameters(), self.grad_clip)
         self.optimizer.step()
         with torch.no_grad():
             rows = len(targets[0])

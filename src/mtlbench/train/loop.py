@@ -79,7 +79,9 @@ def fit(
     progress: bool = False,
     accel: Accel = EAGER,
 ) -> FitResult:
-    """Train `model` in place on `data` (validation split held out by the protocol)."""
+    """Train `model` in place on `data` (validation split held out by the protocol). Dropout draws
+    from PyTorch's global generator, which is seeded here with `seed` (nothing else uses it)."""
+    torch.manual_seed(seed)
     weights = list(loss_weights or [1.0] * len(data.targets))
     train, val = data.split_validation(protocol.val_fraction)
     optimizer = make_optimizer(model.parameters(), protocol, train.targets[0].device, accel)
@@ -115,10 +117,16 @@ def fit(
 
 
 def print_progress(label: str, record: dict[str, float], max_epochs: int, started: float) -> None:
-    accs = " ".join(f"{k}={v:.4f}" for k, v in record.items() if k.startswith("val_") and k.endswith("accuracy"))
+    """One line per epoch; the ETA assumes every remaining epoch runs (early stopping may end sooner).
+    With many tasks only the first five validation accuracies are shown."""
+    accs = [f"{k}={v:.4f}" for k, v in record.items() if k.startswith("val_") and k.endswith("accuracy")]
+    shown = " ".join(accs[:5]) + (f" (+{len(accs) - 5} tasks)" if len(accs) > 5 else "")
+    elapsed = time.perf_counter() - started
+    eta = (max_epochs - record["epoch"]) * elapsed / record["epoch"]
     print(
         f"[{label}] epoch {record['epoch']}/{max_epochs} loss={record['loss']:.4f} "
-        f"val_loss={record['val_loss']:.4f} {accs} ({record['seconds']:.1f}s, {time.perf_counter() - started:.0f}s total)",
+        f"val_loss={record['val_loss']:.4f} {shown} ({record['seconds']:.1f}s, {elapsed:.0f}s total, "
+        f"ETA <= {eta:.0f}s)",
         file=sys.stderr,
         flush=True,
     )

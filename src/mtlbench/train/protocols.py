@@ -17,7 +17,7 @@ class Protocol:
     patience: int | None  # None: no early stopping, train max_epochs
     min_delta: float
     restore_best: bool
-    grad_clip: float | None = None
+    grad_clip: float | None = None  # Keras `clipnorm`: each gradient tensor scaled to at most this norm
 
     def capped(self, max_epochs: int | None) -> "Protocol":
         """The same protocol with at most `max_epochs` epochs (run.max_epochs)."""
@@ -37,4 +37,26 @@ KERAS_FAITHFUL = Protocol(
     restore_best=True,
 )
 
-PROTOCOLS: dict[str, Protocol] = {KERAS_FAITHFUL.name: KERAS_FAITHFUL}
+HS = Protocol(
+    name="hs",
+    lr=1e-3,
+    betas=(0.9, 0.999),
+    eps=1e-7,
+    batch_size=128,
+    max_epochs=30,  # params hs.epochs
+    val_fraction=0.1,  # held out from train (the original validated on the test set)
+    patience=None,  # a fixed number of epochs unless hs.early_stopping
+    min_delta=0.0,
+    restore_best=False,
+    grad_clip=1.0,
+)
+
+PROTOCOLS: dict[str, Protocol] = {KERAS_FAITHFUL.name: KERAS_FAITHFUL, HS.name: HS}
+
+HS_PATIENCE = 5
+
+
+def hs_protocol(epochs: int, early_stopping: bool) -> Protocol:
+    """The hs protocol as params.yaml sets it: a fixed number of epochs, or early stopping on the
+    validation loss (patience 5, best weights restored) with `epochs` as the cap."""
+    return replace(HS, max_epochs=epochs, patience=HS_PATIENCE if early_stopping else None, restore_best=early_stopping)

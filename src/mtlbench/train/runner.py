@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from mtlbench.config import Params, ParamsError
-from mtlbench.data.tasks import TaskData, TensorSet, load_task
+from mtlbench.data.tasks import TaskData, TensorSet, load_tasks
 from mtlbench.fileio import atomic_path, write_json
-from mtlbench.models import build_dedicated, count_parameters
+from mtlbench.models import build_dedicated, build_shared, count_parameters
 from mtlbench.models.packing import pack, packed_counts
 from mtlbench.models.rsn2 import RSN2Net, init_rsn2, rescale_kept_
 from mtlbench.models.store import save_model
@@ -30,7 +30,7 @@ from mtlbench.train.accel import STACK_AUTO, Accel, configure_backends, resolve_
 from mtlbench.train.loop import FitResult, fit, predict_logits
 from mtlbench.train.masks import compute_masks
 from mtlbench.train.multiseed import copy_slice, fit_seeds, seed_stack
-from mtlbench.train.protocols import PROTOCOLS
+from mtlbench.train.protocols import PROTOCOLS, Protocol, hs_protocol
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -55,17 +55,25 @@ def _fit_summary(result: FitResult, sizes: dict[str, int]) -> dict:
 
 def stack_seeds(setting: str, device: torch.device, architecture: str) -> bool:
     """run.stack_seeds: `auto` stacks on CUDA where measured faster (accel.STACK_AUTO); never on CPU,
-    where a few cores gain nothing from it."""
-    return setting == "true" or (setting == "auto" and device.type == "cuda" and STACK_AUTO.get(architecture, False))
+    where a few cores gain nothing from it. Only sequential mlp/cnn28 networks can be stacked."""
+    if architecture not in STACK_AUTO:
+        return False
+    return setting == "true" or (setting == "auto" and device.type == "cuda" and STACK_AUTO[architecture])
+
+
+def study_protocol(study: Study, params: Params) -> Protocol:
+    base = hs_protocol(params.hs.epochs, params.hs.early_stopping) if study.protocol == "hs" else PROTOCOLS[study.protocol]
+    return base.capped(params.run.max_epochs)
 
 
 def study_accel(study: Study, params: Params, device: torch.device) -> Accel:
     return resolve_accel(params.cuda.settings(), study.architecture, device)
 
 
-def train_dedicated(study: Study, tasks: list[TaskData], seeds: tuple[int, ...], params: Params, out_dir: Path) -> None:
+def train_dedicated(study: Study, variant: str, tasks: list[TaskData], seeds: tuple[int, ...], params: Params,
+                    out_dir: Path) -> None:
     """One dedicated model per task and seed; the seeds of a task train together when stacked."""
-    protocol = PROTOCOLS[study.protocol].capped(params.run.max_epochs)
+    protocol = study_protocol(study, params)
     summaries: dict[int, dict] = {seed: {} for seed in seeds}
     predictions: dict[int, dict] = {seed: {} for seed in seeds}
     for task in tasks:
@@ -129,14 +137,15 @@ def predict_each_task(model: torch.nn.Module, tasks: list[TaskData]) -> list[tor
     return logits
 
 
-def train_rsn2(study: Study, tasks: list[TaskData], seeds: tuple[int, ...], params: Params, out_dir: Path) -> None:
+def train_rsn2(study: Study, variant: str, tasks: list[TaskData], seeds: tuple[int, ...], params: Params,
+               out_dir: Path) -> None:
     for seed in seeds:
         train_rsn2_seed(study, tasks, seed, params, out_dir / f"seed{seed}")
 
 
 def train_rsn2_seed(study: Study, tasks: list[TaskData], seed: int, params: Params, seed_dir: Path) -> None:
     """One RSN2 network for all tasks: matched init, masks from the sample, then training phases."""
-    protocol = PROTOCOLS[study.protocol].capped(params.run.max_epochs)
+    protocol = study_protocol(study, params)
     spec = study.rsn2
     p = params.rsn2.prune_percent or spec.prune_percent
     names = tuple(t.spec.name for t in tasks)
@@ -194,7 +203,37 @@ def _write_seed(seed_dir, study, variant, seed, protocol, params, tasks, summari
     })
 
 
-VARIANT_TRAINERS = {"dedicated": train_dedicated, "rsn2": train_rsn2}
+def train_hps(study: Study, variant: str, tasks: list[TaskData], seeds: tuple[int, ...], params: Params,
+              out_dir: Path) -> None:
+    """One shared trunk with a head per task, all tasks reading the same images; the total loss is
+    the sum or the mean of the task losses, as the variant says."""
+    protocol = study_protocol(study, params)
+    combination = study.hps[variant][1]
+    names = tuple(t.spec.name for t in tasks)
+    weights = [1.0 if combination == "sum" else 1.0 / len(tasks)] * len(tasks)
+    x_train = tasks[0].train.inputs[0]
+    data = TensorSet((x_train,), tuple(t.train.targets[0] for t in tasks))
+    in_shape, n_classes = tuple(x_train.shape[1:]), tuple(t.spec.n_classes for t in tasks)
+    accel = study_accel(study, params, x_train.device)
+    for seed in seeds:
+        model = build_shared(in_shape, n_classes, seed).to(x_train.device)
+        result = fit(model, data, protocol, seed, names, loss_weights=weights, label=f"{study.name} {variant} seed={seed}",
+                     progress=params.run.progress, accel=accel)
+        logits = predict_logits(model, tasks[0].test.inputs)
+        predictions = {}
+        for task, out in zip(tasks, logits):
+            predictions[f"{task.spec.name}_true"] = task.test.targets[0].cpu().numpy()
+            predictions[f"{task.spec.name}_pred"] = out.argmax(1).cpu().numpy()
+        seed_dir = out_dir / f"seed{seed}"
+        spec = {"kind": "hps", "architecture": study.architecture, "in_shape": list(in_shape), "n_classes": list(n_classes)}
+        size = save_model(seed_dir / "model_hps.pt", model.cpu(), spec)
+        counts = count_parameters(model)
+        sizes = {**counts, "params_packed": counts["params_total"], "model_bytes": size}
+        summaries = {name: {**_fit_summary(result, sizes), "loss_combination": combination} for name in names}
+        _write_seed(seed_dir, study, variant, seed, protocol, params, tasks, summaries, predictions)
+
+
+VARIANT_TRAINERS = {"dedicated": train_dedicated, "rsn2": train_rsn2, "hps": train_hps}
 
 
 def selected_variants(study: Study, wanted: tuple[str, ...] | None) -> tuple[str, ...]:
@@ -202,10 +241,32 @@ def selected_variants(study: Study, wanted: tuple[str, ...] | None) -> tuple[str
     return tuple(v for v in study.variants if wanted is None or v in wanted)
 
 
-def run_study(study: Study, params: Params, prepared_dir: Path, out_dir: Path) -> None:
-    """Train every variant of `study` for every seed into `out_dir` (a fresh folder)."""
+def variant_plan(study: Study, params: Params) -> list[tuple[str, tuple[str, ...]]]:
+    """(variant, its tasks) for every selected variant, its tasks cut to run.tasks when set; variants
+    left with no task are skipped. RSN2 packs all of a study's tasks, so it takes all or none."""
+    plan = []
+    for variant in selected_variants(study, params.run.variants):
+        tasks = study.tasks_of(variant)
+        kept = tuple(t for t in tasks if params.run.tasks is None or t in params.run.tasks)
+        if study.variant_kind(variant) == "rsn2" and kept and kept != tasks:
+            raise ParamsError(f"run.tasks: the rsn2 variant of {study.name} trains {', '.join(tasks)} together; "
+                              "select all of them, or leave rsn2 out with run.variants")
+        if kept:
+            plan.append((variant, kept))
+    return plan
+
+
+def run_study(study: Study, params: Params, prepared_dir: Path, out_dir: Path, tasks_dir: Path = Path("data/tasks")) -> None:
+    """Train every selected variant of `study` for every seed into `out_dir` (a fresh folder)."""
     device = resolve_device(params.run.device)
     configure_backends(study_accel(study, params, device))
-    tasks = [load_task(spec, prepared_dir, params.run.train_limit, device) for spec in study.task_specs]
-    for variant in selected_variants(study, params.run.variants):
-        VARIANT_TRAINERS[variant](study, tasks, params.run.seeds, params, out_dir / variant)
+    plan = variant_plan(study, params)
+    if not plan:
+        raise ParamsError(f"run.tasks / run.variants: nothing of study {study.name} is selected")
+    specs = study.specs()
+    needed = list(dict.fromkeys(t for _, tasks in plan for t in tasks))
+    loaded = load_tasks([specs[t] for t in needed], prepared_dir, tasks_dir, params.run.train_limit, device)
+    by_name = {t.spec.name: t for t in loaded}
+    for variant, tasks in plan:
+        trainer = VARIANT_TRAINERS[study.variant_kind(variant)]
+        trainer(study, variant, [by_name[t] for t in tasks], params.run.seeds, params, out_dir / variant)

@@ -1,0 +1,32 @@
+"""dvc stage `prepare`: the label matrix of every enabled study whose tasks come from a task-spec
+file (tasks/<study>.yaml), one column per task, under data/tasks."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from mtlbench.data.taskspec import load_task_file, prepare_task_labels
+from mtlbench.fileio import atomic_dir
+from mtlbench.stages import load_params, run_stage
+from mtlbench.studies import STUDIES
+
+PREPARED_DIR = Path("data/prepared")
+TASKS_DIR = Path("data/tasks")
+
+
+def main() -> None:
+    params = load_params()
+    with atomic_dir(TASKS_DIR) as out_dir:  # always written, empty when no study needs labels
+        for name in params.run.studies:
+            study = STUDIES[name]
+            if study.task_file is None:
+                continue
+            defined = load_task_file(study.task_file).tasks
+            study.specs()  # every task the study uses must be defined
+            record = prepare_task_labels(name, [defined[t] for t in study.tasks], PREPARED_DIR, out_dir, study.task_file)
+            print(f"{name}: labels for {len(record['tasks'])} tasks from {study.task_file}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    run_stage(main)
