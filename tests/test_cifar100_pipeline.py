@@ -59,6 +59,8 @@ def test_report_and_plots_lay_out_the_study(project):
     for variant in STUDY.hps:
         assert f"{variant}__mean_real__seed0.csv" in curves
         assert (f"{variant}__mean_random__seed1.csv" in curves) == variant.startswith("mix")
+    weights = (repo / "plots" / "weights" / STUDY.name / "mix10_10_mean__T1__seed0.csv").read_text().splitlines()
+    assert weights[0] == "epoch,weight" and float(weights[1].split(",")[1]) == pytest.approx(1 / 20)
 
 
 def test_mlflow_holds_every_variant_task_and_seed(project):
@@ -73,6 +75,8 @@ def test_mlflow_holds_every_variant_task_and_seed(project):
     for child in children:
         variant = child.data.tags["mtlbench.variant"]
         assert {f"{t}/accuracy" for t in STUDY.tasks_of(variant)} <= set(child.data.metrics)
+    child = next(c for c in children if c.data.tags["mtlbench.variant"] == "hps3")
+    assert child.data.metrics["T3/weight"] == 1.0  # the effective loss weight, per epoch
     mix = parents["mix90_10_mean"]
     for task in ("T1", "T90", "R10"):
         assert mix.data.metrics[f"{task}/accuracy_mean"] == pytest.approx(doc["mix90_10_mean"][task]["accuracy"]["mean"])

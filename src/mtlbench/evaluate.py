@@ -39,6 +39,11 @@ def curve_rows(history: list[dict], task: str) -> list[dict]:
     ]
 
 
+def weight_rows(history: list[dict], task: str) -> list[dict]:
+    """One task's effective loss weight per epoch (multitask loss schemes record it; else empty)."""
+    return [{"epoch": r["epoch"], "weight": r[f"{task}_weight"]} for r in history if f"{task}_weight" in r]
+
+
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int,
                            report_dict: dict | None = None) -> dict[str, float]:
     """Accuracy and macro precision/recall/F1 (absent classes count, as zeros)."""

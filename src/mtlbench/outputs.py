@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from mtlbench.evaluate import (
-    CURVE_COLUMNS, VariantOutcome, compare_to_dedicated, curve_rows, grouped_mean_curves, markdown_report,
+    CURVE_COLUMNS, VariantOutcome, compare_to_dedicated, curve_rows, grouped_mean_curves, markdown_report, weight_rows,
 )
 from mtlbench.fileio import atomic_dir, write_json, write_text
 
@@ -25,9 +25,9 @@ def metrics_document(outcomes: list[VariantOutcome]) -> dict:
     return document
 
 
-def _csv(rows: list[dict]) -> str:
+def _csv(rows: list[dict], columns: Sequence[str] = CURVE_COLUMNS) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CURVE_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()
@@ -55,4 +55,11 @@ def write_study_outputs(study: str, outcomes: list[VariantOutcome], root: Path,
                     write_text(folder / f"{o.variant}__{t.task}__seed{s.seed}.csv", _csv(curve_rows(t.history, t.task)))
                 for group, rows in grouped_mean_curves(o, s).items():
                     write_text(folder / f"{o.variant}__mean_{group}__seed{s.seed}.csv", _csv(rows))
+    with atomic_dir(root / "plots" / "weights" / study) as folder:  # empty for studies without loss schemes
+        for o in outcomes:
+            for s in o.seeds:
+                for t in filter(lambda t: shown(t.task), s.tasks):
+                    rows = weight_rows(t.history, t.task)
+                    if rows:
+                        write_text(folder / f"{o.variant}__{t.task}__seed{s.seed}.csv", _csv(rows, ("epoch", "weight")))
     return report_md

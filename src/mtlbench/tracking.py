@@ -33,7 +33,7 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME, MLFLOW_GIT_COMMIT  # noqa: E402
 
 from mtlbench.evaluate import (  # noqa: E402
-    SeedOutcome, VariantOutcome, compare_to_dedicated, curve_rows, grouped_mean_curves,
+    SeedOutcome, VariantOutcome, compare_to_dedicated, curve_rows, grouped_mean_curves, weight_rows,
 )
 
 STATS = ("mean", "sd", "min", "max", "n")
@@ -127,7 +127,7 @@ class Tracker:
         steps, metrics = [], {}
         for t in seed.tasks:
             metrics.update({f"{t.task}/{k}": v for k, v in t.metrics.items()})
-            for row in curve_rows(t.history, t.task):
+            for row in curve_rows(t.history, t.task) + weight_rows(t.history, t.task):
                 steps += [(f"{t.task}/{k}", v, int(row["epoch"])) for k, v in row.items() if k != "epoch"]
         for group, rows in grouped_mean_curves(outcome, seed).items():
             for row in rows:

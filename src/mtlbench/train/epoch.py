@@ -19,6 +19,7 @@ from torch import nn
 from mtlbench.data.tasks import TensorSet
 from mtlbench.train.accel import EAGER, Accel
 from mtlbench.train.protocols import Protocol
+from mtlbench.train.weighting import LossCombination
 
 WARMUP_STEPS = 3  # eager steps on a side stream before capture (allocator, cuBLAS handles, compile)
 
@@ -55,8 +56,12 @@ class EpochRunner:
         weights: Sequence[float],
         grad_clip: float | None = None,
         accel: Accel = EAGER,
+        combination: LossCombination | None = None,
     ):
+        """`combination` (a multitask loss scheme, train/weighting.py) replaces the fixed `weights`;
+        its parameters, if any, must be in `optimizer`."""
         self.model, self.optimizer, self.batch_size = model, optimizer, batch_size
+        self.combination = combination
         self.weights, self.grad_clip, self.accel = list(weights), grad_clip, accel
         if accel.channels_last:
             _to_channels_last(model)
@@ -103,7 +108,10 @@ class EpochRunner:
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.accel.bf16, cache_enabled=False):
             outputs = as_tuple(self.forward(*inputs))
         losses = [F.cross_entropy(out.float(), y) for out, y in zip(outputs, targets)]
-        total = sum(w * loss for w, loss in zip(self.weights, losses))
+        if self.combination is None:
+            total = sum(w * loss for w, loss in zip(self.weights, losses))
+        else:
+            total = self.combination(torch.stack(losses))
         total.backward()
         if self.grad_clip is not None:
             clip_each_(self.model.parameters(), self.grad_clip)
@@ -126,7 +134,8 @@ class EpochRunner:
         """Warm up and capture the step for batches of `size` rows, leaving the training state as it was."""
         buffers = [torch.arange(size, device=self.device) for _ in range(n_index)]
         graph = torch.cuda.CUDAGraph()
-        with _training_state_kept(self.model, self.optimizer, self.sums):
+        trained = [*self.model.parameters(), *(self.combination.parameters() if self.combination else ())]
+        with _training_state_kept(trained, self.optimizer, self.sums):
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):
@@ -150,17 +159,17 @@ def _to_channels_last(model: nn.Module) -> None:
 
 
 @contextmanager
-def _training_state_kept(model: nn.Module, optimizer: torch.optim.Optimizer, sums: torch.Tensor) -> Iterator[None]:
+def _training_state_kept(trained: list[torch.Tensor], optimizer: torch.optim.Optimizer, sums: torch.Tensor) -> Iterator[None]:
     """Undo the warm-up steps: parameters, optimizer state and running sums are put back in place
     (same storage, which the graph has recorded); optimizer state that did not exist yet is zeroed,
     which is Adam's fresh state (step 0, zero moments)."""
-    params = [p.detach().clone() for p in model.parameters()]
+    params = [p.detach().clone() for p in trained]
     state = {id(t): t.clone() for s in optimizer.state.values() for t in s.values() if torch.is_tensor(t)}
     saved_sums = sums.clone()
     yield
     torch.cuda.synchronize()
     with torch.no_grad():
-        for p, saved in zip(model.parameters(), params):
+        for p, saved in zip(trained, params):
             p.copy_(saved)
         for s in optimizer.state.values():
             for t in s.values():

@@ -21,6 +21,7 @@ from mtlbench.train.accel import EAGER, Accel
 from mtlbench.train.early_stopping import EarlyStopping
 from mtlbench.train.epoch import EpochRunner, as_tuple, make_optimizer
 from mtlbench.train.protocols import Protocol
+from mtlbench.train.weighting import LossCombination
 
 EVAL_BATCH = 2048
 
@@ -50,12 +51,16 @@ def predict_logits(model: nn.Module, inputs: Sequence[torch.Tensor], batch_size:
     return tuple(torch.cat(parts) for parts in zip(*chunks))
 
 
-def evaluate_losses(model: nn.Module, data: TensorSet, weights: Sequence[float]) -> dict[str, torch.Tensor]:
-    """Mean loss and accuracy per task, and the weighted total loss (tensors, not yet synced)."""
+def evaluate_losses(model: nn.Module, data: TensorSet, weights: Sequence[float],
+                    combination: LossCombination | None = None) -> dict[str, torch.Tensor]:
+    """Mean loss and accuracy per task, and the total loss as training combines them (tensors, not
+    yet synced)."""
     logits = predict_logits(model, data.inputs)
     losses = [F.cross_entropy(out, y) for out, y in zip(logits, data.targets)]
     accs = [(out.argmax(1) == y).float().mean() for out, y in zip(logits, data.targets)]
-    return {"loss": sum(w * l for w, l in zip(weights, losses)), "task_loss": torch.stack(losses), "task_acc": torch.stack(accs)}
+    with torch.no_grad():
+        total = sum(w * l for w, l in zip(weights, losses)) if combination is None else combination(torch.stack(losses))
+    return {"loss": total, "task_loss": torch.stack(losses), "task_acc": torch.stack(accs)}
 
 
 def epoch_record(epoch: int, names: Sequence[str], train: dict, val: dict, seconds: float) -> dict[str, float]:
@@ -78,14 +83,20 @@ def fit(
     label: str = "",
     progress: bool = False,
     accel: Accel = EAGER,
+    combination: LossCombination | None = None,
 ) -> FitResult:
     """Train `model` in place on `data` (validation split held out by the protocol). Dropout draws
     from PyTorch's global generator, which is seeded here with `seed` (nothing else uses it)."""
     torch.manual_seed(seed)
     weights = list(loss_weights or [1.0] * len(data.targets))
     train, val = data.split_validation(protocol.val_fraction)
-    optimizer = make_optimizer(model.parameters(), protocol, train.targets[0].device, accel)
-    runner = EpochRunner(model, optimizer, train, protocol.batch_size, weights, protocol.grad_clip, accel)
+    device = train.targets[0].device
+    trained = list(model.parameters())
+    if combination is not None:  # a loss scheme's own parameters (uncertainty) train with the model
+        combination.to(device)
+        trained += list(combination.parameters())
+    optimizer = make_optimizer(trained, protocol, device, accel)
+    runner = EpochRunner(model, optimizer, train, protocol.batch_size, weights, protocol.grad_clip, accel, combination)
     shuffle = torch.Generator().manual_seed(seed)
     stopper = EarlyStopping(protocol.patience, protocol.min_delta)
     best_state, history = None, []
@@ -94,8 +105,13 @@ def fit(
     for epoch in range(1, protocol.max_epochs + 1):
         t0 = time.perf_counter()
         train_metrics = runner.epoch(shuffle)
-        val_metrics = evaluate_losses(model, val, weights)
+        val_metrics = evaluate_losses(model, val, weights, combination)
         record = epoch_record(epoch, task_names, train_metrics, val_metrics, time.perf_counter() - t0)
+        if combination is not None:  # the weights this epoch trained with, then the scheme's update
+            task_losses = train_metrics["task_loss"].to(device)
+            for name, w in zip(task_names, combination.effective_weights(task_losses).tolist()):
+                record[f"{name}_weight"] = w
+            combination.end_epoch(task_losses)
         history.append(record)
         if stopper.update(epoch, record["val_loss"]) and protocol.restore_best:
             best_state = _snapshot(model)

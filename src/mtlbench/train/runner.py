@@ -31,6 +31,7 @@ from mtlbench.train.loop import FitResult, fit, predict_logits
 from mtlbench.train.masks import compute_masks
 from mtlbench.train.multiseed import copy_slice, fit_seeds, seed_stack
 from mtlbench.train.protocols import PROTOCOLS, Protocol, hs_protocol
+from mtlbench.train.weighting import make_combination
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -205,20 +206,19 @@ def _write_seed(seed_dir, study, variant, seed, protocol, params, tasks, summari
 
 def train_hps(study: Study, variant: str, tasks: list[TaskData], seeds: tuple[int, ...], params: Params,
               out_dir: Path) -> None:
-    """One shared trunk with a head per task, all tasks reading the same images; the total loss is
-    the sum or the mean of the task losses, as the variant says."""
+    """One shared trunk with a head per task, all tasks reading the same images; the task losses
+    combine as the variant's scheme says (train/weighting.py), whose weights are recorded per epoch."""
     protocol = study_protocol(study, params)
     combination = study.hps[variant][1]
     names = tuple(t.spec.name for t in tasks)
-    weights = [1.0 if combination == "sum" else 1.0 / len(tasks)] * len(tasks)
     x_train = tasks[0].train.inputs[0]
     data = TensorSet((x_train,), tuple(t.train.targets[0] for t in tasks))
     in_shape, n_classes = tuple(x_train.shape[1:]), tuple(t.spec.n_classes for t in tasks)
     accel = study_accel(study, params, x_train.device)
     for seed in seeds:
         model = build_shared(in_shape, n_classes, seed).to(x_train.device)
-        result = fit(model, data, protocol, seed, names, loss_weights=weights, label=f"{study.name} {variant} seed={seed}",
-                     progress=params.run.progress, accel=accel)
+        result = fit(model, data, protocol, seed, names, label=f"{study.name} {variant} seed={seed}",
+                     progress=params.run.progress, accel=accel, combination=make_combination(combination, len(tasks)))
         logits = predict_logits(model, tasks[0].test.inputs)
         predictions = {}
         for task, out in zip(tasks, logits):
