@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from synthetic import two_task_images
 
 from mtlbench.config import ParamsError, parse_params
 from mtlbench.data.taskspec import TaskSpecError, fine_partition, label_matrix, load_task_file
@@ -125,12 +126,8 @@ def test_keras_clipnorm_scales_each_gradient_tensor_on_its_own():
 
 
 def test_hps_fit_learns_two_tasks_deterministically_with_dropout():
-    g = torch.Generator().manual_seed(0)
-    y1, y2 = torch.randint(0, 2, (240,), generator=g), torch.randint(0, 2, (240,), generator=g)
-    x = torch.rand(240, 3, 16, 16, generator=g) * 0.5
-    x[:, 0] += 0.5 * y1.view(-1, 1, 1)  # task a: a bright red channel
-    x[:, 2, :8] += 0.5 * y2.view(-1, 1, 1)  # task b: a bright top half in blue
-    data = TensorSet((x,), (y1, y2))
+    data = two_task_images(240, 16)
+    (x,), (y1, _) = data.inputs, data.targets
     protocol = replace(hs_protocol(epochs=6, early_stopping=False), batch_size=32)
     runs = []
     for _ in range(2):

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from synthetic import two_task_images
 
 from mtlbench.data.tasks import TensorSet
 from mtlbench.models import build_dedicated
@@ -17,6 +18,7 @@ from mtlbench.train.epoch import EpochRunner, make_optimizer
 from mtlbench.train.loop import fit, predict_logits
 from mtlbench.train.multiseed import copy_slice, fit_seeds, seed_stack
 from mtlbench.train.protocols import KERAS_FAITHFUL
+from mtlbench.train.weighting import Weighted
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -68,7 +70,7 @@ def _first_step(arch: str, accel: Accel, seeds: tuple[int, ...] = (0,)) -> tuple
     data = _data(128)
     data = TensorSet(data.inputs * streams, data.targets * streams)
     runner = EpochRunner(model, make_optimizer(model.parameters(), PROTOCOL, data.targets[0].device, accel),
-                         data, 128, [1.0] * streams, accel=accel)
+                         data, 128, Weighted([1.0] * streams).cuda(), accel=accel)
     losses = runner.epoch([torch.Generator().manual_seed(0) for _ in range(streams)])["task_loss"]
     return losses.tolist(), [p.grad.detach().clone() for p in model.parameters()]
 
@@ -144,12 +146,8 @@ def test_hps_with_dropout_and_clipping_replays_deterministically():
     from mtlbench.models import build_shared
     from mtlbench.train.protocols import hs_protocol
 
-    g = torch.Generator().manual_seed(0)
-    y1, y2 = torch.randint(0, 2, (300,), generator=g), torch.randint(0, 2, (300,), generator=g)
-    x = torch.rand(300, 3, 32, 32, generator=g) * 0.5
-    x[:, 0] += 0.5 * y1.view(-1, 1, 1)
-    x[:, 2] += 0.5 * y2.view(-1, 1, 1)
-    data = TensorSet((x.cuda(),), (y1.cuda(), y2.cuda()))
+    cpu = two_task_images(300, 32)
+    data = TensorSet(tuple(x.cuda() for x in cpu.inputs), tuple(y.cuda() for y in cpu.targets))
     protocol = replace(hs_protocol(epochs=3, early_stopping=False), batch_size=64)
     histories = []
     for accel in (Accel(graphs=True, tf32=True), Accel(graphs=True, tf32=True)):

@@ -11,6 +11,7 @@ from mtlbench.models import build_dedicated, count_parameters
 from mtlbench.train.early_stopping import EarlyStopping
 from mtlbench.train.loop import evaluate_losses, fit
 from mtlbench.train.protocols import KERAS_FAITHFUL
+from mtlbench.train.weighting import Weighted
 
 
 def test_early_stopping_needs_improvement_beyond_min_delta():
@@ -88,7 +89,7 @@ def test_restores_the_weights_of_the_best_epoch():
     result = fit(model, data, _small_protocol(lr=0.05, patience=2, min_delta=0.0), seed=0, task_names=("t",))
     _, val = data.split_validation(0.2)
     assert result.best_epoch is not None
-    assert math.isclose(float(evaluate_losses(model, val, [1.0])["loss"]), result.best_val_loss, rel_tol=1e-5)
+    assert math.isclose(float(evaluate_losses(model, val, Weighted([1.0]))["loss"]), result.best_val_loss, rel_tol=1e-5)
     assert result.history[result.best_epoch - 1]["val_loss"] == result.best_val_loss
 
 

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from synthetic import two_task_images
 
 from mtlbench.train.weighting import (
     DynamicWeightAverage, GeometricMean, Uncertainty, Weighted, make_combination,
@@ -72,21 +73,16 @@ def test_dwa_weights_are_one_for_two_epochs_then_follow_the_loss_ratios():
 
 
 def test_every_scheme_trains_a_two_task_model_and_reports_weights_per_epoch():
-    from mtlbench.data.tasks import TensorSet
     from mtlbench.models import build_shared
     from mtlbench.train.loop import fit
     from mtlbench.train.protocols import hs_protocol
     from dataclasses import replace
 
-    g = torch.Generator().manual_seed(0)
-    y1, y2 = torch.randint(0, 2, (200,), generator=g), torch.randint(0, 2, (200,), generator=g)
-    x = torch.rand(200, 3, 8, 8, generator=g) * 0.5
-    x[:, 0] += 0.5 * y1.view(-1, 1, 1)
-    x[:, 2] += 0.5 * y2.view(-1, 1, 1)
+    data = two_task_images(200, 8)
     protocol = replace(hs_protocol(epochs=4, early_stopping=False), batch_size=32)
     for scheme in ("sum", "geometric", "uncertainty", "dwa"):
         combination = make_combination(scheme, 2)
-        result = fit(build_shared((3, 8, 8), (2, 2), seed=0), TensorSet((x,), (y1, y2)), protocol, 0, ("a", "b"),
+        result = fit(build_shared((3, 8, 8), (2, 2), seed=0), data, protocol, 0, ("a", "b"),
                      combination=combination)
         weights = [(r["a_weight"], r["b_weight"]) for r in result.history]
         assert len(weights) == 4 and result.history[-1]["loss"] < result.history[0]["loss"], scheme

@@ -36,6 +36,7 @@ from mtlbench.train.epoch import EpochRunner, make_optimizer
 from mtlbench.train.masks import compute_masks
 from mtlbench.train.multiseed import seed_stack
 from mtlbench.train.protocols import KERAS_FAITHFUL
+from mtlbench.train.weighting import Weighted
 from mtlbench.train.runner import resolve_device
 
 EPOCH_ROWS = 48000
@@ -117,7 +118,7 @@ def _time_epochs(one_epoch, repeats: int, device: torch.device) -> float:
 def time_mtlbench(model, data: TensorSet, repeats: int, device, accel: Accel) -> float:
     configure_backends(accel)
     optimizer = make_optimizer(model.parameters(), KERAS_FAITHFUL, device, accel)
-    runner = EpochRunner(model, optimizer, data, BATCH, [1.0] * len(data.targets), accel=accel)
+    runner = EpochRunner(model, optimizer, data, BATCH, Weighted([1.0] * len(data.targets)).to(device), accel=accel)
     shuffle = torch.Generator().manual_seed(0)
     return _time_epochs(lambda: runner.epoch(shuffle), repeats, device)
 
@@ -127,7 +128,7 @@ def time_stacked(name: str, data: TensorSet, n_seeds: int, repeats: int, device,
     stack = seed_stack(name, (1, 28, 28), 10, range(n_seeds)).to(device)
     stacked = TensorSet(data.inputs * n_seeds, data.targets * n_seeds)
     optimizer = make_optimizer(stack.parameters(), KERAS_FAITHFUL, device, accel)
-    runner = EpochRunner(stack, optimizer, stacked, BATCH, [1.0] * n_seeds, accel=accel)
+    runner = EpochRunner(stack, optimizer, stacked, BATCH, Weighted([1.0] * n_seeds).to(device), accel=accel)
     shuffles = [torch.Generator().manual_seed(s) for s in range(n_seeds)]
     return _time_epochs(lambda: runner.epoch(shuffles), repeats, device)
 

@@ -53,16 +53,14 @@ class EpochRunner:
         optimizer: torch.optim.Optimizer,
         train: TensorSet,
         batch_size: int,
-        weights: Sequence[float],
+        combination: LossCombination,
         grad_clip: float | None = None,
         accel: Accel = EAGER,
-        combination: LossCombination | None = None,
     ):
-        """`combination` (a multitask loss scheme, train/weighting.py) replaces the fixed `weights`;
-        its parameters, if any, must be in `optimizer`."""
+        """`combination` turns the task losses into the training loss (train/weighting.py; fixed
+        weights are `Weighted`); it must be on the data's device, its parameters in `optimizer`."""
         self.model, self.optimizer, self.batch_size = model, optimizer, batch_size
-        self.combination = combination
-        self.weights, self.grad_clip, self.accel = list(weights), grad_clip, accel
+        self.combination, self.grad_clip, self.accel = combination, grad_clip, accel
         if accel.channels_last:
             _to_channels_last(model)
             train = TensorSet(tuple(x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
@@ -108,10 +106,7 @@ class EpochRunner:
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.accel.bf16, cache_enabled=False):
             outputs = as_tuple(self.forward(*inputs))
         losses = [F.cross_entropy(out.float(), y) for out, y in zip(outputs, targets)]
-        if self.combination is None:
-            total = sum(w * loss for w, loss in zip(self.weights, losses))
-        else:
-            total = self.combination(torch.stack(losses))
+        total = self.combination(torch.stack(losses))
         total.backward()
         if self.grad_clip is not None:
             clip_each_(self.model.parameters(), self.grad_clip)
@@ -134,7 +129,7 @@ class EpochRunner:
         """Warm up and capture the step for batches of `size` rows, leaving the training state as it was."""
         buffers = [torch.arange(size, device=self.device) for _ in range(n_index)]
         graph = torch.cuda.CUDAGraph()
-        trained = [*self.model.parameters(), *(self.combination.parameters() if self.combination else ())]
+        trained = [*self.model.parameters(), *self.combination.parameters()]
         with _training_state_kept(trained, self.optimizer, self.sums):
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())

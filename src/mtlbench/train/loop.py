@@ -21,7 +21,7 @@ from mtlbench.train.accel import EAGER, Accel
 from mtlbench.train.early_stopping import EarlyStopping
 from mtlbench.train.epoch import EpochRunner, as_tuple, make_optimizer
 from mtlbench.train.protocols import Protocol
-from mtlbench.train.weighting import LossCombination
+from mtlbench.train.weighting import LossCombination, Weighted
 
 EVAL_BATCH = 2048
 
@@ -51,15 +51,14 @@ def predict_logits(model: nn.Module, inputs: Sequence[torch.Tensor], batch_size:
     return tuple(torch.cat(parts) for parts in zip(*chunks))
 
 
-def evaluate_losses(model: nn.Module, data: TensorSet, weights: Sequence[float],
-                    combination: LossCombination | None = None) -> dict[str, torch.Tensor]:
+def evaluate_losses(model: nn.Module, data: TensorSet, combination: LossCombination) -> dict[str, torch.Tensor]:
     """Mean loss and accuracy per task, and the total loss as training combines them (tensors, not
     yet synced)."""
     logits = predict_logits(model, data.inputs)
     losses = [F.cross_entropy(out, y) for out, y in zip(logits, data.targets)]
     accs = [(out.argmax(1) == y).float().mean() for out, y in zip(logits, data.targets)]
     with torch.no_grad():
-        total = sum(w * l for w, l in zip(weights, losses)) if combination is None else combination(torch.stack(losses))
+        total = combination(torch.stack(losses))
     return {"loss": total, "task_loss": torch.stack(losses), "task_acc": torch.stack(accs)}
 
 
@@ -85,18 +84,18 @@ def fit(
     accel: Accel = EAGER,
     combination: LossCombination | None = None,
 ) -> FitResult:
-    """Train `model` in place on `data` (validation split held out by the protocol). Dropout draws
-    from PyTorch's global generator, which is seeded here with `seed` (nothing else uses it)."""
+    """Train `model` in place on `data` (validation split held out by the protocol). The task losses
+    combine by `combination` (its effective weights are then recorded per epoch) or else by the
+    fixed `loss_weights` (default all 1). Dropout draws from PyTorch's global generator, which is
+    seeded here with `seed` (nothing else uses it)."""
     torch.manual_seed(seed)
-    weights = list(loss_weights or [1.0] * len(data.targets))
     train, val = data.split_validation(protocol.val_fraction)
     device = train.targets[0].device
-    trained = list(model.parameters())
-    if combination is not None:  # a loss scheme's own parameters (uncertainty) train with the model
-        combination.to(device)
-        trained += list(combination.parameters())
+    scheme = combination if combination is not None else Weighted(loss_weights or [1.0] * len(data.targets))
+    scheme.to(device)
+    trained = [*model.parameters(), *scheme.parameters()]  # a scheme's own parameters (uncertainty) train too
     optimizer = make_optimizer(trained, protocol, device, accel)
-    runner = EpochRunner(model, optimizer, train, protocol.batch_size, weights, protocol.grad_clip, accel, combination)
+    runner = EpochRunner(model, optimizer, train, protocol.batch_size, scheme, protocol.grad_clip, accel)
     shuffle = torch.Generator().manual_seed(seed)
     stopper = EarlyStopping(protocol.patience, protocol.min_delta)
     best_state, history = None, []
@@ -105,7 +104,7 @@ def fit(
     for epoch in range(1, protocol.max_epochs + 1):
         t0 = time.perf_counter()
         train_metrics = runner.epoch(shuffle)
-        val_metrics = evaluate_losses(model, val, weights, combination)
+        val_metrics = evaluate_losses(model, val, scheme)
         record = epoch_record(epoch, task_names, train_metrics, val_metrics, time.perf_counter() - t0)
         if combination is not None:  # the weights this epoch trained with, then the scheme's update
             task_losses = train_metrics["task_loss"].to(device)

@@ -25,6 +25,7 @@ from mtlbench.train.accel import EAGER, Accel
 from mtlbench.train.epoch import EpochRunner, make_optimizer
 from mtlbench.train.loop import FitResult, epoch_record, evaluate_losses, print_progress
 from mtlbench.train.protocols import Protocol
+from mtlbench.train.weighting import Weighted
 
 
 def seed_stack(architecture: str, in_shape: tuple[int, int, int], n_classes: int, seeds: Sequence[int]) -> RSN2Net:
@@ -73,7 +74,7 @@ def fit_seeds(
     stacked = lambda part: TensorSet(part.inputs * k, part.targets * k)  # noqa: E731  (every seed sees all rows)
     train, val = stacked(train), stacked(val)
     optimizer = make_optimizer(stack.parameters(), protocol, train.targets[0].device, accel)
-    ones = [1.0] * k
+    ones = Weighted([1.0] * k).to(train.targets[0].device)  # each slice's gradient is its own seed's
     runner = EpochRunner(stack, optimizer, train, protocol.batch_size, ones, protocol.grad_clip, accel)
     shuffles = [torch.Generator().manual_seed(seed) for seed in seeds]
     stoppers = [EarlyStopping(protocol.patience, protocol.min_delta) for _ in seeds]
