@@ -96,7 +96,7 @@ def test_variants_and_task_subsets_come_from_params():
     plan = dict(variant_plan(study, _params()))
     assert plan["dedicated"] == ("T1", "T2", "T3", "T4", "T5") and plan["hps3"] == ("T1", "T2", "T3")
     assert plan["mix20_10_mean"] == tuple(f"T{i}" for i in range(1, 21)) + tuple(f"R{i}" for i in range(1, 11))
-    assert len(plan) == 1 + 3 + 14 and study.hps["mix50_50_sum"][1] == "sum"
+    assert len(plan) == 1 + 3 + 14 and study.hps["mix50_50_sum"].scheme == "sum"
     subset = dict(variant_plan(study, _params(variants=["dedicated", "hps10"], tasks=["T2", "T7"])))
     assert subset == {"dedicated": ("T2",), "hps10": ("T2", "T7")}
     with pytest.raises(ParamsError, match="run.tasks: expected .* unknown task 'T91'"):
@@ -106,7 +106,7 @@ def test_variants_and_task_subsets_come_from_params():
 
 
 def test_shared_network_has_one_head_per_task_over_one_trunk():
-    model = build_shared((3, 32, 32), (2, 2, 2), seed=0)
+    model = build_shared("cifar_shared", (3, 32, 32), (2, 2, 2), seed=0)
     outputs = model(torch.rand(4, 3, 32, 32))
     assert len(outputs) == 3 and all(o.shape == (4, 2) for o in outputs)
     dedicated = build_dedicated("cifar_shared", (3, 32, 32), 2, seed=0)
@@ -131,7 +131,7 @@ def test_hps_fit_learns_two_tasks_deterministically_with_dropout():
     protocol = replace(hs_protocol(epochs=6, early_stopping=False), batch_size=32)
     runs = []
     for _ in range(2):
-        model = build_shared((3, 16, 16), (2, 2), seed=1)
+        model = build_shared("cifar_shared", (3, 16, 16), (2, 2), seed=1)
         result = fit(model, data, protocol, seed=1, task_names=("a", "b"), loss_weights=[0.5, 0.5])
         runs.append(([{k: v for k, v in r.items() if k != "seconds"} for r in result.history], model))
     assert runs[0][0] == runs[1][0], "same seed, same history (dropout included)"

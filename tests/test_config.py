@@ -38,7 +38,6 @@ def test_defaults_fill_missing_keys_and_tracking_uri_is_absolute():
         ({"trian": {}}, r"trian: unknown section; allowed sections: run, data, mlflow"),
         ({"run": {"device": "tpu"}}, r"run\.device: 'tpu' is not allowed; allowed values: auto, cpu, cuda"),
         ({"run": {"studies": ["mnist"]}}, r"run\.studies: unknown study 'mnist'; allowed values: mnist_fashion_mlp"),
-        ({"run": {"studies": ["cifar10_aux"]}}, r"run\.studies: study 'cifar10_aux' is catalogued .* not implemented"),
         ({"run": {"seeds": [0, 0]}}, r"run\.seeds: expected a non-empty list of distinct non-negative integers"),
         ({"run": {"seeds": "0"}}, r"run\.seeds: expected"),
         ({"run": {"train_limit": 0}}, r"run\.train_limit: expected null or a positive integer, got 0"),

@@ -152,8 +152,36 @@ def test_hps_with_dropout_and_clipping_replays_deterministically():
     histories = []
     for accel in (Accel(graphs=True, tf32=True), Accel(graphs=True, tf32=True)):
         configure_backends(accel)
-        model = build_shared((3, 32, 32), (2, 2), seed=0).cuda()
+        model = build_shared("cifar_shared", (3, 32, 32), (2, 2), seed=0).cuda()
         result = fit(model, data, protocol, 0, ("a", "b"), accel=accel)
         histories.append([{k: v for k, v in r.items() if k != "seconds"} for r in result.history])
     assert histories[0] == histories[1]
     assert histories[0][-1]["loss"] < histories[0][0]["loss"]
+
+
+def test_cifar_small_with_batchnorm_and_reconstruction_graph_matches_eager():
+    """The captured step keeps BatchNorm's running statistics and the MSE of a reconstruction head
+    as the eager step computes them (warm-up steps are undone, buffers included)."""
+    from mtlbench.models import build_shared
+    from mtlbench.models.cifar_small import IMAGE_HEAD
+    from mtlbench.train.protocols import hs_protocol
+
+    cpu = two_task_images(300, 32)
+    x = cpu.inputs[0].cuda()
+    data = TensorSet((x,), (cpu.targets[0].cuda(), x))
+    protocol = replace(hs_protocol(epochs=2, early_stopping=False), batch_size=64)
+    runs = []
+    for accel in (Accel(), Accel(graphs=True)):
+        configure_backends(accel)
+        model = build_shared("cifar_small", (3, 32, 32), (2, IMAGE_HEAD), seed=0).cuda()
+        for layer in model.modules():  # dropout masks differ between eager and graph RNG offsets
+            if isinstance(layer, torch.nn.Dropout):
+                layer.p = 0.0
+        result = fit(model, data, protocol, 0, ("a", "image"), accel=accel)
+        runs.append((result.history, {k: v.clone() for k, v in model.state_dict().items() if "running" in k}))
+    (eager, eager_stats), (graph, graph_stats) = runs
+    for e, g in zip(eager, graph):
+        assert g["image_loss"] == pytest.approx(e["image_loss"], rel=1e-3)
+        assert g["a_loss"] == pytest.approx(e["a_loss"], rel=1e-3)
+    for key in eager_stats:
+        torch.testing.assert_close(graph_stats[key], eager_stats[key], rtol=1e-3, atol=1e-4)

@@ -82,7 +82,7 @@ def test_every_scheme_trains_a_two_task_model_and_reports_weights_per_epoch():
     protocol = replace(hs_protocol(epochs=4, early_stopping=False), batch_size=32)
     for scheme in ("sum", "geometric", "uncertainty", "dwa"):
         combination = make_combination(scheme, 2)
-        result = fit(build_shared((3, 8, 8), (2, 2), seed=0), data, protocol, 0, ("a", "b"),
+        result = fit(build_shared("cifar_shared", (3, 8, 8), (2, 2), seed=0), data, protocol, 0, ("a", "b"),
                      combination=combination)
         weights = [(r["a_weight"], r["b_weight"]) for r in result.history]
         assert len(weights) == 4 and result.history[-1]["loss"] < result.history[0]["loss"], scheme

@@ -139,24 +139,19 @@ def _auto_or_bool(key: str, value: Any) -> str:
 
 
 def _studies(key: str, value: Any) -> tuple[str, ...]:
-    allowed = tuple(name for name, study in STUDIES.items() if study.implemented)
+    allowed = tuple(STUDIES)
     if not isinstance(value, list) or not value:
         raise ParamsError(f"{key}: expected a non-empty list of study names from: {', '.join(allowed)}")
     for name in value:
         if name not in STUDIES:
             raise ParamsError(f"{key}: unknown study {name!r}; allowed values: {', '.join(allowed)}")
-        if not STUDIES[name].implemented:
-            raise ParamsError(
-                f"{key}: study {name!r} is catalogued in SPEC.md but not implemented yet; "
-                f"allowed values: {', '.join(allowed)}"
-            )
     if len(set(value)) != len(value):
         raise ParamsError(f"{key}: lists a study twice: {value!r}")
     return tuple(value)
 
 
 def _variants(key: str, value: Any) -> tuple[str, ...] | None:
-    allowed = tuple(dict.fromkeys(v for study in STUDIES.values() if study.implemented for v in study.variants))
+    allowed = tuple(dict.fromkeys(v for study in STUDIES.values() for v in study.variants))
     if value is None:
         return None
     if not isinstance(value, list) or not value or any(v not in allowed for v in value):
@@ -165,8 +160,7 @@ def _variants(key: str, value: Any) -> tuple[str, ...] | None:
 
 
 def _tasks(key: str, value: Any) -> tuple[str, ...] | None:
-    studies = [study for study in STUDIES.values() if study.implemented]
-    allowed = tuple(dict.fromkeys(t for study in studies for t in study.tasks))
+    allowed = tuple(dict.fromkeys(t for study in STUDIES.values() for t in study.tasks))
     if value is None:
         return None
     if not isinstance(value, list) or not value or len(set(value)) != len(value) or any(t not in allowed for t in value):

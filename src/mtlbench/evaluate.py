@@ -1,5 +1,6 @@
 """Evaluation: per-run classification metrics, confusion matrices and reports (as sklearn prints
-them), seed statistics, and the study's markdown report. Pure functions of predictions."""
+them), reconstruction MSE and PSNR, seed statistics, multitask-minus-dedicated comparisons, and the
+study's markdown report. Pure functions of predictions."""
 
 from __future__ import annotations
 
@@ -20,23 +21,28 @@ from mtlbench.studies import Study
 # Per-run values summarised over seeds into metrics/<study>.json. Wall time is recorded in MLflow
 # and the reports but kept out of the metrics file: it differs between identical reruns.
 SUMMARY_METRICS = (
-    "accuracy", "macro_precision", "macro_recall", "macro_f1",
+    "accuracy", "macro_precision", "macro_recall", "macro_f1", "mse", "psnr",
     "epochs", "best_val_loss", "params_total", "params_nonzero", "params_packed", "model_bytes",
 )
 FIT_RECORDS = ("epochs", "best_val_loss", "wall_time_s", "params_total", "params_nonzero", "params_packed", "model_bytes")
-COMPARED_METRICS = ("accuracy", "macro_f1")  # higher is better for both: delta-m signs need no flip
+COMPARED_METRICS = ("accuracy", "macro_f1", "mse", "psnr")  # each task has the first two or the last two
+LOWER_IS_BETTER = frozenset({"mse"})
+TEST_METRICS = ("accuracy", "macro_f1", "mse", "psnr")  # shown in the reports' tables, where a task has them
 
 
 CURVE_COLUMNS = ("epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy")
 
 
 def curve_rows(history: list[dict], task: str) -> list[dict]:
-    """One task's per-epoch curves out of a fit history (which keys them Keras-style)."""
-    return [
-        {"epoch": r["epoch"], "train_loss": r[f"{task}_loss"], "val_loss": r[f"val_{task}_loss"],
-         "train_accuracy": r[f"{task}_accuracy"], "val_accuracy": r[f"val_{task}_accuracy"]}
-        for r in history
-    ]
+    """One task's per-epoch curves out of a fit history (which keys them Keras-style); accuracies
+    only for classification tasks."""
+    rows = []
+    for r in history:
+        row = {"epoch": r["epoch"], "train_loss": r[f"{task}_loss"], "val_loss": r[f"val_{task}_loss"]}
+        if f"{task}_accuracy" in r:
+            row.update(train_accuracy=r[f"{task}_accuracy"], val_accuracy=r[f"val_{task}_accuracy"])
+        rows.append(row)
+    return rows
 
 
 def weight_rows(history: list[dict], task: str) -> list[dict]:
@@ -54,6 +60,14 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: in
         "macro_recall": float(macro["recall"]),
         "macro_f1": float(macro["f1-score"]),
     }
+
+
+def reconstruction_metrics(per_image_mse: np.ndarray) -> dict[str, float]:
+    """Test MSE (pixels in [0, 1]) and PSNR in dB, each the mean over images (PSNR of an image:
+    10 log10(1 / its MSE), as tf.image.psnr with max_val 1; a perfect image counts as 100 dB)."""
+    mse = np.asarray(per_image_mse, dtype=np.float64)
+    psnr = 10.0 * np.log10(1.0 / np.maximum(mse, 1e-10))
+    return {"mse": float(mse.mean()), "psnr": float(psnr.mean())}
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
@@ -130,11 +144,11 @@ def _fmt(value: float | None, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def statistics_table(summary: dict, metrics: Iterable[str] = ("accuracy", "macro_f1")) -> str:
+def statistics_table(summary: dict, metrics: Iterable[str] = TEST_METRICS) -> str:
     lines = ["| model | task | metric | mean | sd | n | min | max | 95% CI |", "|---|---|---|---|---|---|---|---|---|"]
     for model, tasks in summary.items():
         for task, by_metric in tasks.items():
-            for metric in metrics:
+            for metric in (m for m in metrics if m in by_metric):
                 s = by_metric[metric]
                 ci = "-" if s["ci95"] is None else f"[{s['ci95'][0]:.4f}, {s['ci95'][1]:.4f}]"
                 lines.append(f"| {model} | {task} | {metric} | {_fmt(s['mean'])} | {_fmt(s['sd'])} | {s['n']} "
@@ -146,29 +160,30 @@ def markdown_report(study: str, outcomes: list["VariantOutcome"], headline: Sequ
     """The variants side by side, each run's confusion matrix and classification report (of the
     headline tasks when a study names them; every task is in metrics/ and MLflow), then the seed
     statistics."""
-    parts = [f"# {study}", ""]
-    if headline is not None:
-        parts += ["## Test accuracy, mean +- SD over seeds", "", variant_table(outcomes, headline), ""]
-    parts += ["Test-set results per model, task and seed, printed as sklearn prints them.", ""]
+    rows = headline if headline is not None else list(dict.fromkeys(
+        t.task for o in outcomes for t in o.seeds[0].tasks))
+    parts = [f"# {study}", "", "## Test results, mean +- SD over seeds", "",
+             "Accuracy (classification) or MSE (reconstruction, lower is better).", "",
+             variant_table(outcomes, rows), ""]
+    parts += ["Test-set results per model, task and seed; classification as sklearn prints it.", ""]
     for outcome in outcomes:
         for seed in outcome.seeds:
             for t in seed.tasks:
                 if headline is not None and t.task not in headline:
                     continue
                 m = t.metrics
+                scores = (f"accuracy {m['accuracy']:.4f}, macro F1 {m['macro_f1']:.4f}" if t.is_classification
+                          else f"MSE {m['mse']:.5f}, PSNR {m['psnr']:.2f} dB")
                 parts += [
                     f"## {outcome.variant} / {t.task} / seed {seed.seed}",
                     "",
-                    f"accuracy {m['accuracy']:.4f}, macro F1 {m['macro_f1']:.4f}, epochs {m['epochs']}, "
+                    f"{scores}, epochs {m['epochs']}, "
                     f"best val loss {m['best_val_loss']:.4f}, wall time {m['wall_time_s']:.1f} s, "
                     f"parameters {m['params_total']} ({m['params_nonzero']} non-zero)",
                     "",
-                    "```",
-                    format_confusion(t.matrix),
-                    t.text_report().rstrip(),
-                    "```",
-                    "",
                 ]
+                if t.is_classification:
+                    parts += ["```", format_confusion(t.matrix), t.text_report().rstrip(), "```", ""]
     summary = {o.variant: {t: by for t, by in o.summary.items() if headline is None or t in headline} for o in outcomes}
     parts += ["## Seed statistics", "", statistics_table(summary), ""]
     comparisons = compare_to_dedicated(outcomes)
@@ -178,15 +193,18 @@ def markdown_report(study: str, outcomes: list["VariantOutcome"], headline: Sequ
 
 
 def comparison_table(comparisons: dict) -> str:
-    lines = ["| variant | task | accuracy diff | paired diff (mean +- sd) | macro F1 diff |", "|---|---|---|---|---|"]
+    lines = ["| variant | task | metric | mean diff | paired diff (mean +- sd) |", "|---|---|---|---|---|"]
     for variant, entry in comparisons.items():
         for task, diffs in entry.items():
             if not isinstance(diffs, dict):
                 continue
-            paired = diffs["accuracy_paired_diff"]
-            paired_text = "-" if paired is None else f"{paired['mean']:+.4f} +- {_fmt(paired['sd'])}"
-            lines.append(f"| {variant} | {task} | {diffs['accuracy_diff']:+.4f} | {paired_text} | {diffs['macro_f1_diff']:+.4f} |")
-        lines.append(f"| {variant} | delta-m | {entry['delta_m_accuracy_pct']:+.2f}% | | {entry['delta_m_macro_f1_pct']:+.2f}% |")
+            for metric in (m for m in COMPARED_METRICS if f"{m}_diff" in diffs):
+                paired = diffs[f"{metric}_paired_diff"]
+                paired_text = "-" if paired is None else f"{paired['mean']:+.4f} +- {_fmt(paired['sd'])}"
+                lines.append(f"| {variant} | {task} | {metric} | {diffs[f'{metric}_diff']:+.4f} | {paired_text} |")
+        for key, value in entry.items():
+            if not isinstance(value, dict):
+                lines.append(f"| {variant} | {key.removesuffix('_pct').replace('delta_m', 'delta-m').replace('_', ' ')} | | {value:+.2f}% | |")
     return "\n".join(lines)
 
 
@@ -194,16 +212,24 @@ def comparison_table(comparisons: dict) -> str:
 
 @dataclass
 class TaskOutcome:
+    """One task of one run. Classification: the confusion matrix, report and predictions;
+    reconstruction: `samples`, the first test images and their reconstructions (uint8 NCHW)."""
+
     task: str
     metrics: dict[str, float]
     history: list[dict[str, float]]
-    matrix: np.ndarray
+    matrix: np.ndarray | None
     class_names: list[str]
-    report_text: str | None  # None until text_report() first asks (sklearn's text is slow for many tasks)
-    report_dict: dict
-    y_true: np.ndarray
-    y_pred: np.ndarray
+    report_text: str | None = None  # None until text_report() first asks (sklearn's text is slow for many tasks)
+    report_dict: dict | None = None
+    y_true: np.ndarray | None = None
+    y_pred: np.ndarray | None = None
+    is_random: bool = False  # labels independent of the image
+    samples: tuple[np.ndarray, np.ndarray] | None = None
 
+    @property
+    def is_classification(self) -> bool:
+        return self.matrix is not None
 
     def text_report(self) -> str:
         if self.report_text is None:
@@ -228,8 +254,12 @@ class VariantOutcome:
 
 def _task_outcome(spec, run: dict, predictions) -> TaskOutcome:
     name, n = spec.name, spec.n_classes
-    y_true, y_pred = predictions[f"{name}_true"], predictions[f"{name}_pred"]
     fit = run["tasks"][name]
+    if not spec.is_classification:
+        metrics = {**reconstruction_metrics(predictions[f"{name}_mse"]), **{k: fit[k] for k in FIT_RECORDS}}
+        samples = (predictions[f"{name}_sample_true"], predictions[f"{name}_sample_pred"])
+        return TaskOutcome(task=name, metrics=metrics, history=fit["history"], matrix=None, class_names=[], samples=samples)
+    y_true, y_pred = predictions[f"{name}_true"], predictions[f"{name}_pred"]
     matrix = confusion(y_true, y_pred, n)
     report_dict = report_data(matrix)
     metrics = {
@@ -238,7 +268,8 @@ def _task_outcome(spec, run: dict, predictions) -> TaskOutcome:
     }
     return TaskOutcome(
         task=name, metrics=metrics, history=fit["history"], matrix=matrix,
-        class_names=list(spec.class_names), report_text=None, report_dict=report_dict, y_true=y_true, y_pred=y_pred,
+        class_names=list(spec.class_names), report_dict=report_dict, y_true=y_true, y_pred=y_pred,
+        is_random=spec.is_random,
     )
 
 
@@ -294,19 +325,25 @@ def grouped_mean_curves(outcome: "VariantOutcome", seed: "SeedOutcome") -> dict[
     if outcome.variant == "dedicated" or len(seed.tasks) < 2 or any(
             [r["loss"] for r in t.history] != joint for t in seed.tasks[1:]):
         return {}
-    by_name = {t.task: t for t in seed.tasks}
-    return {group: mean_curves([by_name[t] for t in members]) for group, members in task_groups(list(by_name)).items()}
+    return {group: mean_curves(members) for group, members in task_groups(seed.tasks).items()}
 
 
-def task_groups(tasks: Sequence[str]) -> dict[str, list[str]]:
-    """Random-label tasks (R*) apart from real ones, for averaged curves and table rows."""
-    groups = {"real": [t for t in tasks if not t.startswith("R")], "random": [t for t in tasks if t.startswith("R")]}
+def task_groups(tasks: Sequence[TaskOutcome]) -> dict[str, list[TaskOutcome]]:
+    """Classification tasks split into real and random-label ones, for averaged curves and table
+    rows (a reconstruction's loss is on another scale: it is averaged with neither)."""
+    labelled = [t for t in tasks if t.is_classification]
+    groups = {"real": [t for t in labelled if not t.is_random], "random": [t for t in labelled if t.is_random]}
     return {name: members for name, members in groups.items() if members}
 
 
-def variant_table(outcomes: list["VariantOutcome"], rows: Sequence[str], metric: str = "accuracy") -> str:
-    """Tasks as rows, variants as columns, "mean +- SD" over seeds (laid out like reference/003),
-    then the mean over each variant's real and random tasks."""
+def primary_metric(by_metric: dict) -> str:
+    """The metric a task is judged by: accuracy, or MSE for a reconstruction."""
+    return "accuracy" if "accuracy" in by_metric else "mse"
+
+
+def variant_table(outcomes: list["VariantOutcome"], rows: Sequence[str]) -> str:
+    """Tasks as rows, variants as columns, "mean +- SD" over seeds of each task's primary metric
+    (laid out like reference/003), then the mean accuracy over each variant's real and random tasks."""
     header = "| task | " + " | ".join(o.variant for o in outcomes) + " |"
     lines = [header, "|---" * (len(outcomes) + 1) + "|"]
 
@@ -316,21 +353,27 @@ def variant_table(outcomes: list["VariantOutcome"], rows: Sequence[str], metric:
         return f"{s['mean']:.4f}" + ("" if s["sd"] is None else f" +- {s['sd']:.4f}")
 
     for task in rows:
-        lines.append(f"| {task} | " + " | ".join(cell(o.summary.get(task, {}).get(metric)) for o in outcomes) + " |")
+        found = [o.summary[task] for o in outcomes if task in o.summary]
+        metric = primary_metric(found[0]) if found else "accuracy"
+        label = task if metric == "accuracy" else f"{task} ({metric})"
+        lines.append(f"| {label} | " + " | ".join(cell(o.summary.get(task, {}).get(metric)) for o in outcomes) + " |")
     for group in ("real", "random"):
         cells = []
         for o in outcomes:
-            members = task_groups(list(o.summary)).get(group, [])
-            cells.append(f"{np.mean([o.summary[t][metric]['mean'] for t in members]):.4f} ({len(members)})" if members else "")
-        lines.append(f"| mean of {group} tasks (n) | " + " | ".join(cells) + " |")
+            members = [t.task for t in task_groups(o.seeds[0].tasks).get(group, [])]
+            cells.append(f"{np.mean([o.summary[t]['accuracy']['mean'] for t in members]):.4f} ({len(members)})" if members else "")
+        if any(cells):
+            lines.append(f"| mean of {group} tasks (n) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def compare_to_dedicated(outcomes: list[VariantOutcome], baseline: str = "dedicated") -> dict:
     """Per multitask variant: mean difference to the study's own dedicated runs per task and metric
-    (plus the paired per-seed differences' statistics) and delta-m, the average relative change
-    over tasks in percent (Maninis et al. 2019), for accuracy and macro F1. Only tasks with a
-    dedicated run count (cifar100_binary trains dedicated models for T1..T5 alone)."""
+    (plus the paired per-seed differences' statistics), and delta-m, the average relative change
+    over tasks in percent, signed so that positive means better (Maninis et al. 2019: an MSE that
+    falls counts as a gain): `delta_m_pct` over every task by its primary metric (accuracy, or MSE
+    for a reconstruction), `delta_m_<metric>_pct` over the tasks that have that metric. Only tasks
+    with a dedicated run count (cifar100_binary trains dedicated models for T1..T5 alone)."""
     by_name = {o.variant: o for o in outcomes}
     if baseline not in by_name:
         return {}
@@ -340,16 +383,20 @@ def compare_to_dedicated(outcomes: list[VariantOutcome], baseline: str = "dedica
         shared = [task for task in outcome.summary if task in base.summary]
         if outcome.variant == baseline or not shared:
             continue
-        entry: dict = {}
-        for metric in COMPARED_METRICS:
-            relative = []
-            for task in shared:
-                stats_, ref = outcome.summary[task], base.summary[task][metric]
+        entry: dict = {task: {} for task in shared}
+        relative: dict[str, dict[str, float]] = {}  # metric -> task -> signed relative change
+        for task in shared:
+            for metric in (m for m in COMPARED_METRICS if m in outcome.summary[task] and m in base.summary[task]):
+                mine, ref = outcome.summary[task][metric]["mean"], base.summary[task][metric]["mean"]
                 paired = _paired_differences(outcome, base, task, metric)
-                entry.setdefault(task, {})[f"{metric}_diff"] = stats_[metric]["mean"] - ref["mean"]
+                entry[task][f"{metric}_diff"] = mine - ref
                 entry[task][f"{metric}_paired_diff"] = seed_statistics(paired) if paired else None
-                relative.append((stats_[metric]["mean"] - ref["mean"]) / ref["mean"])
-            entry[f"delta_m_{metric}_pct"] = 100.0 * float(np.mean(relative))
+                sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+                relative.setdefault(metric, {})[task] = sign * (mine - ref) / ref if ref else 0.0
+        primary = [relative[primary_metric(base.summary[task])][task] for task in shared]
+        entry["delta_m_pct"] = 100.0 * float(np.mean(primary))
+        for metric, by_task in relative.items():
+            entry[f"delta_m_{metric}_pct"] = 100.0 * float(np.mean(list(by_task.values())))
         comparisons[outcome.variant] = entry
     return comparisons
 

@@ -1,5 +1,6 @@
 """The DVC-tracked outputs of the evaluate stage: metrics/<study>.json, reports/<study>.md and the
-plot files (confusion pairs for DVC's `confusion` template, per-epoch curves as CSV)."""
+plot files (confusion pairs of classification tasks for DVC's `confusion` template, per-epoch
+curves and loss weights as CSV)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from mtlbench.fileio import atomic_dir, write_json, write_text
 
 def metrics_document(outcomes: list[VariantOutcome]) -> dict:
     """{model: {task: {metric: {mean, sd, n, min, max, ci95, values}}}}, plus "comparisons":
-    {variant: {task: {metric_diff, metric_paired_diff}, delta_m_<metric>_pct}} when a study has
-    multitask variants."""
+    {variant: {task: {metric_diff, metric_paired_diff}, delta_m_pct, delta_m_<metric>_pct}} when a
+    study has multitask variants."""
     document = {o.variant: o.summary for o in outcomes}
     comparisons = compare_to_dedicated(outcomes)
     if comparisons:
@@ -26,6 +27,7 @@ def metrics_document(outcomes: list[VariantOutcome]) -> dict:
 
 
 def _csv(rows: list[dict], columns: Sequence[str] = CURVE_COLUMNS) -> str:
+    """Rows as CSV with the given header (a reconstruction's curves have no accuracy columns)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
     writer.writeheader()
@@ -45,14 +47,15 @@ def write_study_outputs(study: str, outcomes: list[VariantOutcome], root: Path,
     with atomic_dir(root / "plots" / "confusion" / study) as folder:
         for o in outcomes:
             first = o.seeds[0]  # every seed's matrix is in MLflow and the report; DVC shows the first
-            for t in filter(lambda t: shown(t.task), first.tasks):
+            for t in (t for t in first.tasks if shown(t.task) and t.is_classification):
                 pairs = [{"actual": int(a), "predicted": int(p)} for a, p in zip(t.y_true, t.y_pred)]
                 write_text(folder / f"{o.variant}__{t.task}__seed{first.seed}.json", json.dumps(pairs, separators=(",", ":")))
     with atomic_dir(root / "plots" / "curves" / study) as folder:
         for o in outcomes:
             for s in o.seeds:
                 for t in filter(lambda t: shown(t.task), s.tasks):
-                    write_text(folder / f"{o.variant}__{t.task}__seed{s.seed}.csv", _csv(curve_rows(t.history, t.task)))
+                    rows = curve_rows(t.history, t.task)
+                    write_text(folder / f"{o.variant}__{t.task}__seed{s.seed}.csv", _csv(rows, list(rows[0])))
                 for group, rows in grouped_mean_curves(o, s).items():
                     write_text(folder / f"{o.variant}__mean_{group}__seed{s.seed}.csv", _csv(rows))
     with atomic_dir(root / "plots" / "weights" / study) as folder:  # empty for studies without loss schemes

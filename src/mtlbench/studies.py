@@ -11,16 +11,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+CLASSIFICATION, RECONSTRUCTION = "classification", "reconstruction"
+
+
 @dataclass(frozen=True)
 class TaskSpec:
-    """One classification task: which prepared dataset it reads and how many classes it has."""
+    """One task: which prepared dataset it reads and what it predicts.
+
+    A classification task's labels come from, in this order: a label matrix under data/tasks
+    (`labels`), a per-image draw independent of the image (`random_seed`), the dataset's labels
+    mapped through `class_map`, or the dataset's own labels. A reconstruction task predicts its
+    input image (n_classes 0; loss MSE, metrics MSE and PSNR).
+    """
 
     name: str
     dataset: str
     n_classes: int
     class_names: tuple[str, ...]
     resize: int | None = None  # square side the images are resized to (bilinear), None: as stored
-    labels: str | None = None  # a label matrix under data/tasks (column = task name); None: the dataset's own
+    labels: str | None = None  # a label matrix under data/tasks (column = task name)
+    kind: str = CLASSIFICATION
+    class_map: tuple[int, ...] | None = None  # task label of each dataset label
+    random_seed: int | None = None  # set for random-label tasks (their labels say nothing about the image)
+
+    @property
+    def is_random(self) -> bool:
+        return self.random_seed is not None
+
+    @property
+    def is_classification(self) -> bool:
+        return self.kind == CLASSIFICATION
 
 
 DIGIT_NAMES = tuple(str(i) for i in range(10))
@@ -30,11 +50,18 @@ FASHION_NAMES = (
 )
 
 CIFAR10_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CIFAR10_ANIMALS = ("bird", "cat", "deer", "dog", "frog", "horse")
+CIFAR10_AUX_RANDOM_SEED = 7001  # the cifar10_aux random task's labels, the same in every run
 
 TASKS: dict[str, TaskSpec] = {
     "digits": TaskSpec("digits", "digits", 10, DIGIT_NAMES),
     "fashion": TaskSpec("fashion", "fashion", 10, FASHION_NAMES),
     "cifar10_28": TaskSpec("cifar10_28", "cifar10", 10, CIFAR10_NAMES, resize=28),
+    "cifar10": TaskSpec("cifar10", "cifar10", 10, CIFAR10_NAMES),
+    "animal": TaskSpec("animal", "cifar10", 2, ("non-animal", "animal"),
+                       class_map=tuple(int(name in CIFAR10_ANIMALS) for name in CIFAR10_NAMES)),
+    "reconstruction": TaskSpec("reconstruction", "cifar10", 0, (), kind=RECONSTRUCTION),
+    "random": TaskSpec("random", "cifar10", 2, ("0", "1"), random_seed=CIFAR10_AUX_RANDOM_SEED),
 }
 
 
@@ -51,6 +78,16 @@ class RSN2Spec:
 
 
 @dataclass(frozen=True)
+class HPSVariant:
+    """A hard-parameter-sharing model: its tasks and how their losses combine (train/weighting.py
+    scheme; `weights` for the fixed scheme)."""
+
+    tasks: tuple[str, ...]
+    scheme: str
+    weights: tuple[float, ...] | None = None
+
+
+@dataclass(frozen=True)
 class Study:
     name: str
     tasks: tuple[str, ...]
@@ -58,9 +95,7 @@ class Study:
     protocol: str
     variants: tuple[str, ...]
     rsn2: RSN2Spec | None = None
-    implemented: bool = True
-    # Hard-parameter-sharing variants: name -> (tasks, how task losses combine: sum | mean).
-    hps: dict[str, tuple[tuple[str, ...], str]] = field(default_factory=dict)
+    hps: dict[str, HPSVariant] = field(default_factory=dict)  # hard-parameter-sharing variants by name
     dedicated_tasks: tuple[str, ...] | None = None  # None: every task of the study
     task_file: str | None = None  # a task-spec file (tasks/<study>.yaml) defining the tasks
     headline: tuple[str, ...] | None = None  # tasks shown one by one in reports and plots; None: all
@@ -70,7 +105,7 @@ class Study:
 
     def tasks_of(self, variant: str) -> tuple[str, ...]:
         if variant in self.hps:
-            return self.hps[variant][0]
+            return self.hps[variant].tasks
         if variant == "dedicated" and self.dedicated_tasks is not None:
             return self.dedicated_tasks
         return self.tasks
@@ -91,7 +126,8 @@ class Study:
         missing = [t for t in self.tasks if t not in defined]
         if missing:
             raise TaskSpecError(f"{self.task_file}: task {missing[0]} is used by study {self.name} but not defined")
-        return {t: TaskSpec(t, "cifar100", 2, defined[t].class_names, labels=self.name) for t in self.tasks}
+        return {t: TaskSpec(t, "cifar100", 2, defined[t].class_names, labels=self.name,
+                            random_seed=defined[t].seed if defined[t].is_random else None) for t in self.tasks}
 
 
 def _cifar100_binary() -> Study:
@@ -99,12 +135,22 @@ def _cifar100_binary() -> Study:
     combined by the sum and by the mean of the task losses."""
     real = tuple(f"T{i}" for i in range(1, 91))
     rand = tuple(f"R{i}" for i in range(1, 51))
-    hps = {f"hps{n}": (real[:n], "sum") for n in (3, 5, 10)}
+    hps = {f"hps{n}": HPSVariant(real[:n], "sum") for n in (3, 5, 10)}
     for n_real, n_random in ((10, 10), (20, 10), (40, 10), (90, 10), (80, 20), (60, 40), (50, 50)):
         for loss in ("sum", "mean"):
-            hps[f"mix{n_real}_{n_random}_{loss}"] = (real[:n_real] + rand[:n_random], loss)
+            hps[f"mix{n_real}_{n_random}_{loss}"] = HPSVariant(real[:n_real] + rand[:n_random], loss)
     return Study("cifar100_binary", real + rand, "cifar_shared", "hs", ("dedicated", *hps), hps=hps,
                  dedicated_tasks=real[:5], task_file="tasks/cifar100_binary.yaml", headline=real[:10])
+
+
+def _cifar10_aux() -> Study:
+    """SPEC.md sections 4 and 5: CIFAR-10 classification with auxiliary tasks, a dedicated
+    cifar_small per task, and one HPS variant per loss-combination scheme over all four tasks."""
+    tasks = ("cifar10", "animal", "reconstruction", "random")
+    fixed = (0.5, 0.1, 1.0, 0.1)  # SPEC.md section 5's example weights
+    hps = {f"hps_{scheme}": HPSVariant(tasks, scheme, fixed if scheme == "fixed" else None)
+           for scheme in ("fixed", "sum", "mean", "geometric", "uncertainty", "dwa")}
+    return Study("cifar10_aux", tasks, "cifar_small", "hs", ("dedicated", *hps), hps=hps)
 
 
 STUDIES: dict[str, Study] = {
@@ -120,9 +166,8 @@ STUDIES: dict[str, Study] = {
         "cifar_mnist_fashion_cnn", ("cifar10_28", "digits", "fashion"), "cnn28", "keras_faithful", ("dedicated", "rsn2"),
         rsn2=RSN2Spec(prune_percent=90, mask_sample=10000, phases=((1.0, 0.0, 0.0), (0.0, 1.0, 1.0))),
     ),
-    # Catalogued in SPEC.md, built by later issues; params.yaml rejects them until then.
     "cifar100_binary": _cifar100_binary(),
-    "cifar10_aux": Study("cifar10_aux", (), "cifar_small", "hs", (), implemented=False),
+    "cifar10_aux": _cifar10_aux(),
 }
 
 

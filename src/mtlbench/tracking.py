@@ -4,7 +4,8 @@ Layout (documented in the README):
     experiment  <study>
       parent run  <variant>                 params, seed statistics, tags
         child run <variant>-seed<k>         per-epoch curves, test metrics, confusion matrices
-                                            (PNG + counts), classification reports, trained models
+                                            (PNG + counts), classification reports, sample
+                                            reconstructions (PNG), loss weights, trained models
 Metric keys are `<task>/<metric>` on child runs and `<task>/<metric>_<stat>` on parent runs, the
 same in every study, so MLflow's compare view lines runs up.
 
@@ -132,10 +133,16 @@ class Tracker:
         for group, rows in grouped_mean_curves(outcome, seed).items():
             for row in rows:
                 steps += [(f"mean_{group}/{k}", v, int(row["epoch"])) for k, v in row.items() if k != "epoch"]
-        self.client.log_dict(run, {t.task: {"labels": t.class_names, "matrix": t.matrix.tolist()} for t in seed.tasks},
-                             "confusion_matrices.json")
-        self.client.log_dict(run, {t.task: t.report_dict for t in seed.tasks}, "classification_reports.json")
-        shown = [t for t in seed.tasks if headline is None or t.task in headline]
+        labelled = [t for t in seed.tasks if t.is_classification]
+        if labelled:
+            self.client.log_dict(run, {t.task: {"labels": t.class_names, "matrix": t.matrix.tolist()} for t in labelled},
+                                 "confusion_matrices.json")
+            self.client.log_dict(run, {t.task: t.report_dict for t in labelled}, "classification_reports.json")
+        for t in seed.tasks:
+            if t.samples is not None:
+                self.client.log_figure(run, reconstruction_grid(*t.samples, f"{outcome.variant} {t.task} seed {seed.seed}"),
+                                       f"{t.task}/reconstructions.png")
+        shown = [t for t in labelled if headline is None or t.task in headline]
         if headline is not None and shown:
             self.client.log_figure(run, confusion_grid(shown, f"{outcome.variant} seed {seed.seed}"), "confusion_matrices.png")
         for t in shown:
@@ -206,6 +213,24 @@ def average_loss_figure(outcome: VariantOutcome):
         ax.set_xlabel("epoch")
         ax.set_title(f"{outcome.variant}: mean task {key.replace('_', ' ')}")
     axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def reconstruction_grid(originals: np.ndarray, reconstructions: np.ndarray, title: str):
+    """Test images (top row of each pair) over their reconstructions (bottom), uint8 NCHW in."""
+    n = len(originals)
+    cols = min(8, n)
+    pairs = -(-n // cols)
+    fig, axes = plt.subplots(2 * pairs, cols, figsize=(1.2 * cols, 2.5 * pairs), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i in range(n):
+        row, col = 2 * (i // cols), i % cols
+        for offset, images in ((0, originals), (1, reconstructions)):
+            axes[row + offset, col].imshow(np.moveaxis(images[i], 0, -1).squeeze())
+    fig.suptitle(f"{title}: originals over reconstructions", fontsize=9)
     fig.tight_layout()
     plt.close(fig)
     return fig

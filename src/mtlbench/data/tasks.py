@@ -1,4 +1,5 @@
-"""Tasks as device-resident tensors: images scaled to [0, 1] and integer labels.
+"""Tasks as device-resident tensors: images scaled to [0, 1] and integer labels (or, for a
+reconstruction task, the images themselves as targets).
 
 Training data is loaded once onto the training device; batches are index slices of these tensors,
 never assembled per sample in Python.
@@ -16,6 +17,7 @@ import torch.nn.functional as F
 
 from mtlbench.data.prepared import load_arrays
 from mtlbench.data.sources import DatasetError
+from mtlbench.data.taskspec import random_labels
 from mtlbench.studies import TaskSpec
 
 
@@ -89,23 +91,40 @@ def load_tasks(specs: list[TaskSpec], prepared_dir: Path, tasks_dir: Path, train
     labels: dict[str, dict[str, np.ndarray]] = {}
     loaded = []
     for spec in specs:
-        data = arrays.setdefault(spec.dataset, load_arrays(prepared_dir, spec.dataset))
+        if spec.dataset not in arrays:  # (setdefault would load the arrays again for every task)
+            arrays[spec.dataset] = load_arrays(prepared_dir, spec.dataset)
+        data = arrays[spec.dataset]
         n = len(data["y_train"]) if train_limit is None else min(train_limit, len(data["y_train"]))
         key = (spec.dataset, spec.resize)
         if key not in images:
             images[key] = tuple(to_unit_float(torch.from_numpy(x).to(device), spec.resize)
                                 for x in (data["x_train"][:n], data["x_test"]))
-        if spec.labels is None:
-            y_train, y_test = data["y_train"], data["y_test"]
-        else:
-            matrix = labels.setdefault(spec.labels, _label_columns(tasks_dir, spec.labels))
-            names = matrix["names"].tolist()
-            if spec.name not in names:
-                raise DatasetError(f"{label_paths(tasks_dir, spec.labels)[0]}: no labels for task {spec.name}; "
-                                   "run the prepare stage again")
-            column = names.index(spec.name)
-            y_train, y_test = matrix["y_train"][:, column], matrix["y_test"][:, column]
-        y_train, y_test = (torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64)).to(device) for y in (y_train[:n], y_test))
         x_train, x_test = images[key]
+        if not spec.is_classification:  # reconstruction: the target is the input itself (no copy)
+            loaded.append(TaskData(spec, TensorSet((x_train,), (x_train,)), TensorSet((x_test,), (x_test,))))
+            continue
+        y_train, y_test = _task_labels(spec, data, tasks_dir, labels)
+        y_train, y_test = (torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64)).to(device) for y in (y_train[:n], y_test))
         loaded.append(TaskData(spec, TensorSet((x_train,), (y_train,)), TensorSet((x_test,), (y_test,))))
     return loaded
+
+
+def _task_labels(spec: TaskSpec, data: dict[str, np.ndarray], tasks_dir: Path,
+                 matrices: dict[str, dict[str, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """A classification task's full train and test labels, by the rule TaskSpec documents."""
+    if spec.labels is not None:
+        if spec.labels not in matrices:
+            matrices[spec.labels] = _label_columns(tasks_dir, spec.labels)
+        matrix = matrices[spec.labels]
+        names = matrix["names"].tolist()
+        if spec.name not in names:
+            raise DatasetError(f"{label_paths(tasks_dir, spec.labels)[0]}: no labels for task {spec.name}; "
+                               "run the prepare stage again")
+        column = names.index(spec.name)
+        return matrix["y_train"][:, column], matrix["y_test"][:, column]
+    if spec.random_seed is not None:
+        return tuple(random_labels(spec.random_seed, len(data[f"y_{split}"]), split) for split in ("train", "test"))
+    if spec.class_map is not None:
+        mapping = np.asarray(spec.class_map, dtype=np.int64)
+        return mapping[data["y_train"]], mapping[data["y_test"]]
+    return data["y_train"], data["y_test"]

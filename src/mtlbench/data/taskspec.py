@@ -116,14 +116,19 @@ def fine_to_coarse_map(fine: np.ndarray, coarse: np.ndarray) -> np.ndarray:
     return mapping
 
 
+def random_labels(seed: int, n: int, split: str) -> np.ndarray:
+    """Binary labels drawn per image, independent of the image, with the split's name folded into
+    the stream so train and test labels are independent."""
+    stream = np.random.default_rng([seed, {"train": 0, "test": 1}[split]])
+    return stream.integers(0, 2, size=n, dtype=np.uint8)
+
+
 def label_matrix(tasks: list[BinaryTask], fine: np.ndarray, fine_to_coarse: np.ndarray, split: str) -> np.ndarray:
-    """[images, tasks] uint8 labels. Random tasks draw per image from their seed, with the split's
-    name folded into the stream so train and test labels are independent."""
+    """[images, tasks] uint8 labels (random tasks: `random_labels`)."""
     columns = []
     for task in tasks:
         if task.is_random:
-            stream = np.random.default_rng([task.seed, {"train": 0, "test": 1}[split]])
-            columns.append(stream.integers(0, 2, size=len(fine), dtype=np.uint8))
+            columns.append(random_labels(task.seed, len(fine), split))
         else:
             partition = fine_partition(task, fine_to_coarse)
             if partition.min() == partition.max():

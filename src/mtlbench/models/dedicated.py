@@ -13,13 +13,15 @@ from typing import Callable
 import torch
 from torch import nn
 
+from mtlbench.models.cifar_small import CifarSmall
 from mtlbench.models.shared import SharedNet
 
 
 def keras_init_(module: nn.Module, generator: torch.Generator) -> nn.Module:
-    """Glorot-uniform kernels and zero biases for every Linear and Conv2d, in module order."""
+    """Glorot-uniform kernels and zero biases for every Linear and (transposed) convolution, in
+    module order. BatchNorm keeps PyTorch's start, which is Keras' (scale 1, shift 0)."""
     for layer in module.modules():
-        if isinstance(layer, (nn.Linear, nn.Conv2d)):
+        if isinstance(layer, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
             nn.init.xavier_uniform_(layer.weight, generator=generator)
             if layer.bias is not None:
                 nn.init.zeros_(layer.bias)
@@ -60,6 +62,13 @@ ARCHITECTURES: dict[str, Callable[[tuple[int, int, int], int], nn.Module]] = {
     "mlp": mlp,
     "cnn28": cnn28,
     "cifar_shared": lambda in_shape, n_classes: SharedNet(in_shape, (n_classes,)),  # one head
+    "cifar_small": lambda in_shape, n_classes: CifarSmall(in_shape, (n_classes,)),  # n_classes 0: reconstruction
+}
+
+# Hard-parameter-sharing networks: (in_shape, one head size per task) -> model.
+SHARED: dict[str, Callable[[tuple[int, int, int], tuple[int, ...]], nn.Module]] = {
+    "cifar_shared": SharedNet,
+    "cifar_small": CifarSmall,
 }
 
 
@@ -70,9 +79,11 @@ def build_dedicated(arch: str, in_shape: tuple[int, int, int], n_classes: int, s
     return keras_init_(model, torch.Generator().manual_seed(seed))
 
 
-def build_shared(in_shape: tuple[int, int, int], n_classes: tuple[int, ...], seed: int) -> SharedNet:
+def build_shared(arch: str, in_shape: tuple[int, int, int], n_classes: tuple[int, ...], seed: int) -> nn.Module:
     """A hard-parameter-sharing network, one head per task, initialised as Keras would."""
-    return keras_init_(SharedNet(in_shape, tuple(n_classes)), torch.Generator().manual_seed(seed))
+    if arch not in SHARED:
+        raise ValueError(f"no hard-parameter-sharing form of architecture {arch!r}; known: {', '.join(SHARED)}")
+    return keras_init_(SHARED[arch](in_shape, tuple(n_classes)), torch.Generator().manual_seed(seed))
 
 
 def count_parameters(model: nn.Module) -> dict[str, int]:

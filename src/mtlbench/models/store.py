@@ -36,7 +36,7 @@ def load_model(path: Path) -> nn.Module:
     if spec["kind"] == "rsn2":
         return unpack(saved)
     if spec["kind"] == "hps":
-        model = build_shared(tuple(spec["in_shape"]), tuple(spec["n_classes"]), seed=0)
+        model = build_shared(spec["architecture"], tuple(spec["in_shape"]), tuple(spec["n_classes"]), seed=0)
         model.load_state_dict(saved["state_dict"])
         return model.eval()
     model = build_dedicated(spec["architecture"], tuple(spec["in_shape"]), spec["n_classes"], seed=0)

@@ -18,12 +18,10 @@ def study_arg(argv: list[str] | None, description: str) -> str:
     return parser.parse_args(argv).study
 
 
-def implemented_study(name: str) -> Study:
-    study = STUDIES.get(name)
-    if study is None or not study.implemented:
-        allowed = ", ".join(n for n, s in STUDIES.items() if s.implemented)
-        raise ParamsError(f"--study: {name!r} is not an implemented study; allowed values: {allowed}")
-    return study
+def known_study(name: str) -> Study:
+    if name not in STUDIES:
+        raise ParamsError(f"--study: unknown study {name!r}; allowed values: {', '.join(STUDIES)}")
+    return STUDIES[name]
 
 
 def run_stage(body: Callable[[], None]) -> None:
@@ -35,4 +33,4 @@ def run_stage(body: Callable[[], None]) -> None:
         raise SystemExit(2) from None
 
 
-__all__ = ["load_params", "study_arg", "implemented_study", "run_stage"]
+__all__ = ["load_params", "study_arg", "known_study", "run_stage"]

@@ -7,14 +7,14 @@ from pathlib import Path
 
 from mtlbench.fileio import atomic_dir
 from mtlbench.runtime import reexec_with_jemalloc
-from mtlbench.stages import implemented_study, load_params, run_stage, study_arg
+from mtlbench.stages import known_study, load_params, run_stage, study_arg
 from mtlbench.train.runner import run_study, variant_plan
 
 PREPARED_DIR = Path("data/prepared")
 
 
 def main(argv: list[str] | None = None) -> None:
-    study = implemented_study(study_arg(argv, __doc__))
+    study = known_study(study_arg(argv, __doc__))
     params = load_params()
     with atomic_dir(Path("results") / study.name) as out_dir:
         run_study(study, params, PREPARED_DIR, out_dir)

@@ -13,11 +13,11 @@ from contextlib import contextmanager
 from typing import Callable, Iterator, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from mtlbench.data.tasks import TensorSet
 from mtlbench.train.accel import EAGER, Accel
+from mtlbench.train.objectives import correct_count, task_loss
 from mtlbench.train.protocols import Protocol
 from mtlbench.train.weighting import LossCombination
 
@@ -105,7 +105,7 @@ class EpochRunner:
         targets = [y[i] for y, i in zip(self.train.targets, picks)]
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.accel.bf16, cache_enabled=False):
             outputs = as_tuple(self.forward(*inputs))
-        losses = [F.cross_entropy(out.float(), y) for out, y in zip(outputs, targets)]
+        losses = [task_loss(out, y) for out, y in zip(outputs, targets)]
         total = self.combination(torch.stack(losses))
         total.backward()
         if self.grad_clip is not None:
@@ -113,7 +113,7 @@ class EpochRunner:
         self.optimizer.step()
         with torch.no_grad():
             rows = len(targets[0])
-            correct = [(out.argmax(1) == y).sum() for out, y in zip(outputs, targets)]
+            correct = [correct_count(out, y) for out, y in zip(outputs, targets)]
             self.sums += torch.stack([total.detach() * rows, *(loss.detach() * rows for loss in losses), *correct])
 
     def _replay(self, index: list[torch.Tensor]) -> None:
@@ -129,8 +129,8 @@ class EpochRunner:
         """Warm up and capture the step for batches of `size` rows, leaving the training state as it was."""
         buffers = [torch.arange(size, device=self.device) for _ in range(n_index)]
         graph = torch.cuda.CUDAGraph()
-        trained = [*self.model.parameters(), *self.combination.parameters()]
-        with _training_state_kept(trained, self.optimizer, self.sums):
+        state = [*self.model.parameters(), *self.model.buffers(), *self.combination.parameters()]
+        with _training_state_kept(state, self.optimizer, self.sums):
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):
@@ -154,18 +154,18 @@ def _to_channels_last(model: nn.Module) -> None:
 
 
 @contextmanager
-def _training_state_kept(trained: list[torch.Tensor], optimizer: torch.optim.Optimizer, sums: torch.Tensor) -> Iterator[None]:
-    """Undo the warm-up steps: parameters, optimizer state and running sums are put back in place
-    (same storage, which the graph has recorded); optimizer state that did not exist yet is zeroed,
-    which is Adam's fresh state (step 0, zero moments)."""
-    params = [p.detach().clone() for p in trained]
+def _training_state_kept(tensors: list[torch.Tensor], optimizer: torch.optim.Optimizer, sums: torch.Tensor) -> Iterator[None]:
+    """Undo the warm-up steps: parameters and buffers (BatchNorm statistics), optimizer state and
+    running sums are put back in place (same storage, which the graph has recorded); optimizer
+    state that did not exist yet is zeroed, which is Adam's fresh state (step 0, zero moments)."""
+    saved_tensors = [t.detach().clone() for t in tensors]
     state = {id(t): t.clone() for s in optimizer.state.values() for t in s.values() if torch.is_tensor(t)}
     saved_sums = sums.clone()
     yield
     torch.cuda.synchronize()
     with torch.no_grad():
-        for p, saved in zip(trained, params):
-            p.copy_(saved)
+        for t, saved in zip(tensors, saved_tensors):
+            t.copy_(saved)
         for s in optimizer.state.values():
             for t in s.values():
                 if torch.is_tensor(t):

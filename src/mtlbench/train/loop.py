@@ -1,8 +1,8 @@
 """The training loop: device-resident tensors, seeded shuffling, Keras-style early stopping.
 
 One loop serves dedicated and multitask models. A model takes one input per task and returns one
-logit tensor per task (a dedicated model: one of each); the loss is the weighted sum of the tasks'
-cross-entropies, as Keras sums a multi-output model's losses.
+output per task (a dedicated model: one of each); each task's loss is its cross-entropy (or MSE for a
+reconstruction, train/objectives.py), combined as the loss scheme says (train/weighting.py).
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from mtlbench.data.tasks import TensorSet
 from mtlbench.train.accel import EAGER, Accel
 from mtlbench.train.early_stopping import EarlyStopping
 from mtlbench.train.epoch import EpochRunner, as_tuple, make_optimizer
+from mtlbench.train.objectives import correct_count, is_classification, task_loss
 from mtlbench.train.protocols import Protocol
 from mtlbench.train.weighting import LossCombination, Weighted
 
@@ -52,23 +52,26 @@ def predict_logits(model: nn.Module, inputs: Sequence[torch.Tensor], batch_size:
 
 
 def evaluate_losses(model: nn.Module, data: TensorSet, combination: LossCombination) -> dict[str, torch.Tensor]:
-    """Mean loss and accuracy per task, and the total loss as training combines them (tensors, not
-    yet synced)."""
-    logits = predict_logits(model, data.inputs)
-    losses = [F.cross_entropy(out, y) for out, y in zip(logits, data.targets)]
-    accs = [(out.argmax(1) == y).float().mean() for out, y in zip(logits, data.targets)]
+    """Mean loss and accuracy per task (0 for reconstruction), and the total loss as training
+    combines them (tensors, not yet synced)."""
+    outputs = predict_logits(model, data.inputs)
+    losses = [task_loss(out, y) for out, y in zip(outputs, data.targets)]
+    accs = [correct_count(out, y) / len(y) for out, y in zip(outputs, data.targets)]
     with torch.no_grad():
         total = combination(torch.stack(losses))
     return {"loss": total, "task_loss": torch.stack(losses), "task_acc": torch.stack(accs)}
 
 
-def epoch_record(epoch: int, names: Sequence[str], train: dict, val: dict, seconds: float) -> dict[str, float]:
+def epoch_record(epoch: int, names: Sequence[str], train: dict, val: dict, seconds: float,
+                 classification: Sequence[bool] | None = None) -> dict[str, float]:
+    """Keras-style history keys; accuracies only for the tasks `classification` marks (default all)."""
     record = {"epoch": epoch, "loss": float(train["loss"]), "val_loss": float(val["loss"]), "seconds": seconds}
     for i, name in enumerate(names):
         record[f"{name}_loss"] = float(train["task_loss"][i])
-        record[f"{name}_accuracy"] = float(train["task_acc"][i])
         record[f"val_{name}_loss"] = float(val["task_loss"][i])
-        record[f"val_{name}_accuracy"] = float(val["task_acc"][i])
+        if classification is None or classification[i]:
+            record[f"{name}_accuracy"] = float(train["task_acc"][i])
+            record[f"val_{name}_accuracy"] = float(val["task_acc"][i])
     return record
 
 
@@ -97,6 +100,7 @@ def fit(
     optimizer = make_optimizer(trained, protocol, device, accel)
     runner = EpochRunner(model, optimizer, train, protocol.batch_size, scheme, protocol.grad_clip, accel)
     shuffle = torch.Generator().manual_seed(seed)
+    classification = [is_classification(y) for y in data.targets]
     stopper = EarlyStopping(protocol.patience, protocol.min_delta)
     best_state, history = None, []
     started = time.perf_counter()
@@ -105,7 +109,7 @@ def fit(
         t0 = time.perf_counter()
         train_metrics = runner.epoch(shuffle)
         val_metrics = evaluate_losses(model, val, scheme)
-        record = epoch_record(epoch, task_names, train_metrics, val_metrics, time.perf_counter() - t0)
+        record = epoch_record(epoch, task_names, train_metrics, val_metrics, time.perf_counter() - t0, classification)
         if combination is not None:  # the weights this epoch trained with, then the scheme's update
             task_losses = train_metrics["task_loss"].to(device)
             for name, w in zip(task_names, combination.effective_weights(task_losses).tolist()):

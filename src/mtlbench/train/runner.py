@@ -2,7 +2,8 @@
 
 Layout written under the study's results folder:
     <variant>/seed<k>/run.json          fit summaries and per-epoch history per task
-    <variant>/seed<k>/predictions.npz   <task>_true, <task>_pred on the test set
+    <variant>/seed<k>/predictions.npz   <task>_true, <task>_pred on the test set (reconstruction:
+                                        <task>_mse per image, <task>_sample_true/_pred images)
     <variant>/seed<k>/<name>.pt         trained weights with what rebuilds the model
 Dedicated models of one task train all their seeds together when run.stack_seeds says so.
 """
@@ -30,6 +31,7 @@ from mtlbench.train.accel import STACK_AUTO, Accel, configure_backends, resolve_
 from mtlbench.train.loop import FitResult, fit, predict_logits
 from mtlbench.train.masks import compute_masks
 from mtlbench.train.multiseed import copy_slice, fit_seeds, seed_stack
+from mtlbench.train.objectives import per_image_mse
 from mtlbench.train.protocols import PROTOCOLS, Protocol, hs_protocol
 from mtlbench.train.weighting import make_combination
 
@@ -97,9 +99,8 @@ def train_dedicated(study: Study, variant: str, tasks: list[TaskData], seeds: tu
                                    progress=params.run.progress, accel=accel))
                 models.append(model)
         for seed, model, result in zip(seeds, models, results):
-            (logits,) = predict_logits(model, task.test.inputs)
-            predictions[seed][f"{name}_true"] = task.test.targets[0].cpu().numpy()
-            predictions[seed][f"{name}_pred"] = logits.argmax(1).cpu().numpy()
+            (output,) = predict_logits(model, task.test.inputs)
+            predictions[seed].update(kept_test_outputs(task, output))
             spec = {"architecture": study.architecture, "in_shape": list(in_shape), "n_classes": n_classes}
             seed_dir = out_dir / f"seed{seed}"
             size = save_model(seed_dir / f"model_{name}.pt", model.cpu(), spec)
@@ -172,8 +173,7 @@ def train_rsn2_seed(study: Study, tasks: list[TaskData], seed: int, params: Para
 
     predictions = {}
     for task, logits in zip(tasks, predict_each_task(model, tasks)):
-        predictions[f"{task.spec.name}_true"] = task.test.targets[0].cpu().numpy()
-        predictions[f"{task.spec.name}_pred"] = logits.argmax(1).cpu().numpy()
+        predictions.update(kept_test_outputs(task, logits))
     model = model.cpu()
     size = save_model(seed_dir / "model_rsn2.pt", model)
     sizes = {**count_parameters(model), "params_packed": packed_counts(pack(model))["params_packed"], "model_bytes": size}
@@ -209,28 +209,47 @@ def train_hps(study: Study, variant: str, tasks: list[TaskData], seeds: tuple[in
     """One shared trunk with a head per task, all tasks reading the same images; the task losses
     combine as the variant's scheme says (train/weighting.py), whose weights are recorded per epoch."""
     protocol = study_protocol(study, params)
-    combination = study.hps[variant][1]
+    hps = study.hps[variant]
     names = tuple(t.spec.name for t in tasks)
+    weights = None if hps.weights is None else tuple(hps.weights[hps.tasks.index(n)] for n in names)  # run.tasks may cut
     x_train = tasks[0].train.inputs[0]
     data = TensorSet((x_train,), tuple(t.train.targets[0] for t in tasks))
     in_shape, n_classes = tuple(x_train.shape[1:]), tuple(t.spec.n_classes for t in tasks)
     accel = study_accel(study, params, x_train.device)
     for seed in seeds:
-        model = build_shared(in_shape, n_classes, seed).to(x_train.device)
+        model = build_shared(study.architecture, in_shape, n_classes, seed).to(x_train.device)
         result = fit(model, data, protocol, seed, names, label=f"{study.name} {variant} seed={seed}",
-                     progress=params.run.progress, accel=accel, combination=make_combination(combination, len(tasks)))
-        logits = predict_logits(model, tasks[0].test.inputs)
+                     progress=params.run.progress, accel=accel,
+                     combination=make_combination(hps.scheme, len(tasks), weights))
         predictions = {}
-        for task, out in zip(tasks, logits):
-            predictions[f"{task.spec.name}_true"] = task.test.targets[0].cpu().numpy()
-            predictions[f"{task.spec.name}_pred"] = out.argmax(1).cpu().numpy()
+        for task, output in zip(tasks, predict_logits(model, tasks[0].test.inputs)):
+            predictions.update(kept_test_outputs(task, output))
         seed_dir = out_dir / f"seed{seed}"
         spec = {"kind": "hps", "architecture": study.architecture, "in_shape": list(in_shape), "n_classes": list(n_classes)}
         size = save_model(seed_dir / "model_hps.pt", model.cpu(), spec)
         counts = count_parameters(model)
         sizes = {**counts, "params_packed": counts["params_total"], "model_bytes": size}
-        summaries = {name: {**_fit_summary(result, sizes), "loss_combination": combination} for name in names}
+        scheme = {"loss_combination": hps.scheme, **({"loss_weights": list(weights)} if weights else {})}
+        summaries = {name: {**_fit_summary(result, sizes), **scheme} for name in names}
         _write_seed(seed_dir, study, variant, seed, protocol, params, tasks, summaries, predictions)
+
+
+SAMPLE_IMAGES = 16  # reconstructions kept per run for the image grid in MLflow
+
+
+def kept_test_outputs(task: TaskData, output: torch.Tensor) -> dict[str, np.ndarray]:
+    """What evaluation needs of one task's test outputs: labels and predicted classes, or (for a
+    reconstruction, whose outputs are too big to keep) each image's MSE and the first images with
+    their reconstructions as uint8."""
+    name, target = task.spec.name, task.test.targets[0]
+    if task.spec.is_classification:
+        return {f"{name}_true": target.cpu().numpy(), f"{name}_pred": output.argmax(1).cpu().numpy()}
+
+    def as_uint8(images: torch.Tensor) -> np.ndarray:
+        return images[:SAMPLE_IMAGES].float().mul(255).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+
+    return {f"{name}_mse": per_image_mse(output, target).cpu().numpy(),
+            f"{name}_sample_true": as_uint8(target), f"{name}_sample_pred": as_uint8(output)}
 
 
 VARIANT_TRAINERS = {"dedicated": train_dedicated, "rsn2": train_rsn2, "hps": train_hps}
