@@ -118,11 +118,34 @@ def test_shared_network_has_one_head_per_task_over_one_trunk():
 
 
 def test_keras_clipnorm_scales_each_gradient_tensor_on_its_own():
-    big, small = torch.nn.Parameter(torch.zeros(3)), torch.nn.Parameter(torch.zeros(2))
-    big.grad, small.grad = torch.tensor([3.0, 4.0, 0.0]), torch.tensor([0.3, 0.4])
-    clip_each_([big, small], 1.0)
-    assert torch.allclose(big.grad, torch.tensor([0.6, 0.8, 0.0]))
-    assert torch.equal(small.grad, torch.tensor([0.3, 0.4]))  # already within the norm: untouched
+    model = torch.nn.Module()
+    model.big, model.small = torch.nn.Parameter(torch.zeros(3)), torch.nn.Parameter(torch.zeros(2))
+    model.big.grad, model.small.grad = torch.tensor([3.0, 4.0, 0.0]), torch.tensor([0.3, 0.4])
+    clip_each_(model, 1.0)
+    assert torch.allclose(model.big.grad, torch.tensor([0.6, 0.8, 0.0]))
+    assert torch.equal(model.small.grad, torch.tensor([0.3, 0.4]))  # already within the norm: untouched
+
+
+def test_head_bank_is_k_dense_heads_initialised_and_clipped_one_by_one():
+    """One [K, n, width] weight behaves as the original's K Dense layers: the same Glorot draws in
+    head order, the same logits, and Keras clipnorm per head, not over the bank."""
+    bank = build_shared("cifar_shared", (3, 16, 16), (2, 2, 2), seed=3)
+    generator = torch.Generator().manual_seed(3)
+    heads = torch.nn.ModuleList(torch.nn.Linear(128, 2) for _ in range(3))
+    for layer in [*(m for m in bank.trunk if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))), *heads]:
+        torch.nn.init.xavier_uniform_(layer.weight, generator=generator)  # the original's layers, in order
+        torch.nn.init.zeros_(layer.bias)
+    assert all(torch.equal(bank.heads.weight[k], heads[k].weight) for k in range(3))
+    features = torch.rand(5, 128)
+    for out, head in zip(bank.heads(features), heads):
+        torch.testing.assert_close(out, head(features))
+    grad = torch.zeros(3, 2, 128)
+    grad[0, 0, :2] = torch.tensor([3.0, 4.0])  # head 0: norm 5 -> clipped to 1
+    grad[1, 1, 0] = 0.5  # head 1: within the norm -> untouched
+    bank.heads.weight.grad = grad.clone()
+    clip_each_(bank.heads, 1.0)
+    assert torch.allclose(bank.heads.weight.grad[0, 0, :2], torch.tensor([0.6, 0.8]))
+    assert bank.heads.weight.grad[1, 1, 0] == 0.5
 
 
 def test_hps_fit_learns_two_tasks_deterministically_with_dropout():

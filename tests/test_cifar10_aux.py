@@ -22,7 +22,7 @@ from mtlbench.models import build_dedicated, build_shared
 from mtlbench.models.cifar_small import IMAGE_HEAD
 from mtlbench.studies import CIFAR10_NAMES, STUDIES
 from mtlbench.train.loop import fit, predict_logits
-from mtlbench.train.objectives import correct_count, per_image_mse, task_loss
+from mtlbench.train.objectives import correct_count, correct_counts, per_image_mse, task_loss, task_losses
 from mtlbench.train.protocols import hs_protocol
 from mtlbench.train.runner import kept_test_outputs, variant_plan
 
@@ -123,22 +123,27 @@ def test_hps_with_a_reconstruction_head_trains_deterministically(cifar10_tasks):
 
 
 def _outcome(variant: str, values: dict[str, dict[str, list[float]]]) -> VariantOutcome:
-    """A variant's outcome from {task: {metric: per-seed values}} (enough for the comparison)."""
+    """A variant's outcome from {task: {metric: per-seed values}} (enough for the comparison);
+    tasks named rand* have random labels."""
     seeds = []
     for i in range(2):
-        tasks = [TaskOutcome(task, {m: v[i] for m, v in metrics.items()}, [], np.eye(2, dtype=int) if "accuracy" in metrics else None, [])
+        tasks = [TaskOutcome(task, {m: v[i] for m, v in metrics.items()}, [], np.eye(2, dtype=int) if "accuracy" in metrics else None, [],
+                             is_random=task.startswith("rand"))
                  for task, metrics in values.items()]
         seeds.append(SeedOutcome(i, tasks))
     per_seed = {task: {s.seed: t.metrics for s in seeds for t in s.tasks if t.task == task} for task in values}
     return VariantOutcome(variant, {}, seeds, summarize({variant: per_seed})[variant])
 
 
-def test_delta_m_counts_a_falling_mse_as_a_gain():
+def test_delta_m_counts_a_falling_mse_as_a_gain_and_leaves_random_tasks_out():
     dedicated = _outcome("dedicated", {"c": {"accuracy": [0.8, 0.8], "macro_f1": [0.7, 0.7]},
-                                       "r": {"mse": [0.02, 0.02], "psnr": [17.0, 17.0]}})
+                                       "r": {"mse": [0.02, 0.02], "psnr": [17.0, 17.0]},
+                                       "rand": {"accuracy": [0.5, 0.5], "macro_f1": [0.5, 0.5]}})
     hps = _outcome("hps_sum", {"c": {"accuracy": [0.72, 0.72], "macro_f1": [0.7, 0.7]},
-                               "r": {"mse": [0.01, 0.01], "psnr": [20.0, 20.0]}})
+                               "r": {"mse": [0.01, 0.01], "psnr": [20.0, 20.0]},
+                               "rand": {"accuracy": [0.4, 0.4], "macro_f1": [0.4, 0.4]}})
     entry = compare_to_dedicated([dedicated, hps])["hps_sum"]
+    assert entry["rand"]["accuracy_diff"] == pytest.approx(-0.1)  # reported, but not in delta-m:
     assert entry["c"]["accuracy_diff"] == pytest.approx(-0.08) and entry["r"]["mse_diff"] == pytest.approx(-0.01)
     assert entry["delta_m_accuracy_pct"] == pytest.approx(-10.0)
     assert entry["delta_m_mse_pct"] == pytest.approx(50.0)  # MSE halved: +50%
@@ -146,3 +151,14 @@ def test_delta_m_counts_a_falling_mse_as_a_gain():
     assert entry["r"]["mse_paired_diff"]["mean"] == pytest.approx(-0.01)
     table = variant_table([dedicated, hps], ["c", "r"])
     assert "| r (mse) | 0.0200 +- 0.0000 | 0.0100 +- 0.0000 |" in table
+
+
+def test_batched_task_losses_equal_the_per_task_losses():
+    g = torch.Generator().manual_seed(0)
+    outputs = [torch.randn(7, 2, generator=g) for _ in range(5)]
+    targets = [torch.randint(0, 2, (7,), generator=g) for _ in range(5)]
+    torch.testing.assert_close(task_losses(outputs, targets), torch.stack([task_loss(o, y) for o, y in zip(outputs, targets)]))
+    assert correct_counts(outputs, targets).tolist() == [int(correct_count(o, y)) for o, y in zip(outputs, targets)]
+    image = torch.rand(7, 3, 4, 4)  # tasks of different kinds take the per-task path
+    mixed = task_losses([outputs[0], image * 0.5], [targets[0], image])
+    torch.testing.assert_close(mixed, torch.stack([task_loss(outputs[0], targets[0]), task_loss(image * 0.5, image)]))

@@ -373,7 +373,9 @@ def compare_to_dedicated(outcomes: list[VariantOutcome], baseline: str = "dedica
     over tasks in percent, signed so that positive means better (Maninis et al. 2019: an MSE that
     falls counts as a gain): `delta_m_pct` over every task by its primary metric (accuracy, or MSE
     for a reconstruction), `delta_m_<metric>_pct` over the tasks that have that metric. Only tasks
-    with a dedicated run count (cifar100_binary trains dedicated models for T1..T5 alone)."""
+    with a dedicated run count (cifar100_binary trains dedicated models for T1..T5 alone), and
+    delta-m leaves out random-label tasks: their test accuracy is chance by construction, so they
+    get per-task differences but would only add noise to the average."""
     by_name = {o.variant: o for o in outcomes}
     if baseline not in by_name:
         return {}
@@ -384,6 +386,7 @@ def compare_to_dedicated(outcomes: list[VariantOutcome], baseline: str = "dedica
         if outcome.variant == baseline or not shared:
             continue
         entry: dict = {task: {} for task in shared}
+        random_tasks = {t.task for t in base.seeds[0].tasks if t.is_random}
         relative: dict[str, dict[str, float]] = {}  # metric -> task -> signed relative change
         for task in shared:
             for metric in (m for m in COMPARED_METRICS if m in outcome.summary[task] and m in base.summary[task]):
@@ -392,8 +395,12 @@ def compare_to_dedicated(outcomes: list[VariantOutcome], baseline: str = "dedica
                 entry[task][f"{metric}_diff"] = mine - ref
                 entry[task][f"{metric}_paired_diff"] = seed_statistics(paired) if paired else None
                 sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
-                relative.setdefault(metric, {})[task] = sign * (mine - ref) / ref if ref else 0.0
-        primary = [relative[primary_metric(base.summary[task])][task] for task in shared]
+                if task not in random_tasks:
+                    relative.setdefault(metric, {})[task] = sign * (mine - ref) / ref if ref else 0.0
+        primary = [relative[primary_metric(base.summary[task])][task] for task in shared if task not in random_tasks]
+        if not primary:  # only random-label tasks in common: no delta-m
+            comparisons[outcome.variant] = entry
+            continue
         entry["delta_m_pct"] = 100.0 * float(np.mean(primary))
         for metric, by_task in relative.items():
             entry[f"delta_m_{metric}_pct"] = 100.0 * float(np.mean(list(by_task.values())))

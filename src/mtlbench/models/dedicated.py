@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from mtlbench.models.cifar_small import CifarSmall
-from mtlbench.models.shared import SharedNet
+from mtlbench.models.shared import HeadBank, SharedNet
 
 
 def keras_init_(module: nn.Module, generator: torch.Generator) -> nn.Module:
@@ -25,6 +25,10 @@ def keras_init_(module: nn.Module, generator: torch.Generator) -> nn.Module:
             nn.init.xavier_uniform_(layer.weight, generator=generator)
             if layer.bias is not None:
                 nn.init.zeros_(layer.bias)
+        elif isinstance(layer, HeadBank):  # each head as its own Dense layer, in head order
+            for kernel in layer.weight.data:
+                nn.init.xavier_uniform_(kernel, generator=generator)
+            nn.init.zeros_(layer.bias)
     return module
 
 

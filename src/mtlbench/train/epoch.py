@@ -17,7 +17,7 @@ from torch import nn
 
 from mtlbench.data.tasks import TensorSet
 from mtlbench.train.accel import EAGER, Accel
-from mtlbench.train.objectives import correct_count, task_loss
+from mtlbench.train.objectives import correct_counts, task_losses
 from mtlbench.train.protocols import Protocol
 from mtlbench.train.weighting import LossCombination
 
@@ -35,13 +35,27 @@ def make_optimizer(params, protocol: Protocol, device: torch.device, accel: Acce
     return torch.optim.Adam(params, lr=protocol.lr, betas=protocol.betas, eps=protocol.eps, **cuda)
 
 
-def clip_each_(params, max_norm: float) -> None:
+def keras_tensors(model: nn.Module) -> Iterator[tuple[nn.Parameter, int]]:
+    """Every parameter with the number of Keras weight tensors it stands for along its first
+    dimension: 1, or one per head for heads stored as one tensor (models/shared.HeadBank)."""
+    for module in model.modules():
+        slices = getattr(module, "keras_slices", 1)
+        for param in module.parameters(recurse=False):
+            yield param, slices
+
+
+def clip_each_(model: nn.Module, max_norm: float) -> None:
     """Keras `clipnorm`: every gradient tensor on its own scaled to norm <= max_norm (PyTorch's
     clip_grad_norm_ clips the norm of all gradients together). No host sync: graph-capturable."""
     with torch.no_grad():
-        for p in params:
-            if p.grad is not None:
+        for p, slices in keras_tensors(model):
+            if p.grad is None:
+                continue
+            if slices == 1:
                 p.grad.mul_(max_norm / p.grad.norm().clamp(min=max_norm))
+            else:
+                norms = p.grad.flatten(1).norm(dim=1).clamp(min=max_norm)
+                p.grad.mul_((max_norm / norms).view(-1, *([1] * (p.grad.dim() - 1))))
 
 
 class EpochRunner:
@@ -105,16 +119,16 @@ class EpochRunner:
         targets = [y[i] for y, i in zip(self.train.targets, picks)]
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.accel.bf16, cache_enabled=False):
             outputs = as_tuple(self.forward(*inputs))
-        losses = [task_loss(out, y) for out, y in zip(outputs, targets)]
-        total = self.combination(torch.stack(losses))
+        losses = task_losses(outputs, targets)
+        total = self.combination(losses)
         total.backward()
         if self.grad_clip is not None:
-            clip_each_(self.model.parameters(), self.grad_clip)
+            clip_each_(self.model, self.grad_clip)
         self.optimizer.step()
         with torch.no_grad():
             rows = len(targets[0])
-            correct = [correct_count(out, y) for out, y in zip(outputs, targets)]
-            self.sums += torch.stack([total.detach() * rows, *(loss.detach() * rows for loss in losses), *correct])
+            self.sums += torch.cat([total.detach().view(1) * rows, losses.detach() * rows,
+                                   correct_counts(outputs, targets).to(self.sums.dtype)])
 
     def _replay(self, index: list[torch.Tensor]) -> None:
         key = (len(index), len(index[0]))

@@ -19,7 +19,7 @@ from mtlbench.data.tasks import TensorSet
 from mtlbench.train.accel import EAGER, Accel
 from mtlbench.train.early_stopping import EarlyStopping
 from mtlbench.train.epoch import EpochRunner, as_tuple, make_optimizer
-from mtlbench.train.objectives import correct_count, is_classification, task_loss
+from mtlbench.train.objectives import correct_counts, is_classification, task_losses
 from mtlbench.train.protocols import Protocol
 from mtlbench.train.weighting import LossCombination, Weighted
 
@@ -55,11 +55,10 @@ def evaluate_losses(model: nn.Module, data: TensorSet, combination: LossCombinat
     """Mean loss and accuracy per task (0 for reconstruction), and the total loss as training
     combines them (tensors, not yet synced)."""
     outputs = predict_logits(model, data.inputs)
-    losses = [task_loss(out, y) for out, y in zip(outputs, data.targets)]
-    accs = [correct_count(out, y) / len(y) for out, y in zip(outputs, data.targets)]
+    losses = task_losses(outputs, data.targets)
     with torch.no_grad():
-        total = combination(torch.stack(losses))
-    return {"loss": total, "task_loss": torch.stack(losses), "task_acc": torch.stack(accs)}
+        total = combination(losses)
+    return {"loss": total, "task_loss": losses, "task_acc": correct_counts(outputs, data.targets) / len(data)}
 
 
 def epoch_record(epoch: int, names: Sequence[str], train: dict, val: dict, seconds: float,

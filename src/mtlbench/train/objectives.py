@@ -4,6 +4,8 @@ so models, the epoch loop and evaluation need no separate list of task kinds."""
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 import torch.nn.functional as F
 
@@ -19,6 +21,31 @@ def task_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     if is_classification(target):
         return F.cross_entropy(output, target)
     return F.mse_loss(output, target)
+
+
+def _one_shape(outputs: Sequence[torch.Tensor], targets: Sequence[torch.Tensor]) -> bool:
+    """Classification tasks with logits of one shape: their losses can run as one kernel."""
+    return (all(is_classification(y) for y in targets)
+            and len({tuple(o.shape) for o in outputs}) == 1 and outputs[0].dim() == 2)
+
+
+def task_losses(outputs: Sequence[torch.Tensor], targets: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Every task's mean loss as one [K] tensor. Classification tasks whose logits share a shape (a
+    hundred binary heads, a stack of seeds) go through one cross-entropy over all their rows, then a
+    mean per task: a few kernels instead of K small ones, and each task's value is computed exactly
+    as it would be alone (row-wise losses, then a contiguous mean), so one seed trained alone and
+    the same seed in a stack give bit-identical losses on the CPU."""
+    if _one_shape(outputs, targets):
+        per_row = F.cross_entropy(torch.cat(outputs).float(), torch.cat(targets), reduction="none")
+        return per_row.view(len(outputs), -1).mean(1)
+    return torch.stack([task_loss(out, y) for out, y in zip(outputs, targets)])
+
+
+def correct_counts(outputs: Sequence[torch.Tensor], targets: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Correct predictions per task as one [K] tensor (0 for a reconstruction)."""
+    if _one_shape(outputs, targets):
+        return (torch.cat(outputs).argmax(1) == torch.cat(targets)).view(len(outputs), -1).sum(1)
+    return torch.stack([correct_count(out, y) for out, y in zip(outputs, targets)])
 
 
 def correct_count(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
