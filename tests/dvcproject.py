@@ -19,6 +19,13 @@ def sh(args, cwd, env, check=True):
     return result
 
 
+def repro_error(repo: Path, env: dict) -> str:
+    """Run `dvc repro` expecting it to fail; returns everything it printed."""
+    failed = sh(["dvc", "repro"], repo, env, check=False)
+    assert failed.returncode != 0, f"dvc repro succeeded:\n{failed.stdout}\n{failed.stderr}"
+    return failed.stdout + failed.stderr
+
+
 def make_project(root: Path, set_params: Callable[[dict], None], write_mirror: Callable[[Path], None]) -> tuple[Path, dict]:
     """Copy the pipeline and code into root/repo, edit its params.yaml, write a mirror of small
     files in the official formats, commit; returns the repository and the environment to run in."""

@@ -22,7 +22,7 @@ from mtlbench.models import build_dedicated, build_shared
 from mtlbench.models.cifar_small import IMAGE_HEAD
 from mtlbench.studies import CIFAR10_NAMES, STUDIES
 from mtlbench.train.loop import fit, predict_logits
-from mtlbench.train.objectives import correct_count, correct_counts, per_image_mse, task_loss, task_losses
+from mtlbench.train.objectives import correct_count, per_image_mse, task_loss, task_scores
 from mtlbench.train.protocols import hs_protocol
 from mtlbench.train.runner import kept_test_outputs, variant_plan
 
@@ -157,8 +157,9 @@ def test_batched_task_losses_equal_the_per_task_losses():
     g = torch.Generator().manual_seed(0)
     outputs = [torch.randn(7, 2, generator=g) for _ in range(5)]
     targets = [torch.randint(0, 2, (7,), generator=g) for _ in range(5)]
-    torch.testing.assert_close(task_losses(outputs, targets), torch.stack([task_loss(o, y) for o, y in zip(outputs, targets)]))
-    assert correct_counts(outputs, targets).tolist() == [int(correct_count(o, y)) for o, y in zip(outputs, targets)]
+    losses, correct = task_scores(outputs, targets)
+    torch.testing.assert_close(losses, torch.stack([task_loss(o, y) for o, y in zip(outputs, targets)]))
+    assert correct.tolist() == [int(correct_count(o, y)) for o, y in zip(outputs, targets)]
     image = torch.rand(7, 3, 4, 4)  # tasks of different kinds take the per-task path
-    mixed = task_losses([outputs[0], image * 0.5], [targets[0], image])
+    mixed, _ = task_scores([outputs[0], image * 0.5], [targets[0], image])
     torch.testing.assert_close(mixed, torch.stack([task_loss(outputs[0], targets[0]), task_loss(image * 0.5, image)]))

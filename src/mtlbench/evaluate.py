@@ -25,9 +25,10 @@ SUMMARY_METRICS = (
     "epochs", "best_val_loss", "params_total", "params_nonzero", "params_packed", "model_bytes",
 )
 FIT_RECORDS = ("epochs", "best_val_loss", "wall_time_s", "params_total", "params_nonzero", "params_packed", "model_bytes")
-COMPARED_METRICS = ("accuracy", "macro_f1", "mse", "psnr")  # each task has the first two or the last two
 LOWER_IS_BETTER = frozenset({"mse"})
-TEST_METRICS = ("accuracy", "macro_f1", "mse", "psnr")  # shown in the reports' tables, where a task has them
+# Shown in the reports' tables and compared with the dedicated runs: each task has the first two
+# (classification) or the last two (reconstruction).
+TEST_METRICS = ("accuracy", "macro_f1", "mse", "psnr")
 
 
 CURVE_COLUMNS = ("epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy")
@@ -198,7 +199,7 @@ def comparison_table(comparisons: dict) -> str:
         for task, diffs in entry.items():
             if not isinstance(diffs, dict):
                 continue
-            for metric in (m for m in COMPARED_METRICS if f"{m}_diff" in diffs):
+            for metric in (m for m in TEST_METRICS if f"{m}_diff" in diffs):
                 paired = diffs[f"{metric}_paired_diff"]
                 paired_text = "-" if paired is None else f"{paired['mean']:+.4f} +- {_fmt(paired['sd'])}"
                 lines.append(f"| {variant} | {task} | {metric} | {diffs[f'{metric}_diff']:+.4f} | {paired_text} |")
@@ -389,7 +390,7 @@ def compare_to_dedicated(outcomes: list[VariantOutcome], baseline: str = "dedica
         random_tasks = {t.task for t in base.seeds[0].tasks if t.is_random}
         relative: dict[str, dict[str, float]] = {}  # metric -> task -> signed relative change
         for task in shared:
-            for metric in (m for m in COMPARED_METRICS if m in outcome.summary[task] and m in base.summary[task]):
+            for metric in (m for m in TEST_METRICS if m in outcome.summary[task] and m in base.summary[task]):
                 mine, ref = outcome.summary[task][metric]["mean"], base.summary[task][metric]["mean"]
                 paired = _paired_differences(outcome, base, task, metric)
                 entry[task][f"{metric}_diff"] = mine - ref

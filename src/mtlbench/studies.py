@@ -116,18 +116,24 @@ class Study:
             return ("cifar100",)
         return tuple(dict.fromkeys(TASKS[t].dataset for t in self.tasks))
 
-    def specs(self, root: Path = Path(".")) -> dict[str, TaskSpec]:
-        """Every task of the study by name; a study with a task-spec file reads (and validates) it."""
-        if self.task_file is None:
-            return {t: TASKS[t] for t in self.tasks}
+    def task_definitions(self, root: Path = Path(".")) -> dict:
+        """The study's tasks as its task-spec file defines them (name -> taskspec.BinaryTask), read
+        and validated; every task the study uses must be defined."""
         from mtlbench.data.taskspec import TaskSpecError, load_task_file
 
         defined = load_task_file(root / self.task_file).tasks
         missing = [t for t in self.tasks if t not in defined]
         if missing:
             raise TaskSpecError(f"{self.task_file}: task {missing[0]} is used by study {self.name} but not defined")
-        return {t: TaskSpec(t, "cifar100", 2, defined[t].class_names, labels=self.name,
-                            random_seed=defined[t].seed if defined[t].is_random else None) for t in self.tasks}
+        return {t: defined[t] for t in self.tasks}
+
+    def specs(self, root: Path = Path(".")) -> dict[str, TaskSpec]:
+        """Every task of the study by name; a study with a task-spec file reads (and validates) it."""
+        if self.task_file is None:
+            return {t: TASKS[t] for t in self.tasks}
+        return {name: TaskSpec(name, "cifar100", 2, task.class_names, labels=self.name,
+                               random_seed=task.seed if task.is_random else None)
+                for name, task in self.task_definitions(root).items()}
 
 
 def _cifar100_binary() -> Study:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from mtlbench.data.taskspec import load_task_file, prepare_task_labels
+from mtlbench.data.taskspec import prepare_task_labels
 from mtlbench.fileio import atomic_dir
 from mtlbench.stages import load_params, run_stage
 from mtlbench.studies import STUDIES
@@ -22,9 +22,8 @@ def main() -> None:
             study = STUDIES[name]
             if study.task_file is None:
                 continue
-            defined = load_task_file(study.task_file).tasks
-            study.specs()  # every task the study uses must be defined
-            record = prepare_task_labels(name, [defined[t] for t in study.tasks], PREPARED_DIR, out_dir, study.task_file)
+            tasks = list(study.task_definitions().values())  # read and validated once
+            record = prepare_task_labels(name, tasks, PREPARED_DIR, out_dir, study.task_file)
             print(f"{name}: labels for {len(record['tasks'])} tasks from {study.task_file}", file=sys.stderr)
 
 

@@ -17,7 +17,7 @@ from torch import nn
 
 from mtlbench.data.tasks import TensorSet
 from mtlbench.train.accel import EAGER, Accel
-from mtlbench.train.objectives import correct_counts, task_losses
+from mtlbench.train.objectives import task_scores
 from mtlbench.train.protocols import Protocol
 from mtlbench.train.weighting import LossCombination
 
@@ -119,7 +119,7 @@ class EpochRunner:
         targets = [y[i] for y, i in zip(self.train.targets, picks)]
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.accel.bf16, cache_enabled=False):
             outputs = as_tuple(self.forward(*inputs))
-        losses = task_losses(outputs, targets)
+        losses, correct = task_scores(outputs, targets)
         total = self.combination(losses)
         total.backward()
         if self.grad_clip is not None:
@@ -128,7 +128,7 @@ class EpochRunner:
         with torch.no_grad():
             rows = len(targets[0])
             self.sums += torch.cat([total.detach().view(1) * rows, losses.detach() * rows,
-                                   correct_counts(outputs, targets).to(self.sums.dtype)])
+                                   correct.to(self.sums.dtype)])
 
     def _replay(self, index: list[torch.Tensor]) -> None:
         key = (len(index), len(index[0]))

@@ -19,7 +19,7 @@ from mtlbench.data.tasks import TensorSet
 from mtlbench.train.accel import EAGER, Accel
 from mtlbench.train.early_stopping import EarlyStopping
 from mtlbench.train.epoch import EpochRunner, as_tuple, make_optimizer
-from mtlbench.train.objectives import correct_counts, is_classification, task_losses
+from mtlbench.train.objectives import is_classification, task_scores
 from mtlbench.train.protocols import Protocol
 from mtlbench.train.weighting import LossCombination, Weighted
 
@@ -55,10 +55,10 @@ def evaluate_losses(model: nn.Module, data: TensorSet, combination: LossCombinat
     """Mean loss and accuracy per task (0 for reconstruction), and the total loss as training
     combines them (tensors, not yet synced)."""
     outputs = predict_logits(model, data.inputs)
-    losses = task_losses(outputs, data.targets)
+    losses, correct = task_scores(outputs, data.targets)
     with torch.no_grad():
         total = combination(losses)
-    return {"loss": total, "task_loss": losses, "task_acc": correct_counts(outputs, data.targets) / len(data)}
+    return {"loss": total, "task_loss": losses, "task_acc": correct / len(data)}
 
 
 def epoch_record(epoch: int, names: Sequence[str], train: dict, val: dict, seconds: float,
@@ -110,10 +110,10 @@ def fit(
         val_metrics = evaluate_losses(model, val, scheme)
         record = epoch_record(epoch, task_names, train_metrics, val_metrics, time.perf_counter() - t0, classification)
         if combination is not None:  # the weights this epoch trained with, then the scheme's update
-            task_losses = train_metrics["task_loss"].to(device)
-            for name, w in zip(task_names, combination.effective_weights(task_losses).tolist()):
+            epoch_losses = train_metrics["task_loss"].to(device)
+            for name, w in zip(task_names, combination.effective_weights(epoch_losses).tolist()):
                 record[f"{name}_weight"] = w
-            combination.end_epoch(task_losses)
+            combination.end_epoch(epoch_losses)
         history.append(record)
         if stopper.update(epoch, record["val_loss"]) and protocol.restore_best:
             best_state = _snapshot(model)

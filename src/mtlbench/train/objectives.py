@@ -29,23 +29,20 @@ def _one_shape(outputs: Sequence[torch.Tensor], targets: Sequence[torch.Tensor])
             and len({tuple(o.shape) for o in outputs}) == 1 and outputs[0].dim() == 2)
 
 
-def task_losses(outputs: Sequence[torch.Tensor], targets: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Every task's mean loss as one [K] tensor. Classification tasks whose logits share a shape (a
-    hundred binary heads, a stack of seeds) go through one cross-entropy over all their rows, then a
-    mean per task: a few kernels instead of K small ones, and each task's value is computed exactly
-    as it would be alone (row-wise losses, then a contiguous mean), so one seed trained alone and
-    the same seed in a stack give bit-identical losses on the CPU."""
+def task_scores(outputs: Sequence[torch.Tensor], targets: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every task's mean loss and its count of correct predictions (0 for a reconstruction), each
+    as one [K] tensor. Classification tasks whose logits share a shape (a hundred binary heads, a
+    stack of seeds) go through one cross-entropy over all their rows, then a mean per task: a few
+    kernels instead of K small ones, and each task's value is computed exactly as it would be alone
+    (row-wise losses, then a contiguous mean), so one seed trained alone and the same seed in a
+    stack give bit-identical losses on the CPU."""
     if _one_shape(outputs, targets):
-        per_row = F.cross_entropy(torch.cat(outputs).float(), torch.cat(targets), reduction="none")
-        return per_row.view(len(outputs), -1).mean(1)
-    return torch.stack([task_loss(out, y) for out, y in zip(outputs, targets)])
-
-
-def correct_counts(outputs: Sequence[torch.Tensor], targets: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Correct predictions per task as one [K] tensor (0 for a reconstruction)."""
-    if _one_shape(outputs, targets):
-        return (torch.cat(outputs).argmax(1) == torch.cat(targets)).view(len(outputs), -1).sum(1)
-    return torch.stack([correct_count(out, y) for out, y in zip(outputs, targets)])
+        logits, labels = torch.cat(outputs), torch.cat(targets)
+        per_row = F.cross_entropy(logits.float(), labels, reduction="none")
+        correct = (logits.argmax(1) == labels).view(len(outputs), -1).sum(1)
+        return per_row.view(len(outputs), -1).mean(1), correct
+    losses = torch.stack([task_loss(out, y) for out, y in zip(outputs, targets)])
+    return losses, torch.stack([correct_count(out, y) for out, y in zip(outputs, targets)])
 
 
 def correct_count(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
