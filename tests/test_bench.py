@@ -17,3 +17,34 @@ def test_bench_writes_metrics_for_every_model(tmp_path, capsys):
         assert 0 < entry["data_path_fraction"] < 1 and entry["train_gflops"] > 0
     assert result["models"]["mlp"]["stacked_images_per_s"] > 0 and "stacked_seeds" not in result["models"]["rsn2_mlp"]
     assert "mlp" in capsys.readouterr().out
+
+
+def test_keras_side_needs_an_interpreter_with_tensorflow(tmp_path):
+    """--keras names the script that failed and what it needs; nothing is written."""
+    import sys
+
+    import pytest
+
+    out = tmp_path / "bench.json"
+    with pytest.raises(SystemExit, match=r"bench_keras\.py failed \(an interpreter with tensorflow installed"):
+        main(["--device", "cpu", "--models", "mlp", "--rows", "600", "--repeats", "1", "--seeds", "1",
+              "--keras", sys.executable, "--out", str(out)])
+    assert not out.exists()
+
+
+def test_keras_side_by_side_where_tensorflow_is_available(tmp_path):
+    """The original code's speed next to mtlbench's. TensorFlow is not a dependency: set
+    MTLBENCH_KERAS_PYTHON to an interpreter that has it (skipped otherwise)."""
+    import os
+
+    import pytest
+
+    python = os.environ.get("MTLBENCH_KERAS_PYTHON")
+    if not python:
+        pytest.skip("MTLBENCH_KERAS_PYTHON not set")
+    out = tmp_path / "bench.json"
+    main(["--device", "cpu", "--models", "mlp", "--rows", "1024", "--repeats", "1", "--seeds", "1",
+          "--keras", python, "--out", str(out)])
+    entry = json.loads(out.read_text())["models"]["mlp"]
+    assert entry["keras_images_per_s"] > 0
+    assert entry["speedup_vs_keras"] == entry["images_per_s"] / entry["keras_images_per_s"]

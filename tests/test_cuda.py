@@ -16,7 +16,7 @@ from mtlbench.models import build_dedicated
 from mtlbench.train.accel import Accel, configure_backends
 from mtlbench.train.epoch import EpochRunner, make_optimizer
 from mtlbench.train.loop import fit, predict_logits
-from mtlbench.train.multiseed import copy_slice, fit_seeds, seed_stack
+from mtlbench.train.multiseed import fit_seeds, seed_models, seed_stack
 from mtlbench.train.protocols import KERAS_FAITHFUL
 from mtlbench.train.weighting import Weighted
 
@@ -135,7 +135,7 @@ def test_stacked_seeds_on_cuda_train_like_single_seeds():
     for i, seed in enumerate(seeds):
         alone, loss, val = _train("mlp", accel, seed)
         assert together[i].history[-1]["loss"] < together[i].history[0]["loss"] * 0.3
-        extracted = copy_slice(build_dedicated("mlp", SHAPE, 10, 0).cuda(), stack, i, into_stack=False)
+        extracted = seed_models(stack, "mlp", SHAPE, 10)[i]
         agree = (predict_logits(extracted, (x,))[0].argmax(1) == predict_logits(alone, (x,))[0].argmax(1)).float()
         assert float(agree.mean()) > 0.95
         assert float((predict_logits(alone, (x,))[0].argmax(1) == y).float().mean()) > 0.9

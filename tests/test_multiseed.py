@@ -7,8 +7,9 @@ import torch
 
 from mtlbench.data.tasks import TensorSet
 from mtlbench.models import build_dedicated
+from mtlbench.train.accel import EAGER, Accel
 from mtlbench.train.loop import fit, predict_logits
-from mtlbench.train.multiseed import copy_slice, fit_seeds, seed_stack
+from mtlbench.train.multiseed import fit_seeds, seed_models, seed_stack
 from mtlbench.train.protocols import KERAS_FAITHFUL
 
 
@@ -16,8 +17,9 @@ def _untimed(history):
     return [{k: v for k, v in r.items() if k != "seconds"} for r in history]
 
 
-@pytest.mark.parametrize("arch, shape", [("mlp", (1, 6, 6)), ("cnn28", (1, 8, 8))])
-def test_stacked_seeds_match_single_seed_runs_exactly(arch, shape):
+@pytest.mark.parametrize("arch, shape, accel", [("mlp", (1, 6, 6), EAGER), ("cnn28", (1, 8, 8), EAGER),
+                                                ("cnn28", (1, 8, 8), Accel(channels_last=True))])
+def test_stacked_seeds_match_single_seed_runs_exactly(arch, shape, accel):
     g = torch.Generator().manual_seed(0)
     y = torch.randint(0, 10, (240,), generator=g)
     x = torch.rand(240, *shape, generator=g) * 0.3
@@ -27,14 +29,14 @@ def test_stacked_seeds_match_single_seed_runs_exactly(arch, shape):
     protocol = replace(KERAS_FAITHFUL, batch_size=32, max_epochs=8, patience=1, min_delta=0.1)
     seeds = (3, 4, 5)
     stack = seed_stack(arch, shape, 10, seeds)
-    together = fit_seeds(stack, data, protocol, seeds, "t")
+    together = fit_seeds(stack, data, protocol, seeds, "t", accel=accel)
     epochs = set()
     for i, seed in enumerate(seeds):
         alone = build_dedicated(arch, shape, 10, seed)
-        single = fit(alone, data, protocol, seed, ("t",))
+        single = fit(alone, data, protocol, seed, ("t",), accel=accel)
         assert _untimed(together[i].history) == _untimed(single.history)
         assert together[i].best_val_loss == single.best_val_loss
-        extracted = copy_slice(build_dedicated(arch, shape, 10, 0), stack, i, into_stack=False)
+        extracted = seed_models(stack, arch, shape, 10, accel)[i]
         assert all(torch.equal(a, b) for a, b in zip(extracted.parameters(), alone.parameters()))
         assert torch.equal(predict_logits(extracted, (x,))[0], predict_logits(alone, (x,))[0])
         epochs.add(single.epochs_trained)

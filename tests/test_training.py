@@ -8,6 +8,7 @@ from torch import nn
 
 from mtlbench.data.tasks import TensorSet
 from mtlbench.models import build_dedicated, count_parameters
+from mtlbench.train.accel import EAGER, Accel
 from mtlbench.train.early_stopping import EarlyStopping
 from mtlbench.train.loop import evaluate_losses, fit
 from mtlbench.train.protocols import KERAS_FAITHFUL
@@ -130,15 +131,43 @@ def test_architectures_match_spec_shapes_and_sizes():
         build_dedicated("resnet", (1, 28, 28), 10, seed=0)
 
 
-def test_cuda_options_resolve_per_architecture_and_never_apply_on_cpu():
-    from mtlbench.train.accel import AUTO, EAGER, resolve_accel
+def test_options_resolve_per_architecture_and_device():
+    from mtlbench.train.accel import AUTO, CPU_AUTO, EAGER, resolve_accel
     from mtlbench.train.runner import stack_seeds
 
     auto = {option: "auto" for option in ("graphs", "tf32", "bf16", "channels_last", "compile")}
+    cpu_auto = {"channels_last": "auto"}
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
-    assert resolve_accel({**auto, "bf16": "true"}, "cnn28", cpu) == EAGER
-    assert resolve_accel(auto, "cnn28", cuda) == AUTO["cnn28"] and AUTO["cnn28"].channels_last
-    forced = resolve_accel({**auto, "graphs": "false", "compile": "true"}, "mlp", cuda)
+    assert resolve_accel({**auto, "bf16": "true"}, cpu_auto, "cnn28", cpu) == CPU_AUTO["cnn28"] == Accel(channels_last=True)
+    assert resolve_accel(auto, cpu_auto, "mlp", cpu) == EAGER
+    assert resolve_accel(auto, {"channels_last": "false"}, "cnn28", cpu) == EAGER
+    assert resolve_accel(auto, cpu_auto, "cnn28", cuda) == AUTO["cnn28"] and AUTO["cnn28"].channels_last
+    assert resolve_accel(auto, {"channels_last": "false"}, "cnn28", cuda) == AUTO["cnn28"]  # cpu section: CPU only
+    forced = resolve_accel({**auto, "graphs": "false", "compile": "true"}, cpu_auto, "mlp", cuda)
     assert not forced.graphs and forced.compile and forced.tf32 == AUTO["mlp"].tf32
     assert stack_seeds("auto", cuda, "mlp") and not stack_seeds("auto", cuda, "cnn28")
     assert not stack_seeds("auto", cpu, "mlp") and stack_seeds("true", cpu, "cnn28")
+
+
+def _conv_data(rows: int = 192, shape=(1, 8, 8)) -> TensorSet:
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 10, (rows,), generator=g)
+    x = torch.rand(rows, *shape, generator=g) * 0.3
+    x.view(rows, -1)[torch.arange(rows), y] += 1.0
+    return TensorSet((x,), (y,))
+
+
+def test_channels_last_on_cpu_trains_as_nchw_within_float_noise_and_deterministically():
+    data = _conv_data()
+    protocol = _small_protocol(max_epochs=3, patience=None)
+    runs = {}
+    for label, accel in (("nchw", EAGER), ("nhwc", Accel(channels_last=True)), ("nhwc again", Accel(channels_last=True))):
+        model = build_dedicated("cnn28", (1, 8, 8), 10, seed=0)
+        result = fit(model, data, protocol, seed=0, task_names=("t",), accel=accel)
+        runs[label] = ([r["val_loss"] for r in result.history], [p.detach().clone() for p in model.parameters()])
+    assert model[0].weight.is_contiguous(memory_format=torch.channels_last)
+    (nchw_loss, nchw_w), (loss, w), (loss2, w2) = runs["nchw"], runs["nhwc"], runs["nhwc again"]
+    assert loss == loss2 and all(torch.equal(a, b) for a, b in zip(w, w2))
+    assert nchw_loss != loss  # another summation order...
+    assert nchw_loss == pytest.approx(loss, rel=1e-4)  # ...the same training
+    assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(nchw_w, w))

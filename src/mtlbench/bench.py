@@ -4,6 +4,8 @@ For each model (dedicated mlp, dedicated cnn28, a two-task RSN2 mlp) it times
   plain     a typical user's loop: DataLoader(TensorDataset) with shuffle, PyTorch's default init
   mtlbench  one seed through mtlbench's own epoch loop (device-resident data, index slices)
   stacked   N seeds of a dedicated model trained together (run.stack_seeds), images of all seeds
+  keras     with --keras PYTHON: the original code's Keras model.fit, run by that interpreter
+            (an environment with TensorFlow; see bench_keras.py), for mlp and cnn28
 on the same synthetic batches, and reports images/s, time per epoch (48000 training rows, the
 keras-faithful split of MNIST), the speed-up, the fraction of the machine's measured fp32 matmul
 peak the training step reaches (FLOPs counted by torch.utils.flop_counter), and the share of the
@@ -17,6 +19,7 @@ import argparse
 import json
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,7 +33,7 @@ from mtlbench.data.tasks import TensorSet
 from mtlbench.fileio import write_json
 from mtlbench.models import build_dedicated
 from mtlbench.models.rsn2 import RSN2Net, init_rsn2
-from mtlbench.runtime import allocator_in_use, reexec_with_jemalloc
+from mtlbench.runtime import allocator_in_use, reexec_with_fast_allocator
 from mtlbench.train.accel import OPTIONS, Accel, configure_backends, resolve_accel
 from mtlbench.train.epoch import EpochRunner, make_optimizer
 from mtlbench.train.masks import compute_masks
@@ -205,7 +208,19 @@ def time_data_path(data: TensorSet, repeats: int, device) -> float:
     return statistics.median(times)
 
 
-def run(models: list[str], rows: int, repeats: int, device: torch.device, n_seeds: int, with_ablation: bool = False) -> dict:
+def time_keras(python: str, models: list[str], rows: int, repeats: int) -> dict:
+    """Images/s of the original Keras code per model, from bench_keras.py run by `python`."""
+    script = Path(__file__).with_name("bench_keras.py")
+    done = subprocess.run([python, str(script), "--models", *models, "--rows", str(rows), "--repeats", str(repeats)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"--keras {python}: {script.name} failed (an interpreter with tensorflow installed is "
+                         f"needed):\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run(models: list[str], rows: int, repeats: int, device: torch.device, n_seeds: int, with_ablation: bool = False,
+        keras_python: str | None = None) -> dict:
     torch_peak = matmul_peak_gflops(device)
     numpy_peak = numpy_matmul_peak_gflops() if device.type == "cpu" else 0.0
     peak = max(torch_peak, numpy_peak)
@@ -218,11 +233,15 @@ def run(models: list[str], rows: int, repeats: int, device: torch.device, n_seed
         results["tf32_matmul_gflops"] = matmul_peak_gflops(device, 8192, tf32=True)
         results["bf16_matmul_gflops"] = matmul_peak_gflops(device, 8192, dtype=torch.bfloat16)
         results["matmul_peak_gflops"] = peak = matmul_peak_gflops(device, 8192)
+    keras_models = [m for m in models if m in ("mlp", "cnn28")]
+    keras = time_keras(keras_python, keras_models, rows, repeats) if keras_python and keras_models else None
+    if keras is not None:
+        results["tensorflow"] = keras["tensorflow"]
     for name in models:
         model, streams = _model(name, device)
         data = _data(rows, streams, device)
         flops = step_flops(model, data)
-        accel = resolve_accel(AUTO_SETTINGS, "mlp" if name == "rsn2_mlp" else name, device)
+        accel = resolve_accel(AUTO_SETTINGS, AUTO_SETTINGS, "mlp" if name == "rsn2_mlp" else name, device)
         ours = time_mtlbench(model, data, repeats, device, accel)
         own_peak = results.get("bf16_matmul_gflops" if accel.bf16 else "tf32_matmul_gflops" if accel.tf32 else "", peak)
         plain = time_plain(_model(name, device)[0], data, repeats, device)
@@ -239,6 +258,9 @@ def run(models: list[str], rows: int, repeats: int, device: torch.device, n_seed
             "data_path_fraction": data_path / ours,
             "accel": {k: v for k, v in vars(accel).items()},
         }
+        if keras is not None and name in keras["images_per_s"]:
+            entry["keras_images_per_s"] = keras["images_per_s"][name]
+            entry["speedup_vs_keras"] = entry["images_per_s"] / entry["keras_images_per_s"]
         if name != "rsn2_mlp" and n_seeds > 1:
             stacked = time_stacked(name, data, n_seeds, repeats, device, accel)
             entry["stacked_seeds"] = n_seeds
@@ -251,6 +273,8 @@ def run(models: list[str], rows: int, repeats: int, device: torch.device, n_seed
               f"plain {entry['plain_images_per_s']:9.0f} img/s  x{entry['speedup_vs_plain']:.2f}  "
               f"{entry['train_gflops']:7.1f} GFLOP/s = {entry['fraction_of_matmul_peak']:.0%} of matmul peak  "
               f"data path {entry['data_path_fraction']:.1%}"
+              + (f"  keras {entry['keras_images_per_s']:9.0f} img/s (x{entry['speedup_vs_keras']:.2f})"
+                 if "keras_images_per_s" in entry else "")
               + (f"  {n_seeds} seeds stacked {entry['stacked_images_per_s']:9.0f} img/s "
                  f"(x{entry['stacked_speedup_vs_one_seed']:.2f} one seed)" if "stacked_seeds" in entry else ""),
               flush=True)
@@ -265,11 +289,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed epochs per measurement (median)")
     parser.add_argument("--seeds", type=int, default=4, help="seeds stacked in the `stacked` measurement")
     parser.add_argument("--ablation", action="store_true", help="on CUDA, also time one seed under each option set of cuda.*")
+    parser.add_argument("--keras", metavar="PYTHON", help="also time the original Keras code, run by this "
+                        "interpreter (one with tensorflow installed), on the same rows")
     parser.add_argument("--out", type=Path, default=Path("metrics/bench.json"))
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
     rows = args.rows or (48000 if device.type == "cuda" else 8192)
-    results = run(args.models, rows, args.repeats, device, args.seeds, args.ablation)
+    results = run(args.models, rows, args.repeats, device, args.seeds, args.ablation, args.keras)
     print(f"matmul peak {results['matmul_peak_gflops']:.1f} GFLOP/s (torch {results['torch_matmul_gflops']:.1f}, "
           f"numpy {results['numpy_matmul_gflops']:.1f}), {results['threads']} threads, "
           f"allocator {results['allocator']}; written to {args.out}", file=sys.stderr)
@@ -277,5 +303,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    reexec_with_jemalloc("mtlbench.bench", sys.argv[1:])
+    reexec_with_fast_allocator("mtlbench.bench", sys.argv[1:])
     main(sys.argv[1:])

@@ -80,12 +80,23 @@ class CudaConfig:
 
 
 @dataclass(frozen=True)
+class CpuConfig:
+    """auto | true | false for the one option that acts on the CPU path (mtlbench.train.accel)."""
+
+    channels_last: str
+
+    def settings(self) -> dict[str, str]:
+        return dict(vars(self))
+
+
+@dataclass(frozen=True)
 class Params:
     run: RunConfig
     data: DataConfig
     mlflow: MlflowConfig
     rsn2: RSN2Config
     cuda: CudaConfig
+    cpu: CpuConfig
     hs: HSConfig
 
 
@@ -227,6 +238,9 @@ SCHEMA: Schema = {
         "channels_last": (_auto_or_bool, "auto"),
         "compile": (_auto_or_bool, "auto"),
     },
+    "cpu": {
+        "channels_last": (_auto_or_bool, "auto"),
+    },
 }
 
 
@@ -283,6 +297,7 @@ def parse_params(raw: Mapping[str, Any], env: Mapping[str, str], root: Path) -> 
         mlflow=MlflowConfig(tracking_uri=tracking_uri, log_models=mlf["log_models"]),
         rsn2=RSN2Config(**checked["rsn2"]),
         cuda=CudaConfig(**checked["cuda"]),
+        cpu=CpuConfig(**checked["cpu"]),
         hs=HSConfig(**checked["hs"]),
     )
 

@@ -69,13 +69,23 @@ class MultiMaskedLinear(MaskedLayer):
 class MultiMaskedConv2d(MaskedLayer):
     def __init__(self, n_tasks: int, in_channels: int, out_channels: int, kernel_size: int):
         super().__init__(n_tasks, (out_channels, in_channels, kernel_size, kernel_size), out_channels)
+        self.memory_format = torch.contiguous_format  # of each slice's convolution on CPU (accel.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, T*in, H, W] -> [B, T*out, H, W]
         weight, bias = self.masked()
         if x.device.type == "cpu":
-            return torch.cat([F.conv2d(part, weight[t], bias[t], padding="same")
+            return torch.cat([F.conv2d(self._as_dedicated(part), weight[t].contiguous(memory_format=self.memory_format),
+                                       bias[t], padding="same")
                               for t, part in enumerate(x.chunk(self.n_tasks, dim=1))], dim=1)
         return F.conv2d(x, weight.flatten(0, 1), bias.flatten(), padding="same", groups=self.n_tasks)
+
+
+    def _as_dedicated(self, part: torch.Tensor) -> torch.Tensor:
+        """A task's channels laid out as its dedicated layer receives them, so that oneDNN runs the
+        same kernel: NHWC under channels_last, except one-channel inputs, which PyTorch reads as
+        NCHW (the formats coincide and it picks NCHW's kernel)."""
+        layout = self.memory_format if part.shape[1] > 1 else torch.contiguous_format
+        return part.contiguous(memory_format=layout)
 
 
 class TaskFlatten(nn.Module):

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from mtlbench.fileio import atomic_dir
-from mtlbench.runtime import reexec_with_jemalloc
+from mtlbench.runtime import reexec_with_fast_allocator
 from mtlbench.stages import known_study, load_params, run_stage, study_arg
 from mtlbench.train.runner import run_study, variant_plan
 
@@ -23,5 +23,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    reexec_with_jemalloc("mtlbench.stages.train", sys.argv[1:])
+    reexec_with_fast_allocator("mtlbench.stages.train", sys.argv[1:])
     run_stage(lambda: main(sys.argv[1:]))

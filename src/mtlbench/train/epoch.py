@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from mtlbench.data.tasks import TensorSet
+from mtlbench.models.rsn2 import MultiMaskedConv2d
 from mtlbench.train.accel import EAGER, Accel
 from mtlbench.train.objectives import task_scores
 from mtlbench.train.protocols import Protocol
@@ -76,7 +77,7 @@ class EpochRunner:
         self.model, self.optimizer, self.batch_size = model, optimizer, batch_size
         self.combination, self.grad_clip, self.accel = combination, grad_clip, accel
         if accel.channels_last:
-            _to_channels_last(model)
+            to_channels_last(model)
             train = TensorSet(tuple(x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
                                     for x in train.inputs), train.targets)
         self.train = train
@@ -158,13 +159,17 @@ class EpochRunner:
         return graph, buffers
 
 
-def _to_channels_last(model: nn.Module) -> None:
-    """NHWC conv weights, in place (the optimizer keeps its parameter objects); 5-D weights of
-    grouped multitask convs stay as they are: their activations become NHWC through the input."""
+def to_channels_last(model: nn.Module) -> None:
+    """NHWC conv weights, in place (the optimizer keeps its parameter objects). The 5-D weights of
+    multitask convs stay as they are: on CUDA their activations become NHWC through the input, on
+    CPU each task's slice is convolved in NHWC, as its dedicated layer would be."""
     with torch.no_grad():
         for param in model.parameters():
             if param.dim() == 4:
                 param.data = param.data.contiguous(memory_format=torch.channels_last)
+    for module in model.modules():
+        if isinstance(module, MultiMaskedConv2d):
+            module.memory_format = torch.channels_last
 
 
 @contextmanager

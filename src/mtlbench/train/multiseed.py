@@ -22,7 +22,7 @@ from mtlbench.models.dedicated import build_dedicated
 from mtlbench.models.rsn2 import RSN2Net
 from mtlbench.train.early_stopping import EarlyStopping
 from mtlbench.train.accel import EAGER, Accel
-from mtlbench.train.epoch import EpochRunner, make_optimizer
+from mtlbench.train.epoch import EpochRunner, make_optimizer, to_channels_last
 from mtlbench.train.loop import FitResult, epoch_record, evaluate_losses, print_progress
 from mtlbench.train.protocols import Protocol
 from mtlbench.train.weighting import Weighted
@@ -45,6 +45,19 @@ def copy_slice(dedicated: nn.Module, stack: RSN2Net, index: int, into_stack: boo
                 target, source = getattr(grouped, name)[i], getattr(layer, name)
                 (target if into_stack else source).copy_(source if into_stack else target)
     return dedicated
+
+
+def seed_models(stack: RSN2Net, architecture: str, in_shape: tuple[int, int, int], n_classes: int,
+                accel: Accel = EAGER) -> list[nn.Module]:
+    """Every seed's trained dedicated model out of the stack, laid out as training that seed alone
+    would have left it (NHWC under accel.channels_last), so that evaluation runs the same kernels."""
+    device = next(stack.parameters()).device
+    models = [copy_slice(build_dedicated(architecture, in_shape, n_classes, 0).to(device), stack, i, into_stack=False)
+              for i in range(stack.n_tasks)]
+    if accel.channels_last:
+        for model in models:
+            to_channels_last(model)
+    return models
 
 
 def _slice_state(stack: RSN2Net, index: int) -> list[torch.Tensor]:

@@ -30,7 +30,7 @@ from mtlbench.studies import Study
 from mtlbench.train.accel import STACK_AUTO, Accel, configure_backends, resolve_accel
 from mtlbench.train.loop import FitResult, fit, predict_logits
 from mtlbench.train.masks import compute_masks
-from mtlbench.train.multiseed import copy_slice, fit_seeds, seed_stack
+from mtlbench.train.multiseed import fit_seeds, seed_models, seed_stack
 from mtlbench.train.objectives import per_image_mse
 from mtlbench.train.protocols import PROTOCOLS, Protocol, hs_protocol
 from mtlbench.train.weighting import make_combination
@@ -70,7 +70,7 @@ def study_protocol(study: Study, params: Params) -> Protocol:
 
 
 def study_accel(study: Study, params: Params, device: torch.device) -> Accel:
-    return resolve_accel(params.cuda.settings(), study.architecture, device)
+    return resolve_accel(params.cuda.settings(), params.cpu.settings(), study.architecture, device)
 
 
 def train_dedicated(study: Study, variant: str, tasks: list[TaskData], seeds: tuple[int, ...], params: Params,
@@ -89,8 +89,7 @@ def train_dedicated(study: Study, variant: str, tasks: list[TaskData], seeds: tu
             stack = seed_stack(study.architecture, in_shape, n_classes, seeds).to(x_train.device)
             results = fit_seeds(stack, task.train, protocol, seeds, name, label=label, progress=params.run.progress,
                                 accel=accel)
-            models = [copy_slice(build_dedicated(study.architecture, in_shape, n_classes, 0).to(x_train.device),
-                                 stack, i, into_stack=False) for i in range(len(seeds))]
+            models = seed_models(stack, study.architecture, in_shape, n_classes, accel)
         else:
             models, results = [], []
             for seed in seeds:
