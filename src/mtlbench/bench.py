@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.flop_counter import FlopCounterMode
 
+from mtlbench.bench_keras import MODELS as KERAS_MODELS
 from mtlbench.data.tasks import TensorSet
 from mtlbench.fileio import write_json
 from mtlbench.models import build_dedicated
@@ -233,7 +234,7 @@ def run(models: list[str], rows: int, repeats: int, device: torch.device, n_seed
         results["tf32_matmul_gflops"] = matmul_peak_gflops(device, 8192, tf32=True)
         results["bf16_matmul_gflops"] = matmul_peak_gflops(device, 8192, dtype=torch.bfloat16)
         results["matmul_peak_gflops"] = peak = matmul_peak_gflops(device, 8192)
-    keras_models = [m for m in models if m in ("mlp", "cnn28")]
+    keras_models = [m for m in models if m in KERAS_MODELS]
     keras = time_keras(keras_python, keras_models, rows, repeats) if keras_python and keras_models else None
     if keras is not None:
         results["tensorflow"] = keras["tensorflow"]

@@ -65,8 +65,14 @@ class HSConfig:
     early_stopping: bool
 
 
+class _AccelSettings:
+    def settings(self) -> dict[str, str]:
+        """option -> auto | true | false, as mtlbench.train.accel.resolve_accel reads them."""
+        return dict(vars(self))
+
+
 @dataclass(frozen=True)
-class CudaConfig:
+class CudaConfig(_AccelSettings):
     """auto | true | false per option of mtlbench.train.accel (ignored on CPU)."""
 
     graphs: str
@@ -75,18 +81,12 @@ class CudaConfig:
     channels_last: str
     compile: str
 
-    def settings(self) -> dict[str, str]:
-        return dict(vars(self))
-
 
 @dataclass(frozen=True)
-class CpuConfig:
+class CpuConfig(_AccelSettings):
     """auto | true | false for the one option that acts on the CPU path (mtlbench.train.accel)."""
 
     channels_last: str
-
-    def settings(self) -> dict[str, str]:
-        return dict(vars(self))
 
 
 @dataclass(frozen=True)
