@@ -45,6 +45,8 @@ def test_keras_side_by_side_where_tensorflow_is_available(tmp_path):
     out = tmp_path / "bench.json"
     main(["--device", "cpu", "--models", "mlp", "--rows", "1024", "--repeats", "1", "--seeds", "1",
           "--keras", python, "--out", str(out)])
-    entry = json.loads(out.read_text())["models"]["mlp"]
+    results = json.loads(out.read_text())
+    assert results["tensorflow_onednn"] == os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1")  # Keras' fastest CPU path
+    entry = results["models"]["mlp"]
     assert entry["keras_images_per_s"] > 0
     assert entry["speedup_vs_keras"] == entry["images_per_s"] / entry["keras_images_per_s"]

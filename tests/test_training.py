@@ -171,3 +171,34 @@ def test_channels_last_on_cpu_trains_as_nchw_within_float_noise_and_deterministi
     assert nchw_loss != loss  # another summation order...
     assert nchw_loss == pytest.approx(loss, rel=1e-4)  # ...the same training
     assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(nchw_w, w))
+
+
+def test_adam_is_fused_where_no_tail_and_updates_as_the_default_adam_within_float_noise():
+    """Fused Adam on CPU for tensors whose per-copy size has no vector tail (so stacked seeds update as
+    lone ones, tests/test_multiseed.py); the few others take the default kernel. Either way it is
+    Adam: a few steps land where torch.optim.Adam's default implementation lands, within float noise."""
+    from mtlbench.train.epoch import FUSED_CPU_ALIGN, make_optimizer
+
+    cpu = torch.device("cpu")
+    model = build_dedicated("mlp", (1, 4, 4), 10, seed=0)  # weights 16x1000 ... biases 1000 and 10
+    groups = make_optimizer(model.parameters(), KERAS_FAITHFUL, cpu).param_groups
+    fused = {p.numel() for g in groups if g["fused"] for p in g["params"]}
+    unfused = {p.numel() for g in groups if not g["fused"] for p in g["params"]}
+    assert fused == {16_000, 1_000_000, 10_000} and unfused == {1000, 10}
+    assert all(n % FUSED_CPU_ALIGN == 0 for n in fused)
+    stacked = [torch.zeros(3, 1000, requires_grad=True), torch.zeros(3, 16, requires_grad=True)]  # 3 copies
+    by_copy = make_optimizer(stacked, KERAS_FAITHFUL, cpu, copies=3).param_groups
+    assert [(g["fused"], [p.shape[1] for p in g["params"]]) for g in by_copy] == [(True, [16]), (False, [1000])]
+
+    reference = build_dedicated("mlp", (1, 4, 4), 10, seed=0)
+    plain = torch.optim.Adam(reference.parameters(), lr=KERAS_FAITHFUL.lr, betas=KERAS_FAITHFUL.betas,
+                             eps=KERAS_FAITHFUL.eps)
+    ours = make_optimizer(model.parameters(), KERAS_FAITHFUL, cpu)
+    data = _blobs(64, seed=3)
+    for net, optimizer in ((model, ours), (reference, plain)):
+        for _ in range(3):
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(net(data.inputs[0]), data.targets[0]).backward()
+            optimizer.step()
+    for a, b in zip(model.parameters(), reference.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

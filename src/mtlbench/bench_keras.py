@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 
@@ -59,7 +60,8 @@ def main() -> None:
     import tensorflow as tf
 
     rates = {name: images_per_s(name, args.rows, args.repeats) for name in args.models}
-    print(json.dumps({"tensorflow": tf.__version__, "images_per_s": rates}))
+    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "TensorFlow's default")
+    print(json.dumps({"tensorflow": tf.__version__, "onednn": onednn, "images_per_s": rates}))
 
 
 if __name__ == "__main__":

@@ -29,11 +29,28 @@ def as_tuple(outputs) -> tuple[torch.Tensor, ...]:
     return (outputs,) if isinstance(outputs, torch.Tensor) else tuple(outputs)
 
 
-def make_optimizer(params, protocol: Protocol, device: torch.device, accel: Accel = EAGER) -> torch.optim.Adam:
-    """Adam as the protocol says; on CUDA the fused kernel (one launch for all tensors), graph-safe
-    when the step is captured. On CPU PyTorch's default implementation, for bit-reproducibility."""
-    cuda = {"fused": True, "capturable": accel.graphs} if device.type == "cuda" else {}
-    return torch.optim.Adam(params, lr=protocol.lr, betas=protocol.betas, eps=protocol.eps, **cuda)
+# 64 bytes of float32: a whole number of vectors on AVX2 (8 lanes) and AVX-512 (16 lanes)
+FUSED_CPU_ALIGN = 16
+
+
+def make_optimizer(params, protocol: Protocol, device: torch.device, accel: Accel = EAGER,
+                   copies: int = 1) -> torch.optim.Adam:
+    """Adam as the protocol says, mostly as PyTorch's fused kernel: one pass over each tensor instead
+    of a dozen (CPU mlp step: optimizer 19-21 -> 7-9 ms of ~160 ms); graph-safe on CUDA when the step
+    is captured. `copies`: how many models each tensor stacks along its first dimension (seeds).
+
+    On CPU the fused kernel updates whole vectors of elements, then the last few of a tensor one by
+    one, and the two paths round differently. A tensor whose per-copy size is a multiple of
+    FUSED_CPU_ALIGN has no such tail whether stacked or alone, so it is fused; the few others (small
+    biases, heads) take the default kernel, and a seed trained alone or stacked updates identically."""
+    params = list(params)
+    if device.type == "cuda":
+        return torch.optim.Adam(params, lr=protocol.lr, betas=protocol.betas, eps=protocol.eps, fused=True,
+                                capturable=accel.graphs)
+    untailed = lambda p: p.numel() // copies % FUSED_CPU_ALIGN == 0  # noqa: E731
+    groups = [{"params": [p for p in params if untailed(p)], "fused": True},
+              {"params": [p for p in params if not untailed(p)], "fused": False}]
+    return torch.optim.Adam([g for g in groups if g["params"]], lr=protocol.lr, betas=protocol.betas, eps=protocol.eps)
 
 
 def keras_tensors(model: nn.Module) -> Iterator[tuple[nn.Parameter, int]]:

@@ -86,7 +86,7 @@ def fit_seeds(
     train, val = data.split_validation(protocol.val_fraction)
     stacked = lambda part: TensorSet(part.inputs * k, part.targets * k)  # noqa: E731  (every seed sees all rows)
     train, val = stacked(train), stacked(val)
-    optimizer = make_optimizer(stack.parameters(), protocol, train.targets[0].device, accel)
+    optimizer = make_optimizer(stack.parameters(), protocol, train.targets[0].device, accel, copies=k)
     ones = Weighted([1.0] * k).to(train.targets[0].device)  # each slice's gradient is its own seed's
     runner = EpochRunner(stack, optimizer, train, protocol.batch_size, ones, protocol.grad_clip, accel)
     shuffles = [torch.Generator().manual_seed(seed) for seed in seeds]
