@@ -3,8 +3,8 @@ SHELL := /bin/bash
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
-# With two cores, spinning OpenMP threads starve each other (5-10x slower steps).
-export OMP_WAIT_POLICY ?= PASSIVE
+# OpenMP's wait policy: tests/conftest.py makes waiting threads sleep (OMP_WAIT_POLICY=PASSIVE),
+# as tests run several processes at once; training keeps the OpenMP default (README, Speed).
 
 .PHONY: run test install clean
 

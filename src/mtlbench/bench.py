@@ -35,7 +35,7 @@ from mtlbench.data.tasks import TensorSet
 from mtlbench.fileio import write_json
 from mtlbench.models import build_dedicated
 from mtlbench.models.rsn2 import RSN2Net, init_rsn2
-from mtlbench.runtime import allocator_in_use, reexec_with_fast_allocator
+from mtlbench.runtime import allocator_in_use, omp_wait_policy, reexec_with_fast_allocator
 from mtlbench.train.accel import OPTIONS, Accel, configure_backends, resolve_accel
 from mtlbench.train.epoch import EpochRunner, make_optimizer
 from mtlbench.train.masks import compute_masks
@@ -233,6 +233,7 @@ def run(models: list[str], rows: int, repeats: int, device: torch.device, n_seed
     peak = max(torch_peak, numpy_peak)
     results = {"device": str(device), "machine": platform.processor() or platform.machine(),
                "threads": torch.get_num_threads(), "torch": torch.__version__, "allocator": allocator_in_use(),
+               "omp_wait_policy": omp_wait_policy(),
                "matmul_peak_gflops": peak, "torch_matmul_gflops": torch_peak, "numpy_matmul_gflops": numpy_peak,
                "rows_timed": rows, "models": {}}
     if device.type == "cuda":

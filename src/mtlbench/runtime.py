@@ -64,6 +64,12 @@ def allocator_in_use(environ: Mapping[str, str] | None = None) -> str:
     return "system+thp" if environ.get(THP_ENV) == "1" else "system"
 
 
+def omp_wait_policy() -> str:
+    """How idle OpenMP threads wait: measured here, PASSIVE (sleep at once) cost the mlp 15-20% of
+    its speed against OpenMP's default (a brief spin, then sleep); recorded next to every timing."""
+    return os.environ.get("OMP_WAIT_POLICY", "default").lower()
+
+
 if __name__ == "__main__":  # `python -m mtlbench.runtime`: which allocator training would use
     reexec_with_fast_allocator("mtlbench.runtime", sys.argv[1:])
     print(allocator_in_use())

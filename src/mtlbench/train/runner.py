@@ -25,7 +25,7 @@ from mtlbench.models import build_dedicated, build_shared, count_parameters
 from mtlbench.models.packing import pack, packed_counts
 from mtlbench.models.rsn2 import RSN2Net, init_rsn2, rescale_kept_
 from mtlbench.models.store import save_model
-from mtlbench.runtime import allocator_in_use
+from mtlbench.runtime import allocator_in_use, omp_wait_policy
 from mtlbench.studies import Study
 from mtlbench.train.accel import STACK_AUTO, Accel, configure_backends, resolve_accel
 from mtlbench.train.loop import FitResult, fit, predict_logits
@@ -198,6 +198,7 @@ def _write_seed(seed_dir, study, variant, seed, protocol, params, tasks, summari
         "device": str(tasks[0].train.targets[0].device),
         "torch": torch.__version__,
         "allocator": allocator_in_use(),
+        "omp_wait_policy": omp_wait_policy(),
         "python": platform.python_version(),
         "tasks": summaries,
     })
