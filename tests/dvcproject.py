@@ -47,7 +47,6 @@ def make_project(root: Path, set_params: Callable[[dict], None], write_mirror: C
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
         PYTHONPATH=str(repo / "src"),  # the copy's code is what runs and what DVC hashes
         MTLBENCH_DATA_MIRROR=str(mirror),
-        OMP_WAIT_POLICY="PASSIVE",
         GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t",
     )
     sh(["git", "init", "-q"], repo, env)

@@ -44,13 +44,13 @@ def make_optimizer(params, protocol: Protocol, device: torch.device, accel: Acce
     FUSED_CPU_ALIGN has no such tail whether stacked or alone, so it is fused; the few others (small
     biases, heads) take the default kernel, and a seed trained alone or stacked updates identically."""
     params = list(params)
+    adam = {"lr": protocol.lr, "betas": protocol.betas, "eps": protocol.eps}
     if device.type == "cuda":
-        return torch.optim.Adam(params, lr=protocol.lr, betas=protocol.betas, eps=protocol.eps, fused=True,
-                                capturable=accel.graphs)
+        return torch.optim.Adam(params, **adam, fused=True, capturable=accel.graphs)
     untailed = lambda p: p.numel() // copies % FUSED_CPU_ALIGN == 0  # noqa: E731
     groups = [{"params": [p for p in params if untailed(p)], "fused": True},
               {"params": [p for p in params if not untailed(p)], "fused": False}]
-    return torch.optim.Adam([g for g in groups if g["params"]], lr=protocol.lr, betas=protocol.betas, eps=protocol.eps)
+    return torch.optim.Adam([g for g in groups if g["params"]], **adam)
 
 
 def keras_tensors(model: nn.Module) -> Iterator[tuple[nn.Parameter, int]]:
