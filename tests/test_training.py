@@ -169,8 +169,10 @@ def test_channels_last_on_cpu_trains_as_nchw_within_float_noise_and_deterministi
     (nchw_loss, nchw_w), (loss, w), (loss2, w2) = runs["nchw"], runs["nhwc"], runs["nhwc again"]
     assert loss == loss2 and all(torch.equal(a, b) for a, b in zip(w, w2))
     assert nchw_loss != loss  # another summation order...
-    assert nchw_loss == pytest.approx(loss, rel=1e-4)  # ...the same training
-    assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(nchw_w, w))
+    assert nchw_loss[0] == pytest.approx(loss[0], rel=1e-5)  # ...the same training, where float noise
+    assert nchw_loss == pytest.approx(loss, rel=2e-3)  # grows over epochs (measured: 2e-7, then 4e-4)
+    # Adam steps a weight whose gradient is ~0 by ~lr in the direction of that gradient's rounding
+    assert all(torch.allclose(a, b, atol=3 * protocol.lr) for a, b in zip(nchw_w, w))  # measured 1.8e-3
 
 
 def test_adam_is_fused_where_no_tail_and_updates_as_the_default_adam_within_float_noise():

@@ -1,7 +1,7 @@
 """`python -m mtlbench.bench`: training throughput on this machine, side by side.
 
 For each model (dedicated mlp, dedicated cnn28, a two-task RSN2 mlp) it times
-  plain     a typical user's loop: DataLoader(TensorDataset) with shuffle, PyTorch's default init
+  plain     a typical user's loop: DataLoader(TensorDataset) with shuffle, nn.Flatten, NCHW
   mtlbench  one seed through mtlbench's own epoch loop (device-resident data, index slices)
   stacked   N seeds of a dedicated model trained together (run.stack_seeds), images of all seeds
   keras     with --keras PYTHON: the original code's Keras model.fit, run by that interpreter
@@ -34,6 +34,7 @@ from mtlbench.bench_keras import MODELS as KERAS_MODELS
 from mtlbench.data.tasks import TensorSet
 from mtlbench.fileio import write_json
 from mtlbench.models import build_dedicated
+from mtlbench.models.layout import with_chw_flatten
 from mtlbench.models.rsn2 import RSN2Net, init_rsn2
 from mtlbench.runtime import allocator_in_use, omp_wait_policy, reexec_with_fast_allocator
 from mtlbench.train.accel import OPTIONS, Accel, configure_backends, resolve_accel
@@ -253,7 +254,7 @@ def run(models: list[str], rows: int, repeats: int, device: torch.device, n_seed
         accel = resolve_accel(AUTO_SETTINGS, AUTO_SETTINGS, "mlp" if name == "rsn2_mlp" else name, device)
         ours = time_mtlbench(model, data, repeats, device, accel)
         own_peak = results.get("bf16_matmul_gflops" if accel.bf16 else "tf32_matmul_gflops" if accel.tf32 else "", peak)
-        plain = time_plain(_model(name, device)[0], data, repeats, device)
+        plain = time_plain(with_chw_flatten(_model(name, device)[0]), data, repeats, device)
         data_path = time_data_path(data, repeats, device)
         steps = -(-rows // BATCH)
         entry = {

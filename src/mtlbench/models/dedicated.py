@@ -14,15 +14,25 @@ import torch
 from torch import nn
 
 from mtlbench.models.cifar_small import CifarSmall
+from mtlbench.models.layout import FlattenHWC
 from mtlbench.models.shared import HeadBank, SharedNet
 
 
 def keras_init_(module: nn.Module, generator: torch.Generator) -> nn.Module:
     """Glorot-uniform kernels and zero biases for every Linear and (transposed) convolution, in
-    module order. BatchNorm keeps PyTorch's start, which is Keras' (scale 1, shift 0)."""
+    module order. BatchNorm keeps PyTorch's start, which is Keras' (scale 1, shift 0). The Dense
+    layer after a FlattenHWC is drawn for (c, h, w)-ordered features, as before that layer
+    existed, then reordered: a seed starts from the same function in either flattening order."""
+    flatten = None
     for layer in module.modules():
-        if isinstance(layer, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+        if isinstance(layer, FlattenHWC):
+            flatten = layer
+        elif isinstance(layer, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
             nn.init.xavier_uniform_(layer.weight, generator=generator)
+            if isinstance(layer, nn.Linear) and flatten is not None:
+                with torch.no_grad():
+                    layer.weight.copy_(flatten.columns_from_chw(layer.weight))
+                flatten = None
             if layer.bias is not None:
                 nn.init.zeros_(layer.bias)
         elif isinstance(layer, HeadBank):  # each head as its own Dense layer, in head order
@@ -55,7 +65,7 @@ def cnn28(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
         nn.Conv2d(32, 64, 3, padding="same"), nn.ReLU(),
         nn.Conv2d(64, 64, 3, padding="same"), nn.ReLU(),
         nn.MaxPool2d(2, stride=1),
-        nn.Flatten(),
+        FlattenHWC(64),
         nn.Linear(flat, 256), nn.ReLU(),
         nn.Linear(256, 256), nn.ReLU(),
         nn.Linear(256, n_classes),

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mtlbench.models.dedicated import build_dedicated
+from mtlbench.models.layout import FlattenHWC, nhwc
 
 
 class MaskedLayer(nn.Module):
@@ -74,30 +75,27 @@ class MultiMaskedConv2d(MaskedLayer):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, T*in, H, W] -> [B, T*out, H, W]
         weight, bias = self.masked()
         if x.device.type == "cpu":
-            return torch.cat([F.conv2d(self._as_dedicated(part), weight[t].contiguous(memory_format=self.memory_format),
-                                       bias[t], padding="same")
+            return torch.cat([F.conv2d(self._as_dedicated(part), self._as_dedicated(weight[t]), bias[t], padding="same")
                               for t, part in enumerate(x.chunk(self.n_tasks, dim=1))], dim=1)
         return F.conv2d(x, weight.flatten(0, 1), bias.flatten(), padding="same", groups=self.n_tasks)
 
-
-    def _as_dedicated(self, part: torch.Tensor) -> torch.Tensor:
-        """A task's channels laid out as its dedicated layer receives them, so that oneDNN runs the
-        same kernel: NHWC under channels_last, except one-channel inputs, which PyTorch reads as
-        NCHW (the formats coincide and it picks NCHW's kernel)."""
-        layout = self.memory_format if part.shape[1] > 1 else torch.contiguous_format
-        return part.contiguous(memory_format=layout)
+    def _as_dedicated(self, t: torch.Tensor) -> torch.Tensor:
+        """A task's input or weight slice laid out as its dedicated layer's, so that oneDNN runs
+        the same kernel: NHWC under channels_last (explicitly, also for one channel, as
+        train/epoch.to_channels_last lays out a dedicated layer's weight)."""
+        return nhwc(t) if self.memory_format == torch.channels_last else t.contiguous()
 
 
 class TaskFlatten(nn.Module):
-    """[B, T*C, H, W] -> [T, B, C*H*W], in the order a dedicated model's Flatten uses."""
+    """[B, T*C, H, W] -> [T, B, H*W*C]: each task's channels in the order of a dedicated model's FlattenHWC."""
 
     def __init__(self, n_tasks: int):
         super().__init__()
         self.n_tasks = n_tasks
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b = x.shape[0]
-        return x.reshape(b, self.n_tasks, -1).transpose(0, 1)
+        b, _, h, w = x.shape
+        return x.reshape(b, self.n_tasks, -1, h, w).permute(1, 0, 3, 4, 2).reshape(self.n_tasks, b, -1)
 
 
 def _dedicated_to_multitask(layers: list[nn.Module], n_tasks: int, conv_input: bool) -> list[nn.Module]:
@@ -108,8 +106,12 @@ def _dedicated_to_multitask(layers: list[nn.Module], n_tasks: int, conv_input: b
             swapped.append(MultiMaskedConv2d(n_tasks, layer.in_channels, layer.out_channels, layer.kernel_size[0]))
         elif isinstance(layer, nn.Linear):
             swapped.append(MultiMaskedLinear(n_tasks, layer.in_features, layer.out_features))
-        elif isinstance(layer, nn.Flatten):
-            swapped.append(TaskFlatten(n_tasks) if conv_input else nn.Identity())
+        elif isinstance(layer, FlattenHWC):
+            swapped.append(TaskFlatten(n_tasks))
+        elif isinstance(layer, nn.Flatten):  # of the input: RSN2Net.forward flattens each stream
+            if conv_input:
+                raise ValueError("an RSN2 conv network must flatten with FlattenHWC (models/layout.py)")
+            swapped.append(nn.Identity())
         else:
             swapped.append(layer)
     return swapped

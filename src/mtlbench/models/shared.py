@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mtlbench.models.layout import FlattenHWC
+
 DROPOUT = 0.2
 
 
@@ -22,7 +24,7 @@ def cifar_shared_trunk(in_shape: tuple[int, int, int]) -> tuple[nn.Sequential, i
     for out in (32, 64, 128):
         layers += [nn.Conv2d(c, out, 3, padding="same"), nn.ReLU(), nn.MaxPool2d(2)]
         c, h, w = out, h // 2, w // 2
-    layers += [nn.Flatten(), nn.Dropout(DROPOUT), nn.Linear(c * h * w, 256), nn.ReLU(),
+    layers += [FlattenHWC(c), nn.Dropout(DROPOUT), nn.Linear(c * h * w, 256), nn.ReLU(),
                nn.Dropout(DROPOUT), nn.Linear(256, 128), nn.ReLU()]
     return nn.Sequential(*layers), 128
 

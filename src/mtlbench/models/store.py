@@ -16,6 +16,10 @@ from mtlbench.models.dedicated import build_dedicated, build_shared
 from mtlbench.models.packing import pack, unpack
 from mtlbench.models.rsn2 import RSN2Net
 
+# 2: conv networks flatten in (h, w, c) order (models/layout.FlattenHWC); format-1 files hold Dense
+# weights for (c, h, w) order, which would load without complaint and compute something else.
+FORMAT = 2
+
 
 def save_model(path: Path, model: nn.Module, spec: dict | None = None) -> int:
     """Write the model; `spec` holds the builder's arguments (dedicated: build_dedicated's; with
@@ -24,6 +28,7 @@ def save_model(path: Path, model: nn.Module, spec: dict | None = None) -> int:
         payload = pack(model)
     else:
         payload = {"spec": {"kind": "dedicated", **spec}, "state_dict": model.state_dict()}
+    payload["format"] = FORMAT
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
         size = tmp.stat().st_size
@@ -32,6 +37,9 @@ def save_model(path: Path, model: nn.Module, spec: dict | None = None) -> int:
 
 def load_model(path: Path) -> nn.Module:
     saved = torch.load(path, map_location="cpu", weights_only=True)
+    if saved.get("format", 1) != FORMAT:
+        raise ValueError(f"{path} is a format-{saved.get('format', 1)} model file; this mtlbench reads format "
+                         f"{FORMAT} (see models/store.py); retrain to rewrite it (dvc repro)")
     spec = saved["spec"]
     if spec["kind"] == "rsn2":
         return unpack(saved)

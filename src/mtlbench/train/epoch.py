@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from mtlbench.data.tasks import TensorSet
+from mtlbench.models.layout import nhwc
 from mtlbench.models.rsn2 import MultiMaskedConv2d
 from mtlbench.train.accel import EAGER, Accel
 from mtlbench.train.objectives import task_scores
@@ -95,8 +96,7 @@ class EpochRunner:
         self.combination, self.grad_clip, self.accel = combination, grad_clip, accel
         if accel.channels_last:
             to_channels_last(model)
-            train = TensorSet(tuple(x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
-                                    for x in train.inputs), train.targets)
+            train = TensorSet(tuple(nhwc(x) if x.dim() == 4 else x for x in train.inputs), train.targets)
         self.train = train
         self.forward = torch.compile(model) if accel.compile else model
         self.device = train.targets[0].device
@@ -183,7 +183,7 @@ def to_channels_last(model: nn.Module) -> None:
     with torch.no_grad():
         for param in model.parameters():
             if param.dim() == 4:
-                param.data = param.data.contiguous(memory_format=torch.channels_last)
+                param.data = nhwc(param.data)
     for module in model.modules():
         if isinstance(module, MultiMaskedConv2d):
             module.memory_format = torch.channels_last
