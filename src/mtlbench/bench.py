@@ -227,31 +227,34 @@ def time_keras(python: str, models: list[str], rows: int, repeats: int) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def fp32_peak(device: torch.device) -> dict[str, float]:
+    """The machine's fp32 matmul peak now; on CPU the faster of PyTorch's and numpy's BLAS."""
+    if device.type == "cuda":
+        peak = matmul_peak_gflops(device, 8192)
+        return {"matmul_peak_gflops": peak, "torch_matmul_gflops": peak, "numpy_matmul_gflops": 0.0}
+    torch_peak, numpy_peak = matmul_peak_gflops(device), numpy_matmul_peak_gflops()
+    return {"matmul_peak_gflops": max(torch_peak, numpy_peak), "torch_matmul_gflops": torch_peak,
+            "numpy_matmul_gflops": numpy_peak}
+
+
 def run(models: list[str], rows: int, repeats: int, device: torch.device, n_seeds: int, with_ablation: bool = False,
         keras_python: str | None = None) -> dict:
-    torch_peak = matmul_peak_gflops(device)
-    numpy_peak = numpy_matmul_peak_gflops() if device.type == "cpu" else 0.0
-    peak = max(torch_peak, numpy_peak)
+    """Times each model in turn. A shared VM's speed drifts 10-30% within minutes, so each model is
+    timed right after its own peak measurement (its fraction of peak uses that one) and its Keras run."""
     results = {"device": str(device), "machine": platform.processor() or platform.machine(),
                "threads": torch.get_num_threads(), "torch": torch.__version__, "allocator": allocator_in_use(),
-               "omp_wait_policy": omp_wait_policy(),
-               "matmul_peak_gflops": peak, "torch_matmul_gflops": torch_peak, "numpy_matmul_gflops": numpy_peak,
-               "rows_timed": rows, "models": {}}
+               "omp_wait_policy": omp_wait_policy(), **fp32_peak(device), "rows_timed": rows, "models": {}}
     if device.type == "cuda":
         results["gpu"] = torch.cuda.get_device_name(device)
         results["tf32_matmul_gflops"] = matmul_peak_gflops(device, 8192, tf32=True)
         results["bf16_matmul_gflops"] = matmul_peak_gflops(device, 8192, dtype=torch.bfloat16)
-        results["matmul_peak_gflops"] = peak = matmul_peak_gflops(device, 8192)
-    keras_models = [m for m in models if m in KERAS_MODELS]
-    keras = time_keras(keras_python, keras_models, rows, repeats) if keras_python and keras_models else None
-    if keras is not None:
-        results["tensorflow"] = keras["tensorflow"]
-        results["tensorflow_onednn"] = keras["onednn"]
     for name in models:
         model, streams = _model(name, device)
         data = _data(rows, streams, device)
         flops = step_flops(model, data)
         accel = resolve_accel(AUTO_SETTINGS, AUTO_SETTINGS, "mlp" if name == "rsn2_mlp" else name, device)
+        peak = fp32_peak(device)["matmul_peak_gflops"]
+        keras = time_keras(keras_python, [name], rows, repeats) if keras_python and name in KERAS_MODELS else None
         ours = time_mtlbench(model, data, repeats, device, accel)
         own_peak = results.get("bf16_matmul_gflops" if accel.bf16 else "tf32_matmul_gflops" if accel.tf32 else "", peak)
         plain = time_plain(with_chw_flatten(_model(name, device)[0]), data, repeats, device)
@@ -264,11 +267,13 @@ def run(models: list[str], rows: int, repeats: int, device: torch.device, n_seed
             "epoch_s": ours * EPOCH_ROWS / rows,
             "plain_epoch_s": plain * EPOCH_ROWS / rows,
             "train_gflops": flops * steps / ours / 1e9,
+            "matmul_peak_gflops": own_peak,
             "fraction_of_matmul_peak": flops * steps / ours / 1e9 / own_peak,
             "data_path_fraction": data_path / ours,
             "accel": {k: v for k, v in vars(accel).items()},
         }
-        if keras is not None and name in keras["images_per_s"]:
+        if keras is not None:
+            results["tensorflow"], results["tensorflow_onednn"] = keras["tensorflow"], keras["onednn"]
             entry["keras_images_per_s"] = keras["images_per_s"][name]
             entry["speedup_vs_keras"] = entry["images_per_s"] / entry["keras_images_per_s"]
         if name != "rsn2_mlp" and n_seeds > 1:
@@ -281,7 +286,8 @@ def run(models: list[str], rows: int, repeats: int, device: torch.device, n_seed
         results["models"][name] = entry
         print(f"{name:9s} mtlbench {entry['images_per_s']:9.0f} img/s ({entry['epoch_s']:6.1f} s/epoch)  "
               f"plain {entry['plain_images_per_s']:9.0f} img/s  x{entry['speedup_vs_plain']:.2f}  "
-              f"{entry['train_gflops']:7.1f} GFLOP/s = {entry['fraction_of_matmul_peak']:.0%} of matmul peak  "
+              f"{entry['train_gflops']:7.1f} GFLOP/s = {entry['fraction_of_matmul_peak']:.0%} of matmul peak "
+              f"({entry['matmul_peak_gflops']:.0f} just before)  "
               f"data path {entry['data_path_fraction']:.1%}"
               + (f"  keras {entry['keras_images_per_s']:9.0f} img/s (x{entry['speedup_vs_keras']:.2f})"
                  if "keras_images_per_s" in entry else "")
