@@ -19,6 +19,7 @@ def test_bench_writes_metrics_for_every_model(tmp_path, capsys):
         assert 0 < entry["data_path_fraction"] < 1 and entry["train_gflops"] > 0
         # measured against the peak taken just before this model, not the run's first one
         assert entry["fraction_of_matmul_peak"] == entry["train_gflops"] / entry["matmul_peak_gflops"]
+    assert result["matmul_peak_gflops"] == max(e["matmul_peak_gflops"] for e in result["models"].values())
     assert result["models"]["mlp"]["stacked_images_per_s"] > 0 and "stacked_seeds" not in result["models"]["rsn2_mlp"]
     assert "mlp" in capsys.readouterr().out
 

@@ -21,7 +21,7 @@ def test_hwc_flatten_starts_from_the_function_a_chw_flatten_had_with_the_same_se
     chw = with_chw_flatten(copy.deepcopy(model))
     assert not any(isinstance(m, FlattenHWC) for m in chw.modules())
     keras_init_(chw, torch.Generator().manual_seed(7))  # draws in the same order, nothing reordered
-    dense = lambda m: next(p for n, p in m.named_parameters() if p.dim() == 2)  # noqa: E731
+    dense = lambda m: next(p for p in m.parameters() if p.dim() == 2)  # noqa: E731
     assert not torch.equal(dense(model), dense(chw))  # the weights are laid out differently...
     x = torch.rand(5, *shape, generator=torch.Generator().manual_seed(0))
     out, ref = model(x), chw(x)

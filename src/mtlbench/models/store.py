@@ -37,8 +37,9 @@ def save_model(path: Path, model: nn.Module, spec: dict | None = None) -> int:
 
 def load_model(path: Path) -> nn.Module:
     saved = torch.load(path, map_location="cpu", weights_only=True)
-    if saved.get("format", 1) != FORMAT:
-        raise ValueError(f"{path} is a format-{saved.get('format', 1)} model file; this mtlbench reads format "
+    written_as = saved.get("format", 1)  # files from before the format number are format 1
+    if written_as != FORMAT:
+        raise ValueError(f"{path} is a format-{written_as} model file; this mtlbench reads format "
                          f"{FORMAT} (see models/store.py); retrain to rewrite it (dvc repro)")
     spec = saved["spec"]
     if spec["kind"] == "rsn2":
