@@ -4,6 +4,8 @@ speed targets live in the benchmark's numbers, not in tests)."""
 import json
 import os
 
+import torch
+
 from mtlbench.bench import main
 
 
@@ -22,6 +24,20 @@ def test_bench_writes_metrics_for_every_model(tmp_path, capsys):
     assert result["matmul_peak_gflops"] == max(e["matmul_peak_gflops"] for e in result["models"].values())
     assert result["models"]["mlp"]["stacked_images_per_s"] > 0 and "stacked_seeds" not in result["models"]["rsn2_mlp"]
     assert "mlp" in capsys.readouterr().out
+
+
+def test_ablation_times_one_seed_and_a_stack_under_each_option_set():
+    """What `cuda.* = auto` and `run.stack_seeds` are chosen from (run on CUDA; here with the CPU's
+    one valid option set, and one that only a convolution takes)."""
+    from mtlbench.bench import _data, ablation
+    from mtlbench.train.accel import Accel
+
+    options = {"eager fp32": Accel(), "channels_last": Accel(channels_last=True)}
+    data = _data(600, 1, torch.device("cpu"))
+    one, stacked = ablation("mlp", data, 1, torch.device("cpu"), 2, options)
+    assert set(one) == set(stacked) == {"eager fp32"} and min(one.values()) > 0 and min(stacked.values()) > 0
+    one, stacked = ablation("rsn2_mlp", _data(600, 2, torch.device("cpu")), 1, torch.device("cpu"), 2, options)
+    assert set(one) == {"eager fp32"} and stacked == {}  # RSN2 packs tasks, not seeds
 
 
 def test_keras_side_needs_an_interpreter_with_tensorflow(tmp_path):

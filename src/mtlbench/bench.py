@@ -183,17 +183,23 @@ ABLATION = {
 }
 
 
-def ablation(name: str, data: TensorSet, repeats: int, device) -> dict[str, float]:
-    """Images/s of one seed under each option set (CUDA only): what `cuda.* = auto` is chosen from."""
-    rates = {}
-    for label, accel in ABLATION.items():
+def ablation(name: str, data: TensorSet, repeats: int, device, n_seeds: int,
+             options: dict[str, Accel] = ABLATION) -> tuple[dict[str, float], dict[str, float]]:
+    """Images/s under each option set (CUDA; what `cuda.* = auto` is chosen from): of one seed, and
+    of `n_seeds` stacked seeds of a dedicated model (all seeds' images; what `run.stack_seeds` and a
+    stack's options are chosen from). Compile is left out for stacks: ~15 s per model does not pay."""
+    one, stacked = {}, {}
+    for label, accel in options.items():
         if accel.channels_last and name != "cnn28":
             continue
         started = time.perf_counter()
-        rates[label] = len(data) / time_mtlbench(_model(name, device)[0], data, repeats, device, accel)
-        print(f"  {name:9s} {label:36s} {rates[label]:10.0f} img/s  ({time.perf_counter() - started:.0f} s incl. compile)",
-              flush=True)
-    return rates
+        one[label] = len(data) / time_mtlbench(_model(name, device)[0], data, repeats, device, accel)
+        line = f"  {name:9s} {label:38s} {one[label]:10.0f} img/s"
+        if name != "rsn2_mlp" and n_seeds > 1 and not accel.compile:
+            stacked[label] = n_seeds * len(data) / time_stacked(name, data, n_seeds, repeats, device, accel)
+            line += f"  {n_seeds} seeds stacked {stacked[label]:10.0f} img/s (x{stacked[label] / one[label]:.2f})"
+        print(f"{line}  ({time.perf_counter() - started:.0f} s incl. compile)", flush=True)
+    return one, stacked
 
 
 def time_data_path(data: TensorSet, repeats: int, device) -> float:
@@ -285,7 +291,9 @@ def run(models: list[str], rows: int, repeats: int, device: torch.device, n_seed
             entry["stacked_images_per_s"] = n_seeds * rows / stacked
             entry["stacked_speedup_vs_one_seed"] = n_seeds * ours / stacked
         if with_ablation and device.type == "cuda":
-            entry["ablation_images_per_s"] = ablation(name, data, repeats, device)
+            entry["ablation_images_per_s"], stacks = ablation(name, data, repeats, device, n_seeds)
+            if stacks:
+                entry["ablation_stacked_images_per_s"] = stacks
         results["models"][name] = entry
         print(f"{name:9s} mtlbench {entry['images_per_s']:9.0f} img/s ({entry['epoch_s']:6.1f} s/epoch)  "
               f"plain {entry['plain_images_per_s']:9.0f} img/s  x{entry['speedup_vs_plain']:.2f}  "
@@ -308,7 +316,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", type=int, default=None, help="training rows timed per epoch (default: 8192 on CPU, 48000 on GPU)")
     parser.add_argument("--repeats", type=int, default=3, help="timed epochs per measurement (median)")
     parser.add_argument("--seeds", type=int, default=4, help="seeds stacked in the `stacked` measurement")
-    parser.add_argument("--ablation", action="store_true", help="on CUDA, also time one seed under each option set of cuda.*")
+    parser.add_argument("--ablation", action="store_true",
+                        help="on CUDA, also time one seed and --seeds stacked seeds under each option set of cuda.*")
     parser.add_argument("--keras", metavar="PYTHON", help="also time the original Keras code, run by this "
                         "interpreter (one with tensorflow installed), on the same rows")
     parser.add_argument("--out", type=Path, default=Path("metrics/bench.json"))
