@@ -129,6 +129,11 @@ def time_mtlbench(model, data: TensorSet, repeats: int, device, accel: Accel) ->
     return _time_epochs(lambda: runner.epoch(shuffle), repeats, device)
 
 
+def is_stacked(name: str, n_seeds: int) -> bool:
+    """Whether the `stacked` measurement applies: seeds of a dedicated model (RSN2 packs tasks)."""
+    return name != "rsn2_mlp" and n_seeds > 1
+
+
 def time_stacked(name: str, data: TensorSet, n_seeds: int, repeats: int, device, accel: Accel) -> float:
     configure_backends(accel)
     stack = seed_stack(name, (1, 28, 28), 10, range(n_seeds)).to(device)
@@ -195,7 +200,7 @@ def ablation(name: str, data: TensorSet, repeats: int, device, n_seeds: int,
         started = time.perf_counter()
         one[label] = len(data) / time_mtlbench(_model(name, device)[0], data, repeats, device, accel)
         line = f"  {name:9s} {label:38s} {one[label]:10.0f} img/s"
-        if name != "rsn2_mlp" and n_seeds > 1 and not accel.compile:
+        if is_stacked(name, n_seeds) and not accel.compile:
             stacked[label] = n_seeds * len(data) / time_stacked(name, data, n_seeds, repeats, device, accel)
             line += f"  {n_seeds} seeds stacked {stacked[label]:10.0f} img/s (x{stacked[label] / one[label]:.2f})"
         print(f"{line}  ({time.perf_counter() - started:.0f} s incl. compile)", flush=True)
@@ -285,7 +290,7 @@ def run(models: list[str], rows: int, repeats: int, device: torch.device, n_seed
             results["tensorflow"], results["tensorflow_onednn"] = keras["tensorflow"], keras["onednn"]
             entry["keras_images_per_s"] = keras["images_per_s"][name]
             entry["speedup_vs_keras"] = entry["images_per_s"] / entry["keras_images_per_s"]
-        if name != "rsn2_mlp" and n_seeds > 1:
+        if is_stacked(name, n_seeds):
             stacked = time_stacked(name, data, n_seeds, repeats, device, accel)
             entry["stacked_seeds"] = n_seeds
             entry["stacked_images_per_s"] = n_seeds * rows / stacked
