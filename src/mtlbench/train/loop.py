@@ -35,6 +35,11 @@ class FitResult:
     wall_time_s: float
     stopped_early: bool
     extra: dict = field(default_factory=dict)
+    # Unix times (s) of the fit's start and of each epoch's end: MLflow replays the curves at the
+    # times they were trained, not at the time they were logged. Kept apart from `history`, which
+    # identical reruns reproduce exactly.
+    started_at: float = 0.0
+    epoch_ended_at: list[float] = field(default_factory=list)
 
 
 def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -101,8 +106,8 @@ def fit(
     shuffle = torch.Generator().manual_seed(seed)
     classification = [is_classification(y) for y in data.targets]
     stopper = EarlyStopping(protocol.patience, protocol.min_delta)
-    best_state, history = None, []
-    started = time.perf_counter()
+    best_state, history, ended_at = None, [], []
+    started, started_at = time.perf_counter(), time.time()
 
     for epoch in range(1, protocol.max_epochs + 1):
         t0 = time.perf_counter()
@@ -115,6 +120,7 @@ def fit(
                 record[f"{name}_weight"] = w
             combination.end_epoch(epoch_losses)
         history.append(record)
+        ended_at.append(time.time())
         if stopper.update(epoch, record["val_loss"]) and protocol.restore_best:
             best_state = _snapshot(model)
         if progress:
@@ -131,6 +137,8 @@ def fit(
         best_val_loss=stopper.best,
         wall_time_s=time.perf_counter() - started,
         stopped_early=stopper.should_stop,
+        started_at=started_at,
+        epoch_ended_at=ended_at,
     )
 
 

@@ -94,7 +94,8 @@ def fit_seeds(
     best: list[list[torch.Tensor] | None] = [None] * k
     frozen: dict[int, list[torch.Tensor]] = {}
     histories: list[list[dict]] = [[] for _ in seeds]
-    started = time.perf_counter()
+    ended_at: list[list[float]] = [[] for _ in seeds]
+    started, started_at = time.perf_counter(), time.time()
 
     for epoch in range(1, protocol.max_epochs + 1):
         t0 = time.perf_counter()
@@ -109,6 +110,7 @@ def fit_seeds(
                              "task_acc": m["task_acc"][i : i + 1]}
             record = epoch_record(epoch, (task_name,), own(train_metrics), own(val_metrics), seconds)
             histories[i].append(record)
+            ended_at[i].append(time.time())
             if stoppers[i].update(epoch, record["val_loss"]) and protocol.restore_best:
                 best[i] = _slice_state(stack, i)
             if progress:
@@ -125,6 +127,6 @@ def fit_seeds(
     return [
         FitResult(history=histories[i], epochs_trained=len(histories[i]), best_epoch=stoppers[i].best_epoch,
                   best_val_loss=stoppers[i].best, wall_time_s=wall, stopped_early=stoppers[i].should_stop,
-                  extra={"trained_with_seeds": list(seeds)})
+                  extra={"trained_with_seeds": list(seeds)}, started_at=started_at, epoch_ended_at=ended_at[i])
         for i in range(k)
     ]

@@ -10,7 +10,10 @@ Dedicated models of one task train all their seeds together when run.stack_seeds
 
 from __future__ import annotations
 
+import hashlib
+import json
 import platform
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
@@ -19,6 +22,7 @@ import numpy as np
 import torch
 
 from mtlbench.config import Params, ParamsError
+from mtlbench.data.prepared import load_provenance, prepared_paths
 from mtlbench.data.tasks import TaskData, TensorSet, load_tasks
 from mtlbench.fileio import atomic_path, write_json
 from mtlbench.models import build_dedicated, build_shared, count_parameters
@@ -51,6 +55,8 @@ def _fit_summary(result: FitResult, sizes: dict[str, int]) -> dict:
         "best_val_loss": result.best_val_loss,
         "wall_time_s": result.wall_time_s,
         "stopped_early": result.stopped_early,
+        "started_at": result.started_at,
+        "epoch_ended_at": result.epoch_ended_at,
         "history": result.history,
         **sizes,
     }
@@ -275,8 +281,34 @@ def variant_plan(study: Study, params: Params) -> list[tuple[str, tuple[str, ...
     return plan
 
 
+def run_context(study: Study, params: Params, device: torch.device, prepared_dir: Path) -> dict:
+    """Every setting that changes a result, as resolved for this run (auto options decided), and the
+    content digests of the data it trained on: evaluate makes them params and tags of the MLflow runs."""
+    context = {
+        "train_limit": params.run.train_limit, "max_epochs": params.run.max_epochs, "tasks": params.run.tasks,
+        "device": device.type, "stack_seeds": stack_seeds(params.run.stack_seeds, device, study.architecture),
+        "accel": asdict(study_accel(study, params, device)),
+    }
+    if study.rsn2 is not None:
+        context["rsn2"] = {**asdict(params.rsn2), "prune_percent": params.rsn2.prune_percent or study.rsn2.prune_percent}
+    if study.protocol == "hs":
+        context["hs"] = asdict(params.hs)
+    context["data"] = {}
+    for dataset in study.datasets:
+        if not prepared_paths(prepared_dir, dataset)[1].is_file():  # arrays written by hand (unit tests)
+            context["data"][dataset] = None
+            continue
+        files = load_provenance(prepared_dir, dataset)["files"].values()
+        members = dict(sorted((m, d) for f in files for m, d in f["md5"].items()))
+        context["data"][dataset] = {"md5": members, "matches": all(f["matches"] for f in files),
+                                    "digest": hashlib.md5(json.dumps(members).encode()).hexdigest()}
+    return context
+
+
 def run_study(study: Study, params: Params, prepared_dir: Path, out_dir: Path, tasks_dir: Path = Path("data/tasks")) -> None:
-    """Train every selected variant of `study` for every seed into `out_dir` (a fresh folder)."""
+    """Train every selected variant of `study` for every seed into `out_dir` (a fresh folder), and
+    the run's resolved settings, data digests and start and end times into `out_dir/context.json`."""
+    started_at = time.time()
     device = resolve_device(params.run.device)
     configure_backends(study_accel(study, params, device))
     plan = variant_plan(study, params)
@@ -289,3 +321,5 @@ def run_study(study: Study, params: Params, prepared_dir: Path, out_dir: Path, t
     for variant, tasks in plan:
         trainer = VARIANT_TRAINERS[study.variant_kind(variant)]
         trainer(study, variant, [by_name[t] for t in tasks], params.run.seeds, params, out_dir / variant)
+    context = run_context(study, params, device, prepared_dir)
+    write_json(out_dir / "context.json", {**context, "started_at": started_at, "ended_at": time.time()})
