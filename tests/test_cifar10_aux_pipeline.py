@@ -18,6 +18,12 @@ EPOCHS = 3
 pytestmark = pytest.mark.integration
 
 
+def _details(repo, study: str) -> dict:
+    """The full evaluation record (reports/studies/<study>.json) as {variant: summary, "comparisons": ...}."""
+    doc = json.loads((repo / "reports" / "studies" / f"{study}.json").read_text())
+    return {**doc["variants"], "comparisons": doc["comparisons"]}
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     def set_params(params):
@@ -32,14 +38,14 @@ def project(tmp_path_factory):
 
 
 def _weights(repo, variant: str, task: str) -> list[float]:
-    path = repo / "plots" / "weights" / STUDY.name / f"{variant}__{task}__seed0.csv"
+    path = repo / "plots" / "curves" / STUDY.name / f"{variant}__{task}__seed0.csv"
     with path.open() as handle:
         return [float(row["weight"]) for row in csv.DictReader(handle)]
 
 
 def test_metrics_hold_classification_and_reconstruction_statistics(project):
     repo, _ = project
-    doc = json.loads((repo / "metrics" / f"{STUDY.name}.json").read_text())
+    doc = _details(repo, STUDY.name)
     assert set(doc) == {*STUDY.variants, "comparisons"}
     for variant in STUDY.variants:
         assert set(doc[variant]) == set(STUDY.tasks), variant
@@ -65,7 +71,8 @@ def test_effective_weights_per_epoch_follow_each_scheme(project):
     assert all(w[:2] == [1.0, 1.0] for w in dwa)  # DWA: ones for the first two epochs...
     assert sum(w[2] for w in dwa) == pytest.approx(len(STUDY.tasks)) and len({w[2] for w in dwa}) > 1  # ...then sum K
     assert all(w != [0.5] * EPOCHS for w in (_weights(repo, "hps_uncertainty", t) for t in STUDY.tasks))
-    assert not (repo / "plots" / "weights" / STUDY.name / "dedicated__cifar10__seed0.csv").exists()
+    dedicated = (repo / "plots" / "curves" / STUDY.name / "dedicated__cifar10__seed0.csv").read_text()
+    assert "weight" not in dedicated.splitlines()[0]
 
 
 def test_report_and_plots(project):

@@ -18,6 +18,12 @@ STUDIES = ["mnist_fashion_mlp", "mnist_fashion_cnn", "cifar_mnist_fashion_cnn"]
 pytestmark = pytest.mark.integration
 
 
+def _details(repo, study: str) -> dict:
+    """The full evaluation record (reports/studies/<study>.json) as {variant: summary, "comparisons": ...}."""
+    doc = json.loads((repo / "reports" / "studies" / f"{study}.json").read_text())
+    return {**doc["variants"], "comparisons": doc["comparisons"]}
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     def set_params(params):
@@ -40,13 +46,14 @@ def test_repro_twice_from_scratch_gives_identical_metrics_and_clean_status(proje
     _sh(["dvc", "repro"], repo, env)
     first = _metrics(repo)
     for study in STUDIES:
-        doc = json.loads(first[study])
+        doc = _details(repo, study)
         tasks = CATALOGUE[study].tasks
         for variant in ("dedicated", "rsn2"):
             for task in tasks:
                 acc = doc[variant][task]["accuracy"]
                 assert acc["n"] == 2 and len(acc["values"]) == 2 and 0.0 <= acc["mean"] <= 1.0
-                assert set(doc[variant][task]) >= {"macro_f1", "epochs", "best_val_loss", "params_total", "params_packed"}
+                best = "best_val_loss" if variant == "dedicated" else "joint_best_val_loss"  # RSN2: one joint fit
+                assert set(doc[variant][task]) >= {"macro_f1", "epochs", best, "params_total", "params_packed"}
         if study != "cifar_mnist_fashion_cnn":  # (there a second, 1-channel stem layer adds 320)
             # the packed RSN2 model holds no more parameters than one dedicated model
             assert doc["rsn2"]["digits"]["params_packed"]["max"] <= doc["dedicated"]["digits"]["params_total"]["min"]
@@ -54,13 +61,30 @@ def test_repro_twice_from_scratch_gives_identical_metrics_and_clean_status(proje
         expected = doc["rsn2"]["fashion"]["accuracy"]["mean"] - doc["dedicated"]["fashion"]["accuracy"]["mean"]
         assert comparison["fashion"]["accuracy_diff"] == pytest.approx(expected)
         assert "delta_m_accuracy_pct" in comparison
+        paired = comparison["fashion"]["paired"]
+        assert paired["n"] == 2 and paired["metric"] == "accuracy" and paired["verdict"] in (
+            "better", "worse", "no detectable difference")
+        assert comparison["delta_m"]["mean"] == pytest.approx(comparison["delta_m_pct"])
+        compact = json.loads(first[study])  # the DVC metric: narrow, everything in it numeric or null
+        assert set(compact) == {"dedicated", "rsn2", "rsn2_vs_dedicated"}
+        assert compact["rsn2_vs_dedicated"]["fashion"]["gain"] == pytest.approx(paired["mean"])
+        assert compact["dedicated"]["digits"]["accuracy"] == doc["dedicated"]["digits"]["accuracy"]["mean"]
         report = (repo / "reports" / f"{study}.md").read_text()
         runs = 2 * len(tasks) * 2  # variants x tasks x seeds
         assert report.count("macro avg") == runs and "## Seed statistics" in report and "delta-m" in report
+        assert "## Verdict" in report and "wall time" not in report
         curves = {p.name for p in (repo / "plots" / "curves" / study).glob("*.csv")}
         means = {f"rsn2__mean_real__seed{k}.csv" for k in (0, 1)} if study != "cifar_mnist_fashion_cnn" else set()
         assert len(curves - means) == runs and means <= curves  # (phased RSN2 fits have no joint curve)
         assert len(list((repo / "plots" / "confusion" / study).glob("*.json"))) == runs // 2
+
+    summary = (repo / "reports" / "summary.md").read_text()
+    assert "## The answer" in summary and "task comparisons" in summary
+    page = (repo / "reports" / "summary.html").read_text()
+    assert "data:image/png;base64," in page and "http" not in page.replace("http-equiv", "")
+    assert {p.name for p in (repo / "reports" / "figures").iterdir()} >= {"delta_m_forest.png", f"{STUDIES[0]}_scores.png"}
+    assert json.loads((repo / "metrics" / "summary.json").read_text())["missing"] == ["cifar100_binary", "cifar10_aux"]
+    reports = {p: p.read_bytes() for p in (repo / "reports").rglob("*") if p.is_file()}
 
     status = _sh(["dvc", "status"], repo, env).stdout
     assert "up to date" in status, status
@@ -71,6 +95,7 @@ def test_repro_twice_from_scratch_gives_identical_metrics_and_clean_status(proje
         shutil.rmtree(repo / folder)
     _sh(["dvc", "repro", "--force"], repo, env)  # --force: really retrain, not the run cache
     assert _metrics(repo) == first
+    assert {p: p.read_bytes() for p in (repo / "reports").rglob("*") if p.is_file()} == reports  # git-tracked: byte-identical
 
 
 def test_mlflow_holds_a_parent_per_variant_and_a_child_per_seed(project):
@@ -88,6 +113,40 @@ def test_mlflow_holds_a_parent_per_variant_and_a_child_per_seed(project):
         assert all(r.data.tags["dvc_stage"] == f"evaluate@{study}" for r in runs)
         assert all(len(r.data.tags["git_commit"]) == 40 for r in runs)
         assert {"digits/accuracy", "fashion/accuracy", "digits/val_loss"} <= set(children[0].data.metrics)
+        assert all(r.data.tags["mtlbench.complete"] == "true" and r.info.status == "FINISHED" for r in runs)
+        assert len({r.data.tags["mlflow.runName"] for r in runs}) == len(runs)  # named uniquely
+        child = children[0]
+        assert {"train_limit", "accel.channels_last", "stack_seeds"} <= set(child.data.params)
+        assert child.data.tags["mtlbench.data.digits"] != "unknown"
+        curve = client.get_metric_history(child.info.run_id, "digits/val_loss")
+        assert child.info.start_time <= curve[0].timestamp <= curve[-1].timestamp <= child.info.end_time
+
+
+def test_evaluating_again_keeps_one_record_and_a_killed_evaluate_is_repaired(project):
+    repo, env = project
+    if not (repo / "metrics" / f"{STUDIES[0]}.json").exists():
+        _sh(["dvc", "repro"], repo, env)
+    client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(STUDIES[0])
+
+    def records():
+        return sorted((r.info.run_id, r.data.tags["mtlbench.complete"]) for r in client.search_runs([experiment.experiment_id]))
+
+    artifacts = sum(p.stat().st_size for p in (repo / "mlartifacts").rglob("*") if p.is_file())
+    before = records()
+    _sh(["dvc", "repro", "--force", "--single-item", f"evaluate@{STUDIES[0]}"], repo, env)
+    assert records() == before  # the same runs, reused
+    assert sum(p.stat().st_size for p in (repo / "mlartifacts").rglob("*") if p.is_file()) == artifacts
+
+    # a run left incomplete (what `kill -9` mid-logging leaves) and the record marker gone with it
+    parent = json.loads((repo / "results" / "mlflow" / f"{STUDIES[0]}.json").read_text())["runs"]["rsn2"]["parent"]
+    client.delete_tag(parent, "mtlbench.complete")
+    (repo / "results" / "mlflow" / f"{STUDIES[0]}.json").unlink()
+    assert f"evaluate@{STUDIES[0]}" in _sh(["dvc", "status"], repo, env).stdout
+    _sh(["dvc", "repro"], repo, env)
+    after = client.search_runs([experiment.experiment_id])
+    assert len(after) == len(before) and parent not in {r.info.run_id for r in after}
+    assert all(r.data.tags["mtlbench.complete"] == "true" for r in after)
 
 
 def test_bad_inputs_stop_with_a_clear_message_and_keep_outputs(project):

@@ -7,10 +7,13 @@ from mlflow.tracking import MlflowClient
 
 from mtlbench.evaluate import SeedOutcome, TaskOutcome, VariantOutcome, classification_metrics, summarize
 from mtlbench.models import build_dedicated
+from mtlbench.models.store import load_model, save_model
 from mtlbench.tracking import Tracker
 
 
-def _outcome(seeds=(0, 1)) -> VariantOutcome:
+def _outcome(seeds=(0, 1), folder=None) -> VariantOutcome:
+    """A dedicated variant of one task "t"; with `folder`, its models are saved there as the train
+    stage saves them (else no models)."""
     rng = np.random.default_rng(0)
     seed_outcomes, per_seed = [], {}
     for seed in seeds:
@@ -21,8 +24,12 @@ def _outcome(seeds=(0, 1)) -> VariantOutcome:
                     "val_t_loss": 1.1 / e, "val_t_accuracy": 0.4 + 0.1 * e} for e in (1, 2)]
         task = TaskOutcome("t", metrics, history, np.eye(3, dtype=int), ["a", "b", "c"], "report text",
                            {"accuracy": 0.5}, y_true, y_pred)
-        model = build_dedicated("mlp", (1, 2, 2), 3, seed=seed)
-        seed_outcomes.append(SeedOutcome(seed, [task], {"model_t": lambda m=model: m}))
+        models = {}
+        if folder is not None:
+            models["model_t"] = folder / f"seed{seed}" / "model_t.pt"
+            save_model(models["model_t"], build_dedicated("mlp", (1, 2, 2), 3, seed=seed),
+                       {"architecture": "mlp", "in_shape": [1, 2, 2], "n_classes": 3})
+        seed_outcomes.append(SeedOutcome(seed, [task], models, results_hash=f"hash{seed}", model_tasks={"model_t": ["t"]}))
         per_seed[seed] = metrics
     summary = summarize({"dedicated": {"t": per_seed}})["dedicated"]
     return VariantOutcome("dedicated", {"study": "s", "lr": 0.001}, seed_outcomes, summary)
@@ -35,15 +42,20 @@ def tracking_uri(tmp_path):
 
 def test_parent_per_variant_child_per_seed_with_records(tracking_uri, tmp_path):
     tracker = Tracker(tracking_uri, log_models=True, root=tmp_path, stage="evaluate@s")
-    parents = tracker.log_study("study_x", [_outcome()], "# report")
+    record = tracker.log_study("study_x", [_outcome(folder=tmp_path)], "# report", description="about study_x")
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name("study_x")
     assert experiment.artifact_location.startswith((tmp_path / "mlartifacts").as_uri())
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert experiment.tags["mlflow.note.content"] == "about study_x"
     runs = client.search_runs([experiment.experiment_id])
-    parent = next(r for r in runs if r.info.run_id == parents["dedicated"])
+    parent = next(r for r in runs if r.info.run_id == record["dedicated"]["parent"])
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert len(runs) == 3 and sorted(r.data.tags["mtlbench.seed"] for r in children) == ["0", "1"]
-    assert parent.data.metrics["t/accuracy_n"] == 2 and "t/accuracy_sd" in parent.data.metrics
+    assert sorted(record["dedicated"]["seeds"]) == ["0", "1"]
+    assert "t/accuracy_sd" in parent.data.metrics and "t/accuracy_ci95_low" in parent.data.metrics
+    assert not [k for k in parent.data.metrics if k.endswith(("_n", "_min", "_max")) or "epochs" in k]
+    assert parent.data.tags["mlflow.runName"].startswith("dedicated @ ") and "+- " in parent.data.tags["mlflow.note.content"]
     assert parent.data.tags["dvc_stage"] == "evaluate@s" and "git_commit" in parent.data.tags
     child = children[0]
     assert {"t/accuracy", "t/macro_f1", "t/val_loss", "t/wall_time_s"} <= set(child.data.metrics)
@@ -59,33 +71,84 @@ def test_parent_per_variant_child_per_seed_with_records(tracking_uri, tmp_path):
 def test_logged_model_loads_and_predicts_the_same(tracking_uri, tmp_path):
     import mlflow
 
-    Tracker(tracking_uri, log_models=True, root=tmp_path, stage="evaluate@s").log_study("study_m", [_outcome((0,))], "")
+    Tracker(tracking_uri, log_models=True, root=tmp_path, stage="evaluate@s").log_study(
+        "study_m", [_outcome((0,), folder=tmp_path)], "")
     mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name("study_m")
     child = next(r for r in client.search_runs([experiment.experiment_id]) if "mtlbench.seed" in r.data.tags)
     logged = mlflow.search_logged_models(experiment_ids=[experiment.experiment_id], output_format="list")
     assert [m.name for m in logged] == ["model_t"] and logged[0].source_run_id == child.info.run_id
-    loaded = mlflow.pytorch.load_model(f"models:/{logged[0].model_id}")
+    assert mlflow.models.get_model_info(f"models:/{logged[0].model_id}").signature is not None
     x = torch.rand(4, 1, 2, 2)
-    assert torch.equal(loaded(x), build_dedicated("mlp", (1, 2, 2), 3, seed=0)(x))
+    expected = build_dedicated("mlp", (1, 2, 2), 3, seed=0).eval()(x).detach().numpy()
+    served = mlflow.pyfunc.load_model(f"models:/{logged[0].model_id}")
+    assert np.allclose(served.predict(x.reshape(4, 4).numpy()), expected, atol=1e-6)
 
 
-def test_rsn2_model_logs_with_its_code_and_loads(tracking_uri, tmp_path):
+def test_rsn2_model_takes_every_tasks_input_through_pyfunc(tracking_uri, tmp_path):
     import mlflow
 
     from mtlbench.models.rsn2 import RSN2Net, init_rsn2
 
     outcome = _outcome((0,))
     net = init_rsn2(RSN2Net("mlp", ((1, 2, 2),) * 2, (3, 3)), seed=0).eval()
-    outcome.seeds[0].models = {"model_rsn2": lambda: net}
+    save_model(tmp_path / "model_rsn2.pt", net)
+    outcome.seeds[0].models = {"model_rsn2": tmp_path / "model_rsn2.pt"}
     Tracker(tracking_uri, log_models=True, root=tmp_path, stage="e").log_study("study_r", [outcome], "")
     mlflow.set_tracking_uri(tracking_uri)
     experiment = MlflowClient(tracking_uri).get_experiment_by_name("study_r")
     (logged,) = mlflow.search_logged_models(experiment_ids=[experiment.experiment_id], output_format="list")
-    loaded = mlflow.pytorch.load_model(f"models:/{logged.model_id}")
-    x = torch.rand(2, 1, 2, 2)
-    assert all(torch.equal(a, b) for a, b in zip(loaded(x, x), net(x, x)))
+    a, b = torch.rand(2, 1, 2, 2), torch.rand(2, 1, 2, 2)
+    served = mlflow.pyfunc.load_model(f"models:/{logged.model_id}")
+    got = served.predict(torch.cat([a.reshape(2, 4), b.reshape(2, 4)], dim=1).numpy())
+    saved = load_model(tmp_path / "model_rsn2.pt")  # (unmasked, so packing changes it; trained ones round-trip)
+    want = torch.cat(saved(a, b), dim=1).detach().numpy()
+    assert got.shape == (2, 6) and np.allclose(got, want, atol=1e-6)
+
+
+def test_re_evaluating_unchanged_results_adds_no_run_and_no_artifact(tracking_uri, tmp_path):
+    client = MlflowClient(tracking_uri)
+    first = Tracker(tracking_uri, log_models=True, root=tmp_path, stage="e").log_study("study_i", [_outcome(folder=tmp_path)], "r")
+    artifacts = tmp_path / "mlartifacts"
+    size = sum(p.stat().st_size for p in artifacts.rglob("*") if p.is_file())
+    second = Tracker(tracking_uri, log_models=True, root=tmp_path, stage="e").log_study("study_i", [_outcome(folder=tmp_path)], "r")
+    assert second == first
+    experiment = client.get_experiment_by_name("study_i")
+    assert len(client.search_runs([experiment.experiment_id])) == 3
+    assert sum(p.stat().st_size for p in artifacts.rglob("*") if p.is_file()) == size
+    # a changed report (other evaluate code) replaces the parent; the unchanged seed runs move under it
+    third = Tracker(tracking_uri, log_models=True, root=tmp_path, stage="e").log_study("study_i", [_outcome(folder=tmp_path)], "r2")
+    assert third["dedicated"]["parent"] != first["dedicated"]["parent"] and third["dedicated"]["seeds"] == first["dedicated"]["seeds"]
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 3 and all(r.data.tags["mtlbench.complete"] == "true" for r in runs)
+    assert {r.data.tags.get("mlflow.parentRunId") for r in runs if "mtlbench.seed" in r.data.tags} == {third["dedicated"]["parent"]}
+
+
+def test_an_incomplete_record_is_replaced(tracking_uri, tmp_path):
+    client = MlflowClient(tracking_uri)
+    tracker = Tracker(tracking_uri, log_models=False, root=tmp_path, stage="e")
+    experiment_id = tracker.experiment_id("study_k")
+    broken = client.create_run(experiment_id, tags={"mtlbench.study": "study_k", "mtlbench.variant": "dedicated",
+                                                     "mtlbench.role": "seed", "mtlbench.seed": "0",
+                                                     "mtlbench.results_hash": "other"}).info.run_id  # killed mid-logging
+    record = tracker.log_study("study_k", [_outcome()], "")
+    runs = client.search_runs([experiment_id])
+    assert broken not in {r.info.run_id for r in runs} and len(runs) == 3
+    assert record["dedicated"]["seeds"]["0"] in {r.info.run_id for r in runs}
+
+
+def test_concurrent_first_use_of_a_fresh_store(tmp_path):
+    import subprocess
+    import sys
+
+    uri = f"sqlite:///{tmp_path / 'fresh.db'}"
+    code = ("import sys; from pathlib import Path; from mtlbench.tracking import Tracker; "
+            "Tracker(sys.argv[1], False, Path('.'), 'e').experiment_id('s' + sys.argv[2])")
+    procs = [subprocess.Popen([sys.executable, "-c", code, uri, str(i)], stderr=subprocess.PIPE, text=True) for i in range(3)]
+    errors = [p.communicate()[1] for p in procs]
+    assert all(p.returncode == 0 for p in procs), errors
+    assert {e.name for e in MlflowClient(uri).search_experiments()} >= {"s0", "s1", "s2"}
 
 
 def test_mlflow_run_launcher_is_tagged_not_hijacked(tracking_uri, tmp_path, monkeypatch):
@@ -93,8 +156,8 @@ def test_mlflow_run_launcher_is_tagged_not_hijacked(tracking_uri, tmp_path, monk
     launcher_exp = client.create_experiment("launcher")
     launcher = client.create_run(launcher_exp).info.run_id
     monkeypatch.setenv("MLFLOW_RUN_ID", launcher)
-    parents = Tracker(tracking_uri, log_models=False, root=tmp_path, stage="e").log_study("study_l", [_outcome()], "")
-    assert parents["dedicated"] != launcher
+    record = Tracker(tracking_uri, log_models=False, root=tmp_path, stage="e").log_study("study_l", [_outcome()], "")
+    assert record["dedicated"]["parent"] != launcher
     experiment = client.get_experiment_by_name("study_l")
     runs = client.search_runs([experiment.experiment_id])
     assert len(runs) == 3 and all(r.data.tags["mtlbench.launcher_run_id"] == launcher for r in runs)

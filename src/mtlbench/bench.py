@@ -9,8 +9,9 @@ For each model (dedicated mlp, dedicated cnn28, a two-task RSN2 mlp) it times
 on the same synthetic batches, and reports images/s, time per epoch (48000 training rows, the
 keras-faithful split of MNIST), the speed-up, the fraction of the machine's measured fp32 matmul
 peak the training step reaches (FLOPs counted by torch.utils.flop_counter), and the share of the
-step spent on the data path (batch selection). Results go to metrics/bench.json (a DVC metric, so
-`dvc metrics diff` tracks speed over commits). Timings are wall-clock medians of repeated epochs.
+step spent on the data path (batch selection). Results go to bench/bench.json, kept out of the
+study metrics that `dvc exp show` lists; `dvc metrics diff --targets bench/bench.json` compares them
+over commits. Timings are wall-clock medians of repeated epochs.
 """
 
 from __future__ import annotations
@@ -325,7 +326,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="on CUDA, also time one seed and --seeds stacked seeds under each option set of cuda.*")
     parser.add_argument("--keras", metavar="PYTHON", help="also time the original Keras code, run by this "
                         "interpreter (one with tensorflow installed), on the same rows")
-    parser.add_argument("--out", type=Path, default=Path("metrics/bench.json"))
+    parser.add_argument("--out", type=Path, default=Path("bench/bench.json"))
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
     rows = args.rows or (48000 if device.type == "cuda" else 8192)

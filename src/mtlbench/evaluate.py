@@ -4,6 +4,8 @@ study's markdown report. Pure functions of predictions."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import sys
 from dataclasses import dataclass, field
@@ -15,16 +17,23 @@ from scipy import stats as scipy_stats
 from sklearn.metrics import classification_report
 
 from mtlbench.fileio import read_json
-from mtlbench.models.store import load_model
 from mtlbench.studies import Study
+from mtlbench.verdict import judge, paired_comparison, verdict_text
 
 # Per-run values summarised over seeds into metrics/<study>.json. Wall time is recorded in MLflow
 # and the reports but kept out of the metrics file: it differs between identical reruns.
 SUMMARY_METRICS = (
     "accuracy", "macro_precision", "macro_recall", "macro_f1", "mse", "psnr",
-    "epochs", "best_val_loss", "params_total", "params_nonzero", "params_packed", "model_bytes",
+    "epochs", "best_val_loss", "joint_best_val_loss", "params_total", "params_nonzero", "params_packed", "model_bytes",
 )
 FIT_RECORDS = ("epochs", "best_val_loss", "wall_time_s", "params_total", "params_nonzero", "params_packed", "model_bytes")
+JOINT_RECORDS = ("best_val_loss", "wall_time_s")  # one value for all tasks of a multitask fit
+
+
+def fit_records(fit: dict, joint: bool) -> dict[str, float]:
+    """A task's fit summary; in a multitask fit the validation loss and the wall time are the joint
+    fit's (every task of it has the same), so they are named `joint_<record>`, not as a task's own."""
+    return {(f"joint_{k}" if joint and k in JOINT_RECORDS else k): fit[k] for k in FIT_RECORDS}
 LOWER_IS_BETTER = frozenset({"mse"})
 # Shown in the reports' tables and compared with the dedicated runs: each task has the first two
 # (classification) or the last two (reconstruction).
@@ -163,9 +172,15 @@ def markdown_report(study: str, outcomes: list["VariantOutcome"], headline: Sequ
     statistics."""
     rows = headline if headline is not None else list(dict.fromkeys(
         t.task for o in outcomes for t in o.seeds[0].tasks))
+    comparisons = compare_to_dedicated(outcomes)
     parts = [f"# {study}", "", "## Test results, mean +- SD over seeds", "",
              "Accuracy (classification) or MSE (reconstruction, lower is better).", "",
              variant_table(outcomes, rows), ""]
+    if comparisons:
+        parts += ["## Verdict: multitask against dedicated, paired by seed", "",
+                  *(f"- {line}" for line in verdict_lines(comparisons, headline)), "",
+                  "Paired t-test on the seed-by-seed differences, Holm-adjusted across the real tasks; "
+                  "the exact sign-flip test beside it (README, \"Verdicts\").", ""]
     parts += ["Test-set results per model, task and seed; classification as sklearn prints it.", ""]
     for outcome in outcomes:
         for seed in outcome.seeds:
@@ -179,7 +194,8 @@ def markdown_report(study: str, outcomes: list["VariantOutcome"], headline: Sequ
                     f"## {outcome.variant} / {t.task} / seed {seed.seed}",
                     "",
                     f"{scores}, epochs {m['epochs']}, "
-                    f"best val loss {m['best_val_loss']:.4f}, wall time {m['wall_time_s']:.1f} s, "
+                    f"best val loss {m.get('best_val_loss', m.get('joint_best_val_loss')):.4f}"
+                    f"{' (joint)' if 'joint_best_val_loss' in m else ''}, "
                     f"parameters {m['params_total']} ({m['params_nonzero']} non-zero)",
                     "",
                 ]
@@ -187,25 +203,48 @@ def markdown_report(study: str, outcomes: list["VariantOutcome"], headline: Sequ
                     parts += ["```", format_confusion(t.matrix), t.text_report().rstrip(), "```", ""]
     summary = {o.variant: {t: by for t, by in o.summary.items() if headline is None or t in headline} for o in outcomes}
     parts += ["## Seed statistics", "", statistics_table(summary), ""]
-    comparisons = compare_to_dedicated(outcomes)
     if comparisons:
-        parts += ["## Multitask minus dedicated", "", comparison_table(comparisons), ""]
+        parts += ["## Multitask minus dedicated", "", comparison_table(comparisons, headline), ""]
     return "\n".join(parts)
 
 
-def comparison_table(comparisons: dict) -> str:
-    lines = ["| variant | task | metric | mean diff | paired diff (mean +- sd) |", "|---|---|---|---|---|"]
+def task_comparisons(entry: dict) -> dict[str, dict]:
+    """The per-task part of one variant's comparison entry (the rest is delta-m)."""
+    return {k: v for k, v in entry.items() if not k.startswith("delta_m")}
+
+
+def verdict_lines(comparisons: dict, headline: Sequence[str] | None = None) -> list[str]:
+    """One quotable line per variant and task (mtlbench.verdict.verdict_text), then delta-m."""
+    lines = []
     for variant, entry in comparisons.items():
-        for task, diffs in entry.items():
-            if not isinstance(diffs, dict):
+        for task, diffs in task_comparisons(entry).items():
+            if "paired" in diffs and (headline is None or task in headline):
+                lines.append(verdict_text(task, variant, diffs["paired"]["metric"], diffs["paired"]))
+        if "delta_m" in entry:
+            lines.append(delta_m_text(variant, entry["delta_m"]))
+    return lines
+
+
+def delta_m_text(variant: str, s: dict) -> str:
+    ci = "" if s["ci95"] is None else f", 95% CI [{s['ci95'][0]:+.2f}%, {s['ci95'][1]:+.2f}%]"
+    return f"delta-m: {variant} {s['mean']:+.2f}%{ci}, n={s['n']} (mean relative change over the real tasks; positive = better)"
+
+
+def comparison_table(comparisons: dict, headline: Sequence[str] | None = None) -> str:
+    lines = ["| variant | task | metric | paired diff (mean) | 95% CI | n | p (t, Holm) | p (sign-flip) "
+             "| smallest detectable | verdict |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for variant, entry in comparisons.items():
+        for task, diffs in task_comparisons(entry).items():
+            c = diffs.get("paired")
+            if c is None or (headline is not None and task not in headline):
                 continue
-            for metric in (m for m in TEST_METRICS if f"{m}_diff" in diffs):
-                paired = diffs[f"{metric}_paired_diff"]
-                paired_text = "-" if paired is None else f"{paired['mean']:+.4f} +- {_fmt(paired['sd'])}"
-                lines.append(f"| {variant} | {task} | {metric} | {diffs[f'{metric}_diff']:+.4f} | {paired_text} |")
-        for key, value in entry.items():
-            if not isinstance(value, dict):
-                lines.append(f"| {variant} | {key.removesuffix('_pct').replace('delta_m', 'delta-m').replace('_', ' ')} | | {value:+.2f}% | |")
+            ci = "-" if c["ci95"] is None else f"[{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}]"
+            lines.append(f"| {variant} | {task} | {c['metric']} | {c['mean']:+.4f} | {ci} | {c['n']} | {_fmt(c['p_holm'], 3)} "
+                         f"| {_fmt(c['p_sign_flip'], 3)} | {_fmt(c['min_detectable'])} | {c['verdict']} |")
+        if "delta_m" in entry:
+            s = entry["delta_m"]
+            ci = "-" if s["ci95"] is None else f"[{s['ci95'][0]:+.2f}%, {s['ci95'][1]:+.2f}%]"
+            lines.append(f"| {variant} | delta-m | primary metrics | {s['mean']:+.2f}% | {ci} | {s['n']} | | | | |")
     return "\n".join(lines)
 
 
@@ -227,6 +266,8 @@ class TaskOutcome:
     y_pred: np.ndarray | None = None
     is_random: bool = False  # labels independent of the image
     samples: tuple[np.ndarray, np.ndarray] | None = None
+    started_at: float | None = None  # Unix time the fit began, and each epoch's end (train/loop.py)
+    epoch_ended_at: list[float] = field(default_factory=list)
 
     @property
     def is_classification(self) -> bool:
@@ -242,7 +283,9 @@ class TaskOutcome:
 class SeedOutcome:
     seed: int
     tasks: list[TaskOutcome]
-    models: dict[str, Callable[[], object]] = field(default_factory=dict)  # name -> loads the nn.Module
+    models: dict[str, Path] = field(default_factory=dict)  # name -> the saved model file (models/store.py)
+    results_hash: str = ""  # of every file the train stage wrote for this seed (run.json, predictions, models)
+    model_tasks: dict[str, list[str]] = field(default_factory=dict)  # model name -> the tasks it answers
 
 
 @dataclass
@@ -256,21 +299,23 @@ class VariantOutcome:
 def _task_outcome(spec, run: dict, predictions) -> TaskOutcome:
     name, n = spec.name, spec.n_classes
     fit = run["tasks"][name]
+    records = fit_records(fit, joint=run["variant"] != "dedicated")
     if not spec.is_classification:
-        metrics = {**reconstruction_metrics(predictions[f"{name}_mse"]), **{k: fit[k] for k in FIT_RECORDS}}
+        metrics = {**reconstruction_metrics(predictions[f"{name}_mse"]), **records}
         samples = (predictions[f"{name}_sample_true"], predictions[f"{name}_sample_pred"])
-        return TaskOutcome(task=name, metrics=metrics, history=fit["history"], matrix=None, class_names=[], samples=samples)
+        return TaskOutcome(task=name, metrics=metrics, history=fit["history"], matrix=None, class_names=[], samples=samples,
+                           started_at=fit.get("started_at"), epoch_ended_at=fit.get("epoch_ended_at", []))
     y_true, y_pred = predictions[f"{name}_true"], predictions[f"{name}_pred"]
     matrix = confusion(y_true, y_pred, n)
     report_dict = report_data(matrix)
     metrics = {
         **classification_metrics(y_true, y_pred, n, report_dict),
-        **{k: fit[k] for k in FIT_RECORDS},
+        **records,
     }
     return TaskOutcome(
         task=name, metrics=metrics, history=fit["history"], matrix=matrix,
         class_names=list(spec.class_names), report_dict=report_dict, y_true=y_true, y_pred=y_pred,
-        is_random=spec.is_random,
+        is_random=spec.is_random, started_at=fit.get("started_at"), epoch_ended_at=fit.get("epoch_ended_at", []),
     )
 
 
@@ -303,11 +348,43 @@ def evaluate_study(study: Study, results_dir: Path, root: Path = Path(".")) -> l
             names = [t for t in study.tasks if t in run["tasks"]]
             with np.load(seed_dir / "predictions.npz") as predictions:
                 tasks = [_task_outcome(specs[name], run, predictions) for name in names]
-            models = {p.stem: (lambda p=p: load_model(p)) for p in sorted(seed_dir.glob("model_*.pt"))}
-            seeds.append(SeedOutcome(seed=run["seed"], tasks=tasks, models=models))
+            models = {p.stem: p for p in sorted(seed_dir.glob("model_*.pt"))}
+            seeds.append(SeedOutcome(seed=run["seed"], tasks=tasks, models=models, results_hash=results_hash(seed_dir),
+                                     model_tasks=model_tasks(names, models)))
         per_seed = {name: {s.seed: s.tasks[i].metrics for s in seeds} for i, name in enumerate(names)}
         outcomes.append(VariantOutcome(variant, params, seeds, summarize({variant: per_seed})[variant]))
     return outcomes
+
+
+VOLATILE_RECORDS = frozenset({"wall_time_s", "started_at", "epoch_ended_at", "seconds"})  # when and how fast, not what
+
+
+def _without_volatile(value):
+    if isinstance(value, dict):
+        return {k: _without_volatile(v) for k, v in value.items() if k not in VOLATILE_RECORDS}
+    if isinstance(value, list):
+        return [_without_volatile(v) for v in value]
+    return value
+
+
+def results_hash(seed_dir: Path) -> str:
+    """SHA-256 of what a seed's results say: every file's bytes, run.json without its timings. A
+    deterministic retraining gives the same hash, so MLflow keeps one record of it (tracking)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in seed_dir.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(seed_dir).as_posix().encode() + b"\0")
+        if path.name == "run.json":
+            digest.update(json.dumps(_without_volatile(read_json(path)), sort_keys=True).encode())
+            continue
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def model_tasks(names: Sequence[str], models: dict) -> dict[str, list[str]]:
+    """The tasks each saved model answers: a dedicated model its own, a multitask model all of them."""
+    return {name: [name.removeprefix("model_")] if name.removeprefix("model_") in names else list(names) for name in models}
 
 
 def mean_curves(tasks: Sequence["TaskOutcome"]) -> list[dict]:
@@ -376,7 +453,12 @@ def compare_to_dedicated(outcomes: list[VariantOutcome], baseline: str = "dedica
     for a reconstruction), `delta_m_<metric>_pct` over the tasks that have that metric. Only tasks
     with a dedicated run count (cifar100_binary trains dedicated models for T1..T5 alone), and
     delta-m leaves out random-label tasks: their test accuracy is chance by construction, so they
-    get per-task differences but would only add noise to the average."""
+    get per-task differences but would only add noise to the average.
+
+    Each task's `paired` entry is the paired test of its primary metric with the verdict
+    (mtlbench.verdict); `delta_m` holds the seed statistics of the per-seed delta-m (seed k's
+    signed relative change to dedicated seed k, over the tasks' dedicated means, so its mean is
+    `delta_m_pct`)."""
     by_name = {o.variant: o for o in outcomes}
     if baseline not in by_name:
         return {}
@@ -387,9 +469,12 @@ def compare_to_dedicated(outcomes: list[VariantOutcome], baseline: str = "dedica
         if outcome.variant == baseline or not shared:
             continue
         entry: dict = {task: {} for task in shared}
-        random_tasks = {t.task for t in base.seeds[0].tasks if t.is_random}
+        random_tasks = frozenset(t.task for t in base.seeds[0].tasks if t.is_random)
         relative: dict[str, dict[str, float]] = {}  # metric -> task -> signed relative change
+        per_seed_relative: dict[str, list[float]] = {}  # task -> seed k's signed change / dedicated mean
+        signed_pairs: dict[str, dict] = {}
         for task in shared:
+            primary = primary_metric(base.summary[task])
             for metric in (m for m in TEST_METRICS if m in outcome.summary[task] and m in base.summary[task]):
                 mine, ref = outcome.summary[task][metric]["mean"], base.summary[task][metric]["mean"]
                 paired = _paired_differences(outcome, base, task, metric)
@@ -398,6 +483,12 @@ def compare_to_dedicated(outcomes: list[VariantOutcome], baseline: str = "dedica
                 sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
                 if task not in random_tasks:
                     relative.setdefault(metric, {})[task] = sign * (mine - ref) / ref if ref else 0.0
+                if metric == primary and paired:
+                    signed_pairs[task] = {"metric": metric, **paired_comparison([sign * d for d in paired])}
+                    if task not in random_tasks:
+                        per_seed_relative[task] = [sign * d / ref if ref else 0.0 for d in paired]
+        for task, judged in judge(signed_pairs, random_tasks).items():
+            entry[task]["paired"] = judged
         primary = [relative[primary_metric(base.summary[task])][task] for task in shared if task not in random_tasks]
         if not primary:  # only random-label tasks in common: no delta-m
             comparisons[outcome.variant] = entry
@@ -405,6 +496,9 @@ def compare_to_dedicated(outcomes: list[VariantOutcome], baseline: str = "dedica
         entry["delta_m_pct"] = 100.0 * float(np.mean(primary))
         for metric, by_task in relative.items():
             entry[f"delta_m_{metric}_pct"] = 100.0 * float(np.mean(list(by_task.values())))
+        if per_seed_relative and len({len(v) for v in per_seed_relative.values()}) == 1:
+            per_seed = [100.0 * float(np.mean(values)) for values in zip(*per_seed_relative.values())]
+            entry["delta_m"] = seed_statistics(per_seed)
         comparisons[outcome.variant] = entry
     return comparisons
 

@@ -45,16 +45,21 @@ def read_json(path: Path | str) -> Any:
 
 
 @contextlib.contextmanager
-def atomic_dir(dest: Path | str) -> Iterator[Path]:
-    """Yield a fresh temporary folder; it replaces `dest` (whole) only if the block succeeds."""
+def atomic_dir(dest: Path | str, scratch: Path | str | None = None) -> Iterator[Path]:
+    """Yield a fresh temporary folder; it replaces `dest` (whole) only if the block succeeds. The
+    temporary folder lives in `scratch` (default: beside `dest`, on the same file system); plot
+    folders pass a scratch folder outside what DVC's plot definitions collect, so a killed stage
+    leaves nothing there that `dvc plots show` would take for a plot."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
+    scratch = dest.parent if scratch is None else Path(scratch)
+    scratch.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=scratch, prefix=f".{dest.name}."))
     try:
         yield tmp
         old = None
         if dest.exists():
-            old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+            old = scratch / f".{dest.name}.old-{os.getpid()}"
             dest.rename(old)
         tmp.rename(dest)
         if old is not None:

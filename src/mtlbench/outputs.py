@@ -11,19 +11,69 @@ from pathlib import Path
 from typing import Sequence
 
 from mtlbench.evaluate import (
-    CURVE_COLUMNS, VariantOutcome, compare_to_dedicated, curve_rows, grouped_mean_curves, markdown_report, weight_rows,
+    CURVE_COLUMNS, VariantOutcome, compare_to_dedicated, curve_rows, grouped_mean_curves, markdown_report,
+    primary_metric, task_comparisons, weight_rows,
 )
+from mtlbench.studies import Study
 from mtlbench.fileio import atomic_dir, write_json, write_text
 
-def metrics_document(outcomes: list[VariantOutcome]) -> dict:
-    """{model: {task: {metric: {mean, sd, n, min, max, ci95, values}}}}, plus "comparisons":
-    {variant: {task: {metric_diff, metric_paired_diff}, delta_m_pct, delta_m_<metric>_pct}} when a
-    study has multitask variants."""
-    document = {o.variant: o.summary for o in outcomes}
-    comparisons = compare_to_dedicated(outcomes)
-    if comparisons:
-        document["comparisons"] = comparisons
+SCRATCH = Path(".mtlbench-tmp")  # temporary folders of plot outputs, outside the plot definitions
+
+
+def _half_width(ci: list[float] | None) -> float | None:
+    return None if ci is None else (ci[1] - ci[0]) / 2
+
+
+def metrics_document(outcomes: list[VariantOutcome], headline: Sequence[str] | None = None) -> dict:
+    """The compact DVC metric (metrics/<study>.json), narrow enough for `dvc exp show`: per variant
+    and task the primary test metric's mean and the half-width of its 95% CI (`<metric>_ci`), and per
+    multitask variant (`<variant>_vs_dedicated`) each task's paired gain (positive = better) with its
+    CI half-width and Holm-adjusted p, and delta-m (%) with its CI half-width. Everything else is in
+    reports/studies/<study>.json (details_document)."""
+    shown = (lambda task: True) if headline is None else (lambda task: task in headline)
+    document: dict = {}
+    for o in outcomes:
+        document[o.variant] = {}
+        for task, by_metric in o.summary.items():
+            if shown(task):
+                metric = primary_metric(by_metric)
+                s = by_metric[metric]
+                document[o.variant][task] = {metric: s["mean"], f"{metric}_ci": _half_width(s["ci95"])}
+    for variant, entry in compare_to_dedicated(outcomes).items():
+        compact: dict = {}
+        for task, diffs in task_comparisons(entry).items():
+            if "paired" in diffs and shown(task):
+                c = diffs["paired"]
+                compact[task] = {"gain": c["mean"], "gain_ci": _half_width(c["ci95"]), "p": c["p_holm"]}
+        if "delta_m" in entry:
+            compact["delta_m_pct"] = entry["delta_m"]["mean"]
+            compact["delta_m_ci"] = _half_width(entry["delta_m"]["ci95"])
+        document[f"{variant}_vs_dedicated"] = compact
     return document
+
+
+def details_document(study: Study, outcomes: list[VariantOutcome]) -> dict:
+    """Everything evaluation knows of a study, for the summary stage and readers (not a DVC metric):
+    "variants" {variant: {task: {metric: seed statistics}}}, "comparisons" (compare_to_dedicated, with
+    the paired verdicts), "methods" {variant: kind, architecture and parameter budget} and "curves"
+    {variant: {task: {seed: per-epoch rows}}} (of the headline tasks, where a study names them)."""
+    methods = {}
+    for o in outcomes:
+        first = o.summary[next(iter(o.summary))]
+        kind = study.variant_kind(o.variant)
+        budget = (sum(by["params_total"]["mean"] for by in o.summary.values()) if kind == "dedicated"
+                  else first["params_packed"]["mean"])
+        methods[o.variant] = {"kind": kind, "architecture": o.params.get("architecture"), "params": budget,
+                              "tasks": list(o.summary),
+                              **({"loss_combination": study.hps[o.variant].scheme} if kind == "hps" else {})}
+    shown = (lambda task: True) if study.headline is None else (lambda task: task in study.headline)
+    curves: dict = {o.variant: {} for o in outcomes}
+    for o in outcomes:
+        for seed in o.seeds:
+            for t in filter(lambda t: shown(t.task), seed.tasks):
+                curves[o.variant].setdefault(t.task, {})[str(seed.seed)] = curve_rows(t.history, t.task)
+    return {"study": study.name, "headline": None if study.headline is None else list(study.headline), "variants": {o.variant: o.summary for o in outcomes},
+            "comparisons": compare_to_dedicated(outcomes), "methods": methods, "curves": curves}
 
 
 def _csv(rows: list[dict], columns: Sequence[str] = CURVE_COLUMNS) -> str:
@@ -35,34 +85,33 @@ def _csv(rows: list[dict], columns: Sequence[str] = CURVE_COLUMNS) -> str:
     return buffer.getvalue()
 
 
-def write_study_outputs(study: str, outcomes: list[VariantOutcome], root: Path,
-                        headline: Sequence[str] | None = None) -> str:
+def write_study_outputs(study_def: Study, outcomes: list[VariantOutcome], root: Path) -> str:
     """Write every evaluate-stage output of `study` under `root`; returns the markdown report.
     Confusion and curve plots cover the headline tasks (all when None); variants with several
-    tasks also get their average curves over real and random tasks (`<variant>__mean_real__...`)."""
+    tasks also get their average curves over real and random tasks (`<variant>__mean_real__...`);
+    a task whose loss weight changes per epoch (HPS schemes) has it as a `weight` column."""
+    study, headline = study_def.name, study_def.headline
     shown = (lambda task: True) if headline is None else (lambda task: task in headline)
-    write_json(root / "metrics" / f"{study}.json", metrics_document(outcomes))
+    write_json(root / "metrics" / f"{study}.json", metrics_document(outcomes, headline))
+    write_json(root / "reports" / "studies" / f"{study}.json", details_document(study_def, outcomes))
     report_md = markdown_report(study, outcomes, headline)
     write_text(root / "reports" / f"{study}.md", report_md)
-    with atomic_dir(root / "plots" / "confusion" / study) as folder:
+    with atomic_dir(root / "plots" / "confusion" / study, scratch=root / SCRATCH) as folder:
         for o in outcomes:
             first = o.seeds[0]  # every seed's matrix is in MLflow and the report; DVC shows the first
             for t in (t for t in first.tasks if shown(t.task) and t.is_classification):
-                pairs = [{"actual": int(a), "predicted": int(p)} for a, p in zip(t.y_true, t.y_pred)]
+                names = t.class_names
+                pairs = [{"actual": names[a], "predicted": names[p]} for a, p in zip(t.y_true.tolist(), t.y_pred.tolist())]
                 write_text(folder / f"{o.variant}__{t.task}__seed{first.seed}.json", json.dumps(pairs, separators=(",", ":")))
-    with atomic_dir(root / "plots" / "curves" / study) as folder:
+    with atomic_dir(root / "plots" / "curves" / study, scratch=root / SCRATCH) as folder:
         for o in outcomes:
             for s in o.seeds:
                 for t in filter(lambda t: shown(t.task), s.tasks):
                     rows = curve_rows(t.history, t.task)
+                    weights = {r["epoch"]: r["weight"] for r in weight_rows(t.history, t.task)}
+                    if weights:
+                        rows = [{**r, "weight": weights[r["epoch"]]} for r in rows]
                     write_text(folder / f"{o.variant}__{t.task}__seed{s.seed}.csv", _csv(rows, list(rows[0])))
                 for group, rows in grouped_mean_curves(o, s).items():
                     write_text(folder / f"{o.variant}__mean_{group}__seed{s.seed}.csv", _csv(rows))
-    with atomic_dir(root / "plots" / "weights" / study) as folder:  # empty for studies without loss schemes
-        for o in outcomes:
-            for s in o.seeds:
-                for t in filter(lambda t: shown(t.task), s.tasks):
-                    rows = weight_rows(t.history, t.task)
-                    if rows:
-                        write_text(folder / f"{o.variant}__{t.task}__seed{s.seed}.csv", _csv(rows, ("epoch", "weight")))
     return report_md

@@ -16,12 +16,17 @@ a tag (`mtlbench.launcher_run_id`) on every run made here instead of being hijac
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
+import io
+import json
 import logging
 import os
 import subprocess
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Iterator, Sequence
 
 import matplotlib
 
@@ -29,15 +34,20 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import mlflow  # noqa: E402
 import numpy as np  # noqa: E402
-from mlflow.entities import Metric, Param  # noqa: E402
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, ViewType  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME, MLFLOW_GIT_COMMIT  # noqa: E402
-
-from mtlbench.evaluate import (  # noqa: E402
-    SeedOutcome, VariantOutcome, compare_to_dedicated, curve_rows, grouped_mean_curves, weight_rows,
+from mlflow.utils.mlflow_tags import (  # noqa: E402
+    MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME, MLFLOW_RUN_NOTE,
 )
 
-STATS = ("mean", "sd", "min", "max", "n")
+from mtlbench.evaluate import (  # noqa: E402
+    TEST_METRICS, SeedOutcome, VariantOutcome, compare_to_dedicated, curve_rows, grouped_mean_curves,
+    task_comparisons, variant_table, verdict_lines, weight_rows,
+)
+
+PARENT_STATS = ("mean", "sd")
+COMPLETE = "mtlbench.complete"  # set last on a run: its record is whole (a killed evaluate leaves it unset)
+EXPERIMENT_KIND = "custom_model_development"  # the MLflow UI's model-training view, not GenAI mode
 
 
 def git_commit(root: Path) -> str:
@@ -55,84 +65,226 @@ def artifact_root_for(tracking_uri: str) -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def store_lock(tracking_uri: str) -> Iterator[None]:
+    """An exclusive lock beside a local SQLite store while it is first opened: MLflow creates and
+    migrates a fresh database on first use, and two evaluate stages doing so at once crash."""
+    if not tracking_uri.startswith("sqlite:///"):
+        yield
+        return
+    lock_path = Path(tracking_uri.removeprefix("sqlite:///") + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _key(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _ms(seconds: float | None) -> int | None:
+    return None if not seconds else int(seconds * 1000)
+
+
+def flat_settings(context: dict) -> dict[str, object]:
+    """The resolved settings of results/<study>/context.json as params (`accel.tf32`, `rsn2.init`, ...)."""
+    out: dict[str, object] = {}
+    for key, value in context.items():
+        if key in ("data", "started_at", "ended_at"):
+            continue
+        if isinstance(value, dict):
+            out.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            out[key] = value
+    return out
+
+
 class Tracker:
     def __init__(self, tracking_uri: str, log_models: bool, root: Path, stage: str):
         self.tracking_uri = tracking_uri
-        self.client = MlflowClient(tracking_uri=tracking_uri)
+        with store_lock(tracking_uri):
+            self.client = MlflowClient(tracking_uri=tracking_uri)
+            self.client.search_experiments(max_results=1)  # creates / migrates the store, under the lock
         self.log_models = log_models
         self.launcher_run_id = os.environ.pop("MLFLOW_RUN_ID", None)
-        self.base_tags = {MLFLOW_GIT_COMMIT: git_commit(root), "git_commit": git_commit(root), "dvc_stage": stage}
+        commit = git_commit(root)
+        # Runs are named "<variant> @ <DVC experiment>" under `dvc exp run`, else "@ <commit>+<results>"
+        self.exp_name = os.environ.get("DVC_EXP_NAME")
+        self.commit = commit
+        self.base_tags = {MLFLOW_GIT_COMMIT: commit, "git_commit": commit, "dvc_stage": stage,
+                          "mtlbench.dvc_exp": os.environ.get("DVC_EXP_NAME", "")}
         if self.launcher_run_id:
             self.base_tags["mtlbench.launcher_run_id"] = self.launcher_run_id
 
     # -------------------------------------------------------------- runs
 
-    def experiment_id(self, name: str) -> str:
+    def _label(self, results_hash: str) -> str:
+        return self.exp_name or f"{self.commit[:8]}+{results_hash[:6]}"
+
+    def experiment_id(self, name: str, description: str = "") -> str:
         existing = self.client.get_experiment_by_name(name)
         if existing is not None:
-            return existing.experiment_id
-        root = artifact_root_for(self.tracking_uri)
-        return self.client.create_experiment(name, artifact_location=f"{root}/{name}" if root else None)
+            experiment_id = existing.experiment_id
+        else:
+            root = artifact_root_for(self.tracking_uri)
+            experiment_id = self.client.create_experiment(name, artifact_location=f"{root}/{name}" if root else None)
+        self.client.set_experiment_tag(experiment_id, "mlflow.experimentKind", EXPERIMENT_KIND)
+        if description:
+            self.client.set_experiment_tag(experiment_id, MLFLOW_RUN_NOTE, description)
+        return experiment_id
 
-    def _create_run(self, experiment_id: str, name: str, tags: dict[str, str], parent: str | None = None) -> str:
+    def _create_run(self, experiment_id: str, name: str, tags: dict[str, str], parent: str | None = None,
+                    start_time: int | None = None) -> str:
         all_tags = {**self.base_tags, **tags, MLFLOW_RUN_NAME: name}
         if parent:
             all_tags[MLFLOW_PARENT_RUN_ID] = parent
-        return self.client.create_run(experiment_id, tags=all_tags, run_name=name).info.run_id
+        return self.client.create_run(experiment_id, tags=all_tags, run_name=name, start_time=start_time).info.run_id
 
     def _log(self, run_id: str, metrics: dict[str, float] | None = None, params: dict | None = None,
-             steps: list[tuple[str, float, int]] = ()) -> None:
+             steps: list[tuple[str, float, int, int]] = ()) -> None:
+        """Metrics at `now`, params, and (key, value, step, timestamp ms) curve points."""
         now = int(time.time() * 1000)
         metric_rows = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items() if v is not None]
-        metric_rows += [Metric(k, float(v), now, step) for k, v, step in steps]
+        metric_rows += [Metric(k, float(v), stamp or now, step) for k, v, step, stamp in steps]
         param_rows = [Param(k, str(v)) for k, v in (params or {}).items()]
         for start in range(0, len(param_rows), 100):  # log_batch takes at most 100 params...
             self.client.log_batch(run_id, params=param_rows[start : start + 100])
         for start in range(0, len(metric_rows), 1000):  # ...and 1000 metrics a call
             self.client.log_batch(run_id, metrics=metric_rows[start : start + 1000])
 
+    def _existing(self, experiment_id: str, tags: dict[str, str]) -> list:
+        """Active runs carrying all of `tags` (the identity of a record: study, variant, role, seed)."""
+        query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
+        return self.client.search_runs([experiment_id], filter_string=query, run_view_type=ViewType.ACTIVE_ONLY,
+                                       max_results=1000)
+
+    def _reusable(self, experiment_id: str, identity: dict[str, str], record_key: str) -> str | None:
+        """The id of a complete run of this identity and record key; every other run of the identity is
+        an outdated or broken copy of the same record (killed evaluate, older evaluate code) and is
+        deleted, so exactly one current record per identity remains."""
+        keep = None
+        same_record = {k: v for k, v in identity.items() if k != "mtlbench.results_hash"}  # other results too
+        for run in self._existing(experiment_id, same_record):
+            tags = run.data.tags
+            if keep is None and tags.get(COMPLETE) == "true" and tags.get("mtlbench.record_key") == record_key:
+                keep = run.info.run_id
+            elif tags.get("mtlbench.results_hash") == identity.get("mtlbench.results_hash") or tags.get(COMPLETE) != "true":
+                self.client.delete_run(run.info.run_id)
+        return keep
+
+    def _finish(self, run_id: str, end_time: int | None) -> None:
+        self.client.set_tag(run_id, COMPLETE, "true")
+        self.client.set_terminated(run_id, end_time=end_time)
+
     # -------------------------------------------------------------- the study
 
     def log_study(self, study: str, variants: list[VariantOutcome], report_markdown: str,
-                  headline: Sequence[str] | None = None) -> dict[str, str]:
-        """Log every variant of a study; returns {variant: parent run id}.
+                  headline: Sequence[str] | None = None, context: dict | None = None,
+                  description: str = "", figures: dict[str, bytes] | None = None) -> dict[str, dict]:
+        """Log every variant of a study, one current record per run; returns {variant: {"parent": id,
+        "seeds": {seed: id}}}.
+
+        A run is identified by study, variant, role, seed (children) and the hash of the results it
+        records. A complete run with the same record key (the results hash and everything logged from
+        them) is reused as it is: an unchanged re-evaluation adds nothing, models included. Every other
+        copy of it (incomplete, or from other evaluate code) is deleted and the run logged afresh.
 
         Every task's metrics, curves, confusion matrix and report are logged (the last two also as
         one confusion_matrices.json and one classification_reports.json per seed run). A study that
         names headline tasks (cifar100_binary: up to 100 tasks a run) gets per-task files and one
-        confusion figure grid for those only, and the seed statistics of accuracy and macro F1 as
-        parent metrics for the others (all of them are in seed_statistics.json)."""
-        experiment_id = self.experiment_id(study)
+        confusion figure grid for those only."""
+        context = context or {}
+        experiment_id = self.experiment_id(study, description)
         comparisons = compare_to_dedicated(variants)
-        parents = {}
+        settings = flat_settings(context)
+        data_tags = {f"mtlbench.data.{name}": (d or {}).get("digest", "unknown") for name, d in context.get("data", {}).items()}
+        data_tags["mtlbench.data_matches_official"] = str(all((d or {}).get("matches", False) for d in context.get("data", {}).values()))
+        record = {}
         for outcome in variants:
-            tags = {"mtlbench.study": study, "mtlbench.variant": outcome.variant}
-            parent = self._create_run(experiment_id, outcome.variant, {**tags, "mtlbench.role": "parent"})
-            self._log(parent, params={**outcome.params, "seeds": [s.seed for s in outcome.seeds]},
-                      metrics={**_parent_metrics(outcome.summary, headline),
-                               **_comparison_metrics(comparisons.get(outcome.variant, {}))})
+            tags = {"mtlbench.study": study, "mtlbench.variant": outcome.variant, **data_tags}
+            params = {**outcome.params, **settings, "seeds": [s.seed for s in outcome.seeds]}
+            metrics = {**_parent_metrics(outcome.summary, headline),
+                       **_comparison_metrics(comparisons.get(outcome.variant, {}), headline)}
+            note = parent_note(outcome, comparisons, headline)
+            results_hash = _key([s.results_hash for s in outcome.seeds])
+            identity = {"mtlbench.study": study, "mtlbench.variant": outcome.variant, "mtlbench.role": "parent",
+                        "mtlbench.results_hash": results_hash}
+            record_key = _key(results_hash, params, metrics, note, report_markdown, sorted(figures or {}), self.log_models)
+            seeds = [s for s in outcome.seeds]
+            parent = self._reusable(experiment_id, identity, record_key)
+            if parent is not None:
+                record[outcome.variant] = {"parent": parent, "seeds": {
+                    str(s.seed): self._existing(experiment_id, {MLFLOW_PARENT_RUN_ID: parent, "mtlbench.seed": str(s.seed)})[0].info.run_id
+                    for s in seeds}}
+                continue
+            starts = [t.started_at for s in seeds for t in s.tasks if t.started_at]
+            ends = [t.epoch_ended_at[-1] for s in seeds for t in s.tasks if t.epoch_ended_at]
+            parent = self._create_run(experiment_id, f"{outcome.variant} @ {self._label(results_hash)}",
+                                      {**identity, **tags, "mtlbench.record_key": record_key, MLFLOW_RUN_NOTE: note},
+                                      start_time=_ms(min(starts, default=None)))
+            self._log(parent, params=params, metrics=metrics)
             self.client.log_dict(parent, outcome.summary, "seed_statistics.json")
             self.client.log_text(parent, report_markdown, "report.md")
+            for name, png in (figures or {}).items():
+                self.client.log_image(parent, _png_array(png), name)
             if grouped_mean_curves(outcome, outcome.seeds[0]):
                 self.client.log_figure(parent, average_loss_figure(outcome), "average_loss_curves.png")
-            for seed in outcome.seeds:
-                self._log_seed(experiment_id, parent, outcome, seed, tags, headline)
-            self.client.set_terminated(parent)
-            parents[outcome.variant] = parent
-        return parents
+            children = {str(s.seed): self._log_seed(experiment_id, parent, outcome, s, tags, params, headline) for s in seeds}
+            self._finish(parent, _ms(max(ends, default=None)))
+            record[outcome.variant] = {"parent": parent, "seeds": children}
+        return record
 
     def _log_seed(self, experiment_id: str, parent: str, outcome: VariantOutcome, seed: SeedOutcome, tags: dict,
-                  headline: Sequence[str] | None = None) -> None:
-        run = self._create_run(experiment_id, f"{outcome.variant}-seed{seed.seed}",
-                               {**tags, "mtlbench.role": "seed", "mtlbench.seed": str(seed.seed)}, parent=parent)
+                  params: dict, headline: Sequence[str] | None = None) -> str:
+        """One seed's run, reused (moved under the new parent) when its record is unchanged."""
         steps, metrics = [], {}
         for t in seed.tasks:
             metrics.update({f"{t.task}/{k}": v for k, v in t.metrics.items()})
+            stamps = {i + 1: _ms(s) for i, s in enumerate(t.epoch_ended_at)}
             for row in curve_rows(t.history, t.task) + weight_rows(t.history, t.task):
-                steps += [(f"{t.task}/{k}", v, int(row["epoch"])) for k, v in row.items() if k != "epoch"]
+                epoch = int(row["epoch"])
+                steps += [(f"{t.task}/{k}", v, epoch, stamps.get(epoch)) for k, v in row.items() if k != "epoch"]
+        stamps = {i + 1: _ms(s) for i, s in enumerate(seed.tasks[0].epoch_ended_at)}
         for group, rows in grouped_mean_curves(outcome, seed).items():
             for row in rows:
-                steps += [(f"mean_{group}/{k}", v, int(row["epoch"])) for k, v in row.items() if k != "epoch"]
+                epoch = int(row["epoch"])
+                steps += [(f"mean_{group}/{k}", v, epoch, stamps.get(epoch)) for k, v in row.items() if k != "epoch"]
+        run_params = {**params, "seed": seed.seed}
+        run_params.pop("seeds", None)
+        identity = {"mtlbench.study": tags["mtlbench.study"], "mtlbench.variant": outcome.variant, "mtlbench.role": "seed",
+                    "mtlbench.seed": str(seed.seed), "mtlbench.results_hash": seed.results_hash}
+        record_key = _key(seed.results_hash, run_params, metrics, steps, self.log_models)
+        reused = self._reusable(experiment_id, identity, record_key)
+        if reused is not None:
+            self.client.set_tag(reused, MLFLOW_PARENT_RUN_ID, parent)
+            return reused
+        starts = [t.started_at for t in seed.tasks if t.started_at]
+        ends = [t.epoch_ended_at[-1] for t in seed.tasks if t.epoch_ended_at]
+        run = self._create_run(experiment_id, f"{outcome.variant} seed{seed.seed} @ {self._label(seed.results_hash)}",
+                               {**tags, **identity, "mtlbench.record_key": record_key}, parent=parent,
+                               start_time=_ms(min(starts, default=None)))
+        self._log_artifacts(run, outcome, seed, headline)
+        self._log(run, params=run_params, metrics=metrics, steps=steps)
+        self._log_datasets(run, tags)
+        if self.log_models:
+            self._log_models(run, seed)
+        self._finish(run, _ms(max(ends, default=None)))
+        return run
+
+    def _log_datasets(self, run_id: str, tags: dict) -> None:
+        """The datasets the run trained and was tested on, by content digest (mlflow's Datasets tab)."""
+        inputs = [DatasetInput(Dataset(name=key.removeprefix("mtlbench.data."), digest=digest[:36], source_type="local",
+                                       source=json.dumps({"prepared": f"data/prepared/{key.removeprefix('mtlbench.data.')}.npz"})),
+                               tags=[InputTag("mlflow.data.context", "train+test")])
+                  for key, digest in tags.items() if key.startswith("mtlbench.data.") and key != "mtlbench.data_matches_official"]
+        if inputs:
+            self.client.log_inputs(run_id, datasets=inputs)
+
+    def _log_artifacts(self, run: str, outcome: VariantOutcome, seed: SeedOutcome, headline: Sequence[str] | None) -> None:
         labelled = [t for t in seed.tasks if t.is_classification]
         if labelled:
             self.client.log_dict(run, {t.task: {"labels": t.class_names, "matrix": t.matrix.tolist()} for t in labelled},
@@ -153,47 +305,85 @@ class Tracker:
                                        f"{t.task}/confusion_matrix.png")
             self.client.log_text(run, t.text_report(), f"{t.task}/classification_report.txt")
             self.client.log_dict(run, t.report_dict, f"{t.task}/classification_report.json")
-        self._log(run, params={**outcome.params, "seed": seed.seed}, metrics=metrics, steps=steps)
-        if self.log_models:
-            self._log_models(run, seed.models)
-        self.client.set_terminated(run)
 
-    def _log_models(self, run_id: str, models: dict[str, Callable[[], object]]) -> None:
+    def _log_models(self, run_id: str, seed: SeedOutcome) -> None:
+        """Each model as an MLflow pytorch model behind serving.FlatIO (one 2-D input: the tasks'
+        images flattened side by side; one 2-D output: their logits), with a signature and an
+        input example, so `mlflow.pyfunc.load_model(uri).predict(example)` works for every variant."""
         import torch
+        from mlflow.models import infer_signature
 
         import mtlbench
+        from mtlbench.models.store import load_model
+        from mtlbench.serving import FlatIO, example_input, input_shapes
 
         mlflow.set_tracking_uri(self.tracking_uri)
         # Pickle is the deliberate format (pt2 export needs example inputs per model); say so once
         # in the README rather than once per model in every log.
         logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
+        logging.getLogger("mlflow.models.model").setLevel(logging.ERROR)
         with mlflow.start_run(run_id=run_id):  # log_model needs an active run; this id is explicit
-            for name, build in models.items():
+            for name, path in seed.models.items():
+                model = load_model(path)
+                saved_spec = torch.load(path, map_location="cpu", weights_only=True)["spec"]
+                served = FlatIO(model, input_shapes(model, saved_spec)).eval()
+                example = example_input(served.in_shapes)
+                with torch.inference_mode():
+                    output = served(example)
                 mlflow.pytorch.log_model(
-                    build(), name=name, serialization_format="pickle",
+                    served, name=name, serialization_format="pickle",
+                    signature=infer_signature(example.numpy(), output.numpy()), input_example=example.numpy(),
                     pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-                    code_paths=[str(Path(mtlbench.__file__).parent)],  # RSN2 layers unpickle from it
+                    code_paths=[str(Path(mtlbench.__file__).parent)],  # model classes unpickle from it
+                    params={"tasks": ",".join(seed.model_tasks.get(name, []))},
                 )
 
 
-def _comparison_metrics(entry: dict) -> dict[str, float]:
-    """`<task>/<metric>_diff` (variant minus dedicated, means) and `delta_m_<metric>_pct`."""
+def _png_array(png: bytes) -> np.ndarray:
+    return plt.imread(io.BytesIO(png), format="png")
+
+
+def parent_note(outcome: VariantOutcome, comparisons: dict, headline: Sequence[str] | None) -> str:
+    """The parent run's description (MLflow's run page shows it first): the variant's test scores,
+    mean +- SD over seeds, and its verdicts against the dedicated models."""
+    rows = [t for t in outcome.summary if headline is None or t in headline]
+    lines = [f"**{outcome.variant}**, {len(outcome.seeds)} seeds: test score, mean +- SD", "",
+             variant_table([outcome], rows), ""]
+    if outcome.variant in comparisons:
+        lines += ["Against dedicated, paired by seed:", ""]
+        lines += [f"- {line}" for line in verdict_lines({outcome.variant: comparisons[outcome.variant]}, headline)]
+    return "\n".join(lines)
+
+
+def _comparison_metrics(entry: dict, headline: Sequence[str] | None = None) -> dict[str, float]:
+    """Per task the paired gain (positive = better), its CI bounds and Holm p; delta-m and its CI."""
     out = {}
-    for key, value in entry.items():
-        if isinstance(value, dict):
-            out.update({f"{key}/{k}": v for k, v in value.items() if not isinstance(v, dict) and v is not None})
-        else:
-            out[key] = value
+    for task, diffs in task_comparisons(entry).items():
+        c = diffs.get("paired") if isinstance(diffs, dict) else None
+        if c is None or (headline is not None and task not in headline):
+            continue
+        out[f"{task}/{c['metric']}_gain"] = c["mean"]
+        if c["ci95"] is not None:
+            out[f"{task}/{c['metric']}_gain_ci95_low"], out[f"{task}/{c['metric']}_gain_ci95_high"] = c["ci95"]
+            out[f"{task}/{c['metric']}_gain_p_holm"] = c["p_holm"]
+    if "delta_m" in entry:
+        out["delta_m_pct"] = entry["delta_m"]["mean"]
+        if entry["delta_m"]["ci95"] is not None:
+            out["delta_m_pct_ci95_low"], out["delta_m_pct_ci95_high"] = entry["delta_m"]["ci95"]
     return out
 
 
 def _parent_metrics(summary: dict, headline: Sequence[str] | None = None) -> dict[str, float]:
+    """The test metrics' mean, SD and 95% CI bounds over seeds (beyond a study's headline tasks,
+    of the primary metric only)."""
     out = {}
     for task, by_metric in summary.items():
-        for metric, s in by_metric.items():
-            if headline is not None and task not in headline and metric not in ("accuracy", "macro_f1"):
-                continue
-            for stat in STATS:
+        shown = [m for m in TEST_METRICS if m in by_metric]
+        if headline is not None and task not in headline:
+            shown = shown[:1]
+        for metric in shown:
+            s = by_metric[metric]
+            for stat in PARENT_STATS:
                 out[f"{task}/{metric}_{stat}"] = s[stat]
             if s["ci95"] is not None:
                 out[f"{task}/{metric}_ci95_low"], out[f"{task}/{metric}_ci95_high"] = s["ci95"]

@@ -1,4 +1,8 @@
-"""dvc stage `evaluate@<study>`: metrics, reports and plots from the trained results; MLflow runs."""
+"""dvc stage `evaluate@<study>`: metrics, reports and plots from the trained results; MLflow runs.
+
+The MLflow record is written last, then `results/mlflow/<study>.json` (the run ids): a declared
+output, so a killed evaluate leaves it missing and the next `dvc repro` runs the stage again, which
+replaces the incomplete runs (tracking.Tracker)."""
 
 from __future__ import annotations
 
@@ -8,25 +12,45 @@ from pathlib import Path
 
 from mtlbench.config import project_root
 from mtlbench.evaluate import evaluate_study, primary_metric
-from mtlbench.outputs import write_study_outputs
+from mtlbench.fileio import read_json, write_json
+from mtlbench.outputs import details_document, write_study_outputs
 from mtlbench.stages import known_study, load_params, run_stage, study_arg
+from mtlbench.studies import Study
+from mtlbench.summary import study_figures
+
+
+def experiment_description(study: Study) -> str:
+    """The MLflow experiment's description: what the study compares and where its reference is."""
+    variants = ", ".join(f"{v} ({study.variant_kind(v)})" for v in study.variants)
+    return (f"**{study.name}**: does one multitask network beat dedicated ones? Tasks: {', '.join(study.headline or study.tasks)}"
+            f"{' (headline of ' + str(len(study.tasks)) + ')' if study.headline else ''}; architecture `{study.architecture}`; "
+            f"protocol `{study.protocol}`; variants: {variants}. Each parent run's description holds its mean +- SD "
+            "table and its paired verdicts against dedicated; the reference results are SPEC.md section 6 "
+            "(reference/ in the shared folder). Compare: select the parent runs (`mtlbench.role = parent`).")
 
 
 def main(argv: list[str] | None = None) -> None:
     study = known_study(study_arg(argv, __doc__))
     params = load_params()
-    outcomes = evaluate_study(study, Path("results") / study.name)
-    report_md = write_study_outputs(study.name, outcomes, Path("."), study.headline)
+    results_dir = Path("results") / study.name
+    outcomes = evaluate_study(study, results_dir)
+    report_md = write_study_outputs(study, outcomes, Path("."))
+    context_path = results_dir / "context.json"
+    context = read_json(context_path) if context_path.is_file() else {}
+    figures = study_figures(details_document(study, outcomes))
 
     from mtlbench.tracking import Tracker  # mlflow is slow to import; only this stage needs it
 
     stage = os.environ.get("DVC_STAGE", "outside dvc")  # DVC names the stage it runs, e.g. evaluate@<study>
     tracker = Tracker(params.mlflow.tracking_uri, params.mlflow.log_models, project_root(), stage)
-    parents = tracker.log_study(study.name, outcomes, report_md, study.headline)
+    record = tracker.log_study(study.name, outcomes, report_md, study.headline, context=context,
+                               description=experiment_description(study), figures=figures)
+    write_json(Path("results") / "mlflow" / f"{study.name}.json",
+               {"tracking_uri": params.mlflow.tracking_uri, "experiment": study.name, "runs": record})
     for o in outcomes:
         scores = ", ".join(f"{task} {primary_metric(s)} {s[primary_metric(s)]['mean']:.4f}"
                            for task, s in list(o.summary.items())[:10])
-        print(f"{study.name} {o.variant}: mean test {scores} (MLflow run {parents[o.variant]})", file=sys.stderr)
+        print(f"{study.name} {o.variant}: mean test {scores} (MLflow run {record[o.variant]['parent']})", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,113 @@
+"""The figures a reader looks at first, from a study's details document (outputs.details_document):
+each task's test score per variant with 95% CI error bars, the validation curves of every variant
+overlaid per task, and a forest plot of delta-m across studies and variants. Used by the summary
+stage (PNG files and the HTML page) and by tracking (PNG artifacts on the MLflow parent runs)."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+DPI = 110
+
+
+def png_bytes(fig: Figure) -> bytes:
+    """PNG without the creation-time metadata, so identical data gives identical files."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _primary(by_metric: dict) -> str:
+    return "accuracy" if "accuracy" in by_metric else "mse"
+
+
+def _grid(n: int, width: float = 3.6, height: float = 3.0) -> tuple[Figure, np.ndarray]:
+    cols = min(n, 4)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    return fig, axes
+
+
+def scores_figure(details: dict, tasks: list[str] | None = None) -> Figure:
+    """Per task, the primary test metric's mean over seeds for each variant, with its 95% CI."""
+    variants = details["variants"]
+    tasks = tasks or list(dict.fromkeys(t for v in variants.values() for t in v))
+    fig, axes = _grid(len(tasks))
+    for ax, task in zip(axes.flat, tasks):
+        names = [v for v in variants if task in variants[v]]
+        stats = [variants[v][task][_primary(variants[v][task])] for v in names]
+        means = [s["mean"] for s in stats]
+        errors = [0.0 if s["ci95"] is None else (s["ci95"][1] - s["ci95"][0]) / 2 for s in stats]
+        ax.bar(range(len(names)), means, yerr=errors, capsize=4, color=[f"C{i}" for i in range(len(names))])
+        ax.set_xticks(range(len(names)), names, rotation=20, fontsize=8)
+        low = min(m - e for m, e in zip(means, errors))
+        high = max(m + e for m, e in zip(means, errors))
+        pad = max(high - low, 1e-3) * 0.6
+        ax.set_ylim(max(0.0, low - pad), high + pad)
+        metric = _primary(variants[names[0]][task])
+        ax.set_title(f"{task}: test {metric}", fontsize=9)
+        for i, (m, n) in enumerate(zip(means, (s["n"] for s in stats))):
+            ax.text(i, m, f"{m:.4f}\nn={n}", ha="center", va="bottom", fontsize=7)
+    fig.suptitle(f"{details['study']}: mean over seeds, error bars 95% CI (t)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _mean_curve(by_seed: dict[str, list[dict]], key: str) -> tuple[list[int], list[float]]:
+    """Per epoch, the mean over the seeds that trained that long (early stopping ends some sooner)."""
+    longest = max(by_seed.values(), key=len)
+    epochs = [r["epoch"] for r in longest]
+    means = [float(np.mean([rows[i][key] for rows in by_seed.values() if len(rows) > i])) for i in range(len(epochs))]
+    return epochs, means
+
+
+def curves_figure(details: dict, tasks: list[str] | None = None) -> Figure:
+    """Per task, every variant's validation accuracy (loss for a reconstruction) per epoch, the
+    mean over seeds, overlaid: dedicated against the multitask variants on one axis."""
+    curves = details["curves"]
+    tasks = tasks or list(dict.fromkeys(t for v in curves.values() for t in v))
+    fig, axes = _grid(len(tasks))
+    for ax, task in zip(axes.flat, tasks):
+        for i, (variant, by_task) in enumerate(curves.items()):
+            if task not in by_task or not by_task[task]:
+                continue
+            first = next(iter(by_task[task].values()))
+            key = "val_accuracy" if "val_accuracy" in first[0] else "val_loss"
+            epochs, means = _mean_curve(by_task[task], key)
+            ax.plot(epochs, means, color=f"C{i}", label=variant, marker="." if len(epochs) < 30 else None)
+            ax.set_ylabel(key.replace("_", " "), fontsize=8)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.set_title(task, fontsize=9)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{details['study']}: validation curves, mean over seeds", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def forest_figure(rows: list[dict]) -> Figure:
+    """delta-m (%) with its 95% CI per study and multitask variant; right of zero: multitask better.
+    `rows`: {label, mean, ci95 (or None), n}."""
+    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(rows) + 1.4))
+    for y, row in enumerate(reversed(rows)):
+        if row["ci95"] is not None:
+            ax.plot(row["ci95"], [y, y], color="C0", linewidth=2)
+        ax.plot([row["mean"]], [y], "o", color="C0")
+        ax.text(row["mean"], y + 0.18, f"{row['mean']:+.2f}% (n={row['n']})",
+                ha="center", fontsize=7)
+    ax.axvline(0.0, color="gray", linestyle="--", linewidth=1)
+    ax.set_yticks(range(len(rows)), [r["label"] for r in reversed(rows)], fontsize=8)
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.set_xlabel("delta-m, % (multitask vs dedicated; positive = multitask better), 95% CI over seeds", fontsize=8)
+    ax.set_title("delta-m across studies and variants", fontsize=10)
+    fig.tight_layout()
+    return fig

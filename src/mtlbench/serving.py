@@ -1,0 +1,41 @@
+"""Trained models as MLflow serves them: one 2-D float32 input, one 2-D output.
+
+A pyfunc model receives one array. `FlatIO` gives every mtlbench model that interface: the input row
+is every task's image flattened and laid side by side (a dedicated or HPS model: one image; RSN2:
+one per task, in the study's task order), pixels in [0, 1] as training saw them; the output row is
+every task's logits side by side (in the same order)."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+
+
+class FlatIO(nn.Module):
+    def __init__(self, model: nn.Module, in_shapes: Sequence[Sequence[int]]):
+        super().__init__()
+        self.model = model.eval()
+        self.in_shapes = [tuple(int(d) for d in shape) for shape in in_shapes]
+        self.sizes = [math.prod(shape) for shape in self.in_shapes]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        parts = torch.split(x.float(), self.sizes, dim=1)
+        inputs = [part.reshape(len(x), *shape) for part, shape in zip(parts, self.in_shapes)]
+        outputs = self.model(*inputs)
+        return torch.cat(list(outputs), dim=1) if isinstance(outputs, (tuple, list)) else outputs
+
+
+def input_shapes(model: nn.Module, saved_spec: dict | None) -> list[tuple[int, ...]]:
+    """A model's input shapes: RSN2 knows its own; others from the spec saved beside the weights."""
+    if hasattr(model, "in_shapes"):
+        return [tuple(s) for s in model.in_shapes]
+    return [tuple(saved_spec["in_shape"])]
+
+
+def example_input(shapes: Sequence[Sequence[int]], rows: int = 2) -> torch.Tensor:
+    """A deterministic input in the model's pixel range [0, 1] (a gradient over the pixels)."""
+    width = sum(math.prod(s) for s in shapes)
+    return torch.linspace(0.0, 1.0, rows * width).reshape(rows, width)

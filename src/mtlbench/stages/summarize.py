@@ -1,0 +1,36 @@
+"""dvc stage `summarize`: the cross-study answer (reports/summary.md and .html, reports/figures/,
+metrics/summary.json) from the evaluated studies' details (reports/studies/<study>.json)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from mtlbench.fileio import atomic_dir, read_json, write_json, write_text
+from mtlbench.outputs import SCRATCH
+from mtlbench.stages import load_params, run_stage
+from mtlbench.studies import STUDIES
+from mtlbench.summary import build_summary, missing_note
+
+DETAILS_DIR = Path("reports/studies")
+
+
+def main() -> None:
+    params = load_params()
+    present = [s for s in params.run.studies if (DETAILS_DIR / f"{s}.json").is_file()]
+    missing = [s for s in STUDIES if s not in present]
+    details = [read_json(DETAILS_DIR / f"{s}.json") for s in present]
+    markdown_text, page, document, images = build_summary(details, missing)
+    with atomic_dir(Path("reports/figures"), scratch=SCRATCH) as folder:
+        for name, png in images.items():
+            (folder / name).write_bytes(png)
+    write_text(Path("reports/summary.md"), markdown_text)
+    write_text(Path("reports/summary.html"), page)
+    write_json(Path("metrics/summary.json"), document)
+    print(markdown_text.split("## The answer", 1)[1].split("##", 1)[0].strip(), file=sys.stderr)
+    if missing:
+        print(missing_note(missing), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    run_stage(main)

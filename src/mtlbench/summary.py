@@ -1,0 +1,194 @@
+"""The page that answers the question across studies: reports/summary.md, reports/summary.html
+(self-contained: figures inlined as base64 PNG, no scripts, no CDN) and metrics/summary.json, from
+the studies' details documents (reports/studies/<study>.json).
+
+One row per study, multitask variant and task: the method, its parameter budget against the
+dedicated models' total, the paired difference with its CI and the verdict (mtlbench.verdict);
+delta-m with its CI per study and variant; then a plain-language answer counted from those rows.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+from typing import Sequence
+
+from mtlbench.figures import curves_figure, forest_figure, png_bytes, scores_figure
+from mtlbench.verdict import BETTER, NO_DIFFERENCE, NO_TEST, RANDOM, WORSE, verdict_text
+
+
+def summary_rows(details: Sequence[dict]) -> tuple[list[dict], list[dict]]:
+    """(task rows, delta-m rows) over every study's multitask variants."""
+    task_rows, delta_rows = [], []
+    for d in details:
+        methods = d["methods"]
+        dedicated_total = methods.get("dedicated", {}).get("params")
+        for variant, entry in d["comparisons"].items():
+            method = methods[variant]
+            common = {"study": d["study"], "variant": variant, "kind": method["kind"],
+                      "loss_combination": method.get("loss_combination"),
+                      "params": method["params"], "dedicated_params": dedicated_total}
+            for task, diffs in entry.items():
+                if isinstance(diffs, dict) and "paired" in diffs:
+                    c = diffs["paired"]
+                    task_rows.append({**common, "task": task, "metric": c["metric"], "diff": c["mean"], "ci95": c["ci95"],
+                                      "n": c["n"], "p_holm": c["p_holm"], "p_sign_flip": c["p_sign_flip"],
+                                      "min_detectable": c["min_detectable"], "verdict": c["verdict"],
+                                      "text": verdict_text(task, variant, c["metric"], c)})
+            if "delta_m" in entry:
+                s = entry["delta_m"]
+                delta_rows.append({**common, "label": f"{d['study']} / {variant}", "mean": s["mean"], "ci95": s["ci95"], "n": s["n"]})
+    return task_rows, delta_rows
+
+
+def answer(task_rows: list[dict], delta_rows: list[dict]) -> str:
+    """The plain-language answer, counted from the rows (never written by hand)."""
+    judged = [r for r in task_rows if r["verdict"] != RANDOM]
+    if not judged:
+        return "No multitask variant has a dedicated baseline to compare with yet."
+    count = {v: sum(r["verdict"] == v for r in judged) for v in (BETTER, WORSE, NO_DIFFERENCE, NO_TEST)}
+    studies = sorted({r["study"] for r in judged})
+    seeds = sorted({r["n"] for r in judged})
+    parts = [f"Over {len(studies)} {'study' if len(studies) == 1 else 'studies'} ({', '.join(studies)}) and "
+             f"{len({(r['study'], r['variant']) for r in judged})} multitask variants, multitask beat dedicated "
+             f"on {count[BETTER]} of {len(judged)} task comparisons, lost on {count[WORSE]}, and showed no "
+             f"detectable difference on {count[NO_DIFFERENCE]}"
+             + (f" ({count[NO_TEST]} had one seed: no test possible)" if count[NO_TEST] else "")
+             + f" (paired t-test over seeds, Holm-adjusted per variant, 5% level; n = {', '.join(map(str, seeds))} seeds)."]
+    for verdict in (BETTER, WORSE):
+        named = [f"{r['task']} ({r['study']}, {r['variant']})" for r in judged if r["verdict"] == verdict]
+        if named:
+            parts.append(f"{verdict.capitalize()}: {', '.join(named)}.")
+    undecided = [r for r in judged if r["verdict"] == NO_DIFFERENCE and r["min_detectable"] is not None]
+    if undecided:
+        largest = max(undecided, key=lambda r: r["min_detectable"])
+        parts.append(f"Where no difference was found, the seeds could only have detected differences of up to "
+                     f"{_amount(largest['min_detectable'], largest['metric'])} ({largest['task']}, {largest['study']}): "
+                     "more seeds would narrow that.")
+    if delta_rows:
+        above = [r["label"] for r in delta_rows if r["ci95"] is not None and r["ci95"][0] > 0]
+        below = [r["label"] for r in delta_rows if r["ci95"] is not None and r["ci95"][1] < 0]
+        parts.append(f"delta-m's 95% CI lies above zero for {len(above)} of {len(delta_rows)} variants"
+                     + (f" ({', '.join(above)})" if above else "") + f" and below zero for {len(below)}"
+                     + (f" ({', '.join(below)})" if below else "") + ".")
+    return " ".join(parts)
+
+
+def _amount(value: float, metric: str) -> str:
+    return f"{100 * value:.2f} pt {metric}" if metric in ("accuracy", "macro_f1") else f"{value:.4g} {metric}"
+
+
+def _ci(ci: list[float] | None, scale: float = 1.0, unit: str = "") -> str:
+    return "-" if ci is None else f"[{scale * ci[0]:+.2f}{unit}, {scale * ci[1]:+.2f}{unit}]"
+
+
+def _budget(row: dict) -> str:
+    own = f"{row['params']:,.0f}"
+    return own if row["dedicated_params"] is None else f"{own} vs {row['dedicated_params']:,.0f}"
+
+
+def _p(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+def missing_note(missing: Sequence[str]) -> str:
+    return (f"No results yet for: {', '.join(missing)}. Produce them with "
+            f"`dvc exp run -S 'run.studies=[{', '.join(missing)}]'` (or add them to `run.studies` in params.yaml "
+            "and `dvc repro`).") if missing else ""
+
+
+def summary_markdown(task_rows: list[dict], delta_rows: list[dict], missing: Sequence[str], figures: Sequence[str]) -> str:
+    scale = lambda r: 100.0 if r["metric"] in ("accuracy", "macro_f1") else 1.0  # noqa: E731
+    lines = ["# When does one multitask network beat separate dedicated networks?", "",
+             "## The answer", "", answer(task_rows, delta_rows), ""]
+    if missing:
+        lines += [missing_note(missing), ""]
+    lines += ["## Per task: multitask minus dedicated, paired by seed", "",
+              "Accuracy differences in percentage points; MSE differences signed so that positive is better. "
+              "Parameters: the multitask model's (RSN2: packed; HPS: shared trunk and heads) vs all dedicated models'.", "",
+              "| study | variant | method | parameters | task | metric | difference | 95% CI | n | p (Holm) | p (sign-flip) | verdict |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in task_rows:
+        method = r["kind"] + (f" ({r['loss_combination']})" if r["loss_combination"] else "")
+        unit = " pt" if scale(r) == 100.0 else ""
+        lines.append(f"| {r['study']} | {r['variant']} | {method} | {_budget(r)} | {r['task']} | {r['metric']} "
+                     f"| {scale(r) * r['diff']:+.2f}{unit} | {_ci(r['ci95'], scale(r))} | {r['n']} | {_p(r['p_holm'])} "
+                     f"| {_p(r['p_sign_flip'])} | {r['verdict']} |")
+    lines += ["", "## delta-m per study and variant", "",
+              "Mean relative change over the real tasks' primary metrics (Maninis et al. 2019), %, positive = multitask "
+              "better; CI over the per-seed values.", "",
+              "| study | variant | delta-m | 95% CI | n |", "|---|---|---|---|---|"]
+    lines += [f"| {r['study']} | {r['variant']} | {r['mean']:+.2f}% | {_ci(r['ci95'], unit='%')} | {r['n']} |" for r in delta_rows]
+    lines += ["", "## Figures", ""] + [f"![{Path(f).stem}](figures/{Path(f).name})" for f in figures] + [""]
+    return "\n".join(lines)
+
+
+def summary_html(markdown_text: str, images: dict[str, bytes]) -> str:
+    """The markdown's content as a self-contained page: tables as HTML tables, figures inlined."""
+    body, table = [], []
+
+    def flush_table() -> None:
+        if not table:
+            return
+        rows = [[html.escape(c.strip()) for c in line.strip("|").split("|")] for line in table if not set(line) <= set("|-")]
+        head, *rest = rows
+        body.append("<table><thead><tr>" + "".join(f"<th>{c}</th>" for c in head) + "</tr></thead><tbody>"
+                    + "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rest) + "</tbody></table>")
+        table.clear()
+
+    for line in markdown_text.splitlines():
+        if line.startswith("|"):
+            table.append(line)
+            continue
+        flush_table()
+        if line.startswith("!["):
+            name = Path(line[line.index("(") + 1 : -1]).name
+            encoded = base64.b64encode(images[name]).decode()
+            body.append(f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,{encoded}"></figure>')
+        elif line.startswith("## "):
+            body.append(f"<h2>{html.escape(line[3:])}</h2>")
+        elif line.startswith("# "):
+            body.append(f"<h1>{html.escape(line[2:])}</h1>")
+        elif line.strip():
+            text = html.escape(line)
+            while "`" in text and text.count("`") >= 2:
+                text = text.replace("`", "<code>", 1).replace("`", "</code>", 1)
+            body.append(f"<p>{text}</p>")
+    flush_table()
+    style = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
+             "table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 7px}"
+             "th{background:#f3f3f3}img{max-width:100%}code{background:#f3f3f3;padding:0 3px}")
+    return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>mtlbench summary</title>"
+            f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+def summary_document(task_rows: list[dict], delta_rows: list[dict], missing: Sequence[str]) -> dict:
+    """metrics/summary.json: the answer's counts per verdict, delta-m per study and variant, and the
+    rows themselves (verdict strings are not DVC metrics; the numbers are)."""
+    judged = [r for r in task_rows if r["verdict"] != RANDOM]
+    return {
+        "verdicts": {v.replace(" ", "_"): sum(r["verdict"] == v for r in judged) for v in (BETTER, WORSE, NO_DIFFERENCE, NO_TEST)},
+        "delta_m_pct": {f"{r['study']}/{r['variant']}": r["mean"] for r in delta_rows},
+        "missing": list(missing),
+        "rows": [{k: v for k, v in r.items() if k != "text"} for r in task_rows],
+    }
+
+
+def study_figures(details: dict) -> dict[str, bytes]:
+    """One study's figures as PNG: scores with CI and validation curves, of its headline tasks."""
+    tasks = details.get("headline")
+    return {f"{details['study']}_scores.png": png_bytes(scores_figure(details, tasks)),
+            f"{details['study']}_curves.png": png_bytes(curves_figure(details, tasks))}
+
+
+def build_summary(details: Sequence[dict], missing: Sequence[str]) -> tuple[str, str, dict, dict[str, bytes]]:
+    """(markdown, html, summary.json document, {figure file name: PNG}) for the studies' details."""
+    task_rows, delta_rows = summary_rows(details)
+    images: dict[str, bytes] = {}
+    for d in details:
+        images.update(study_figures(d))
+    if delta_rows:
+        images["delta_m_forest.png"] = png_bytes(forest_figure(delta_rows))
+    markdown_text = summary_markdown(task_rows, delta_rows, missing, list(images))
+    return markdown_text, summary_html(markdown_text, images), summary_document(task_rows, delta_rows, missing), images
