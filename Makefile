@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # OpenMP's wait policy: tests/conftest.py makes waiting threads sleep (OMP_WAIT_POLICY=PASSIVE),
 # as tests run several processes at once; training keeps the OpenMP default (README, Speed).
 
-.PHONY: run test install clean
+.PHONY: run test check check-update readme install clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,18 @@ run: $(BIN)/.installed
 
 test: $(BIN)/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+
+# The CI reproducibility check (README, "Reproducibility check"): re-runs check/profile.yaml from
+# scratch and compares every number with check/expected.json; exit 1 and a table when one moved.
+check: $(BIN)/.installed
+	PATH="$(CURDIR)/$(BIN):$$PATH" OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m mtlbench.check
+
+check-update: $(BIN)/.installed
+	PATH="$(CURDIR)/$(BIN):$$PATH" OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m mtlbench.check --update
+
+# README's results tables, generated from the committed metrics and reports (never typed by hand).
+readme: $(BIN)/.installed
+	$(BIN)/python -m mtlbench.readme README.md
 
 clean:
 	rm -rf results data/prepared .pytest_cache

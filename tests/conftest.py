@@ -4,13 +4,13 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # tests/formats.py
+sys.path.insert(0, str(Path(__file__).parent))  # tests/dvcproject.py
 
 # Tests run several processes at once: spinning OpenMP threads would starve each other (5-10x slower
 # steps), so waiting threads sleep. Set before torch loads OpenMP; subprocesses inherit it.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from formats import write_idx_dataset  # noqa: E402
+from mtlbench.formats import write_idx_dataset  # noqa: E402
 
 from mtlbench.data.sources import SOURCES, DatasetSource, SourceFile  # noqa: E402
 

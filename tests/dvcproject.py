@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-import yaml
+from mtlbench.check import copy_project, git_repo_env, init_repo
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,28 +30,14 @@ def make_project(root: Path, set_params: Callable[[dict], None], write_mirror: C
     """Copy the pipeline and code into root/repo, edit its params.yaml, write a mirror of small
     files in the official formats, commit; returns the repository and the environment to run in."""
     repo, mirror = root / "repo", root / "mirror"
-    repo.mkdir()
-    for name in ("dvc.yaml", ".gitignore", "MLproject"):
-        shutil.copy(REPO / name, repo / name)
-    shutil.copytree(REPO / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    shutil.copytree(REPO / "tasks", repo / "tasks")
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["run"].update(device="cpu", progress=False)
-    params["data"]["verify"] = False  # synthetic files cannot match the official checksums
-    set_params(params)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    write_mirror(mirror)
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
-    env.update(
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
-        PYTHONPATH=str(repo / "src"),  # the copy's code is what runs and what DVC hashes
-        MTLBENCH_DATA_MIRROR=str(mirror),
-        GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t",
-    )
-    sh(["git", "init", "-q"], repo, env)
-    sh(["dvc", "init", "-q"], repo, env)
-    sh(["dvc", "config", "core.analytics", "false"], repo, env)
-    sh(["git", "add", "-A"], repo, env)
-    sh(["git", "commit", "-qm", "init"], repo, env)
+    def edit(params: dict) -> None:
+        params["run"].update(device="cpu", progress=False)
+        params["data"]["verify"] = False  # synthetic files cannot match the official checksums
+        set_params(params)
+
+    copy_project(REPO, repo, edit)
+    write_mirror(mirror)
+    env = git_repo_env(repo, mirror)
+    init_repo(repo, env)
     return repo, env

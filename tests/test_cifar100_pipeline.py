@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import yaml
 from dvcproject import make_project, repro_error, sh
-from formats import write_cifar100
+from mtlbench.formats import write_cifar100
 from mlflow.tracking import MlflowClient
 
 from mtlbench.studies import STUDIES

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from formats import write_cifar10
+from mtlbench.formats import write_cifar10
 
 from mtlbench.config import parse_params
 from mtlbench.data.prepared import prepare

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 from dvcproject import make_project, sh
-from formats import write_cifar10
+from mtlbench.formats import write_cifar10
 from mlflow.tracking import MlflowClient
 
 from mtlbench.studies import STUDIES

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from dvcproject import make_project, repro_error
 from dvcproject import sh as _sh
-from formats import write_cifar10, write_idx_dataset
+from mtlbench.formats import write_cifar10, write_idx_dataset
 from mlflow.tracking import MlflowClient
 
 from mtlbench.studies import STUDIES as CATALOGUE

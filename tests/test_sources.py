@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from formats import write_cifar10, write_cifar100
+from mtlbench.formats import write_cifar10, write_cifar100
 
 from mtlbench.data.prepared import load_arrays, prepare
 from mtlbench.data.sources import SOURCES, DatasetError, DatasetSource, SourceFile, fetch

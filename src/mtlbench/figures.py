@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 DPI = 110
 
@@ -39,7 +40,8 @@ def _grid(n: int, width: float = 3.6, height: float = 3.0) -> tuple[Figure, np.n
 
 
 def scores_figure(details: dict, tasks: list[str] | None = None) -> Figure:
-    """Per task, the primary test metric's mean over seeds for each variant, with its 95% CI."""
+    """Per task, the primary test metric's mean over seeds for each variant, with its 95% CI (dots and
+    whiskers on an axis zoomed to the intervals)."""
     variants = details["variants"]
     tasks = tasks or list(dict.fromkeys(t for v in variants.values() for t in v))
     fig, axes = _grid(len(tasks))
@@ -48,16 +50,19 @@ def scores_figure(details: dict, tasks: list[str] | None = None) -> Figure:
         stats = [variants[v][task][_primary(variants[v][task])] for v in names]
         means = [s["mean"] for s in stats]
         errors = [0.0 if s["ci95"] is None else (s["ci95"][1] - s["ci95"][0]) / 2 for s in stats]
-        ax.bar(range(len(names)), means, yerr=errors, capsize=4, color=[f"C{i}" for i in range(len(names))])
-        ax.set_xticks(range(len(names)), names, rotation=20, fontsize=8)
+        metric = _primary(variants[names[0]][task])
+        for i, (m, e) in enumerate(zip(means, errors)):  # points, not bars: the axis is zoomed to the CIs
+            ax.errorbar([i], [m], yerr=[e], fmt="o", capsize=5, color=f"C{i}", markersize=7)
+        ax.set_xlim(-0.6, len(names) - 0.4)
+        ax.grid(axis="y", alpha=0.3)
+        labels = [f"{v}\n{m:.4f} (n={s['n']})" for v, m, s in zip(names, means, stats)]
+        ax.set_xticks(range(len(names)), labels, fontsize=7, rotation=20 if len(names) > 3 else 0)
         low = min(m - e for m, e in zip(means, errors))
         high = max(m + e for m, e in zip(means, errors))
-        pad = max(high - low, 1e-3) * 0.6
-        ax.set_ylim(max(0.0, low - pad), high + pad)
-        metric = _primary(variants[names[0]][task])
+        pad = max(high - low, 1e-3) * 0.3
+        top = high + pad if metric != "accuracy" else min(high + pad, 1.0)  # an accuracy CI can overshoot 1
+        ax.set_ylim(max(0.0, low - pad), top)
         ax.set_title(f"{task}: test {metric}", fontsize=9)
-        for i, (m, n) in enumerate(zip(means, (s["n"] for s in stats))):
-            ax.text(i, m, f"{m:.4f}\nn={n}", ha="center", va="bottom", fontsize=7)
     fig.suptitle(f"{details['study']}: mean over seeds, error bars 95% CI (t)", fontsize=10)
     fig.tight_layout()
     return fig
@@ -87,6 +92,7 @@ def curves_figure(details: dict, tasks: list[str] | None = None) -> Figure:
             ax.plot(epochs, means, color=f"C{i}", label=variant, marker="." if len(epochs) < 30 else None)
             ax.set_ylabel(key.replace("_", " "), fontsize=8)
         ax.set_xlabel("epoch", fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(task, fontsize=9)
         ax.legend(fontsize=7)
     fig.suptitle(f"{details['study']}: validation curves, mean over seeds", fontsize=10)

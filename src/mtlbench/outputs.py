@@ -14,6 +14,7 @@ from mtlbench.evaluate import (
     CURVE_COLUMNS, VariantOutcome, compare_to_dedicated, curve_rows, grouped_mean_curves, markdown_report,
     primary_metric, task_comparisons, weight_rows,
 )
+from mtlbench.runtime import cpu_model
 from mtlbench.studies import Study
 from mtlbench.fileio import atomic_dir, write_json, write_text
 
@@ -72,7 +73,10 @@ def details_document(study: Study, outcomes: list[VariantOutcome]) -> dict:
         for seed in o.seeds:
             for t in filter(lambda t: shown(t.task), seed.tasks):
                 curves[o.variant].setdefault(t.task, {})[str(seed.seed)] = curve_rows(t.history, t.task)
-    return {"study": study.name, "headline": None if study.headline is None else list(study.headline), "variants": {o.variant: o.summary for o in outcomes},
+    first = outcomes[0]
+    produced_on = {"device": first.params.get("device"), "torch": first.params.get("torch"), "cpu": cpu_model(),
+                   "seeds": len(first.seeds)}
+    return {"study": study.name, "produced_on": produced_on, "headline": None if study.headline is None else list(study.headline), "variants": {o.variant: o.summary for o in outcomes},
             "comparisons": compare_to_dedicated(outcomes), "methods": methods, "curves": curves}
 
 

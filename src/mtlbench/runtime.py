@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes.util
 import os
+import platform
 import sys
 from pathlib import Path
 from typing import Mapping
@@ -73,3 +74,12 @@ def omp_wait_policy() -> str:
 if __name__ == "__main__":  # `python -m mtlbench.runtime`: which allocator training would use
     reexec_with_fast_allocator("mtlbench.runtime", sys.argv[1:])
     print(allocator_in_use())
+
+
+def cpu_model() -> str:
+    """The CPU's model name as /proc/cpuinfo gives it (results record the machine they came from)."""
+    try:
+        return next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown"

@@ -1,5 +1,6 @@
 """Small datasets written in the official formats (IDX gzip, CIFAR python tarballs), so the real
-loading code runs on them. Images carry a class-dependent pattern so models can learn them."""
+loading code runs on them: the tests and `make check` (mtlbench.check) write their archives with it.
+Images carry a class-dependent pattern so models can learn them."""
 
 from __future__ import annotations
 

@@ -1,0 +1,258 @@
+"""`make check`: the reproducibility check CI runs (README, "Reproducibility check").
+
+It re-runs, from scratch, the committed profile `check/profile.yaml` (params.yaml overrides: every
+study at small size, CPU, 2 seeds) with the real `dvc repro` in a fresh copy of the project, on real
+MNIST/Fashion-MNIST from the data mirror and small CIFAR archives in the official format written
+here (mtlbench.formats), and compares every number of every metrics file and study details file
+exactly with `check/expected.json`. It prints what moved (metric, expected, got) and exits 1 on any
+difference, 0 otherwise. `--update` records the current values instead (commit them with the code
+change that moved them).
+
+CPU training is deterministic on one machine, not across CPU models (other kernels sum in another
+order). The expected file records the CPU it was made on; on another CPU model the comparison uses
+a tolerance (CROSS_MACHINE) and says so, and `--update` there adds exact values for that CPU.
+
+It also reports whether the committed dvc.lock still matches the code and params (`dvc status`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+from mtlbench.config import MIRROR_ENV
+from mtlbench.formats import write_cifar10, write_cifar100
+from mtlbench.runtime import cpu_model
+
+ROOT = Path(__file__).resolve().parents[2]
+PROFILE = Path("check/profile.yaml")
+EXPECTED = Path("check/expected.json")
+PROJECT_FILES = ("dvc.yaml", ".gitignore", ".dvcignore", "MLproject")
+CROSS_MACHINE = {"abs": 0.02, "rel": 0.05}  # accuracy points / relative, on another CPU model only
+
+
+class CheckError(RuntimeError):
+    """The check could not run (no data mirror, dvc repro failed): not a result that moved."""
+
+
+def copy_project(root: Path, dest: Path, edit_params: Callable[[dict], None]) -> None:
+    """The pipeline and code of `root` in `dest`, with params.yaml edited by `edit_params`."""
+    dest.mkdir(parents=True)
+    for name in PROJECT_FILES:
+        if (root / name).exists():
+            shutil.copy(root / name, dest / name)
+    shutil.copytree(root / "src", dest / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(root / "tasks", dest / "tasks")
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    edit_params(params)
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def git_repo_env(repo: Path, mirror: Path) -> dict[str, str]:
+    """The environment a copied project runs in: its own code, the given mirror, no MLflow or DVC
+    variables of the caller's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
+    env.update(
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
+        PYTHONPATH=str(repo / "src"),  # the copy's code is what runs and what DVC hashes
+        MTLBENCH_DATA_MIRROR=str(mirror),
+        GIT_AUTHOR_NAME="mtlbench", GIT_AUTHOR_EMAIL="mtlbench@localhost",
+        GIT_COMMITTER_NAME="mtlbench", GIT_COMMITTER_EMAIL="mtlbench@localhost",
+    )
+    return env
+
+
+def init_repo(repo: Path, env: dict[str, str]) -> None:
+    for args in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"],
+                 ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
+        _run(args, repo, env)
+
+
+def _run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise CheckError(f"{' '.join(args)} failed in {cwd}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def write_mirror(mirror: Path, real_mirror: Path, sizes: dict) -> None:
+    """Real MNIST and Fashion-MNIST (linked from the data mirror), small CIFAR archives written here."""
+    for folder in ("mnist", "fashion-mnist"):
+        source = real_mirror / folder
+        if not source.is_dir():
+            raise CheckError(f"{source}: the data mirror lacks {folder}/; `make check` trains on the real "
+                             f"MNIST and Fashion-MNIST files: set {MIRROR_ENV} to a folder holding "
+                             "mnist/ and fashion-mnist/ with the official IDX .gz files")
+        (mirror / folder).symlink_to(source.resolve())
+    write_cifar10(mirror / "cifar-10-python.tar.gz", per_batch=sizes["cifar10_per_batch"], n_test=sizes["cifar10_test"], seed=3)
+    write_cifar100(mirror / "cifar-100-python.tar.gz", n_train=sizes["cifar100_train"], n_test=sizes["cifar100_test"], seed=4)
+
+
+def numbers(document, prefix: str = "") -> dict[str, float | None]:
+    """Every number (and null) of a JSON document by its path, e.g. `rsn2.digits.accuracy.mean`."""
+    out: dict[str, float | None] = {}
+    if isinstance(document, dict):
+        for key, value in document.items():
+            out.update(numbers(value, f"{prefix}{key}."))
+    elif isinstance(document, list):
+        for i, value in enumerate(document):
+            out.update(numbers(value, f"{prefix}{i}."))
+    elif document is None or (isinstance(document, (int, float)) and not isinstance(document, bool)):
+        out[prefix.rstrip(".")] = document
+    return out
+
+
+def collect(repo: Path) -> dict[str, float | None]:
+    """Every number the run produced: the DVC metrics and the studies' details, minus the curves'
+    per-epoch rows (their end values are in the metrics; the rows would double the file)."""
+    got: dict[str, float | None] = {}
+    for path in sorted((repo / "metrics").glob("*.json")):
+        got.update(numbers(json.loads(path.read_text()), f"metrics/{path.name}:"))
+    for path in sorted((repo / "reports" / "studies").glob("*.json")):
+        details = json.loads(path.read_text())
+        details.pop("curves", None)
+        got.update(numbers(details, f"reports/studies/{path.name}:"))
+    return got
+
+
+def machine() -> dict[str, str]:
+    import torch
+
+    return {"cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "torch": torch.__version__.split("+")[0], "python": platform.python_version()}
+
+
+def _close(a: float | None, b: float | None, tolerance: dict | None) -> bool:
+    if a is None or b is None or tolerance is None:
+        return a == b
+    return math.isclose(a, b, rel_tol=tolerance["rel"], abs_tol=tolerance["abs"])
+
+
+def compare(expected: dict[str, float | None], got: dict[str, float | None],
+            tolerance: dict | None = None) -> list[tuple[str, object, object]]:
+    """(metric, expected, got) of every number that moved, appeared or vanished."""
+    moved = []
+    for key in sorted(set(expected) | set(got)):
+        if key not in got:
+            moved.append((key, expected[key], "(missing)"))
+        elif key not in expected:
+            moved.append((key, "(new)", got[key]))
+        elif not _close(expected[key], got[key], tolerance):
+            moved.append((key, expected[key], got[key]))
+    return moved
+
+
+def moved_table(moved: list[tuple[str, object, object]], limit: int = 60) -> str:
+    lines = ["| metric | expected | got |", "|---|---|---|"]
+    lines += [f"| {key} | {want} | {have} |" for key, want, have in moved[:limit]]
+    if len(moved) > limit:
+        lines.append(f"| ... {len(moved) - limit} more | | |")
+    return "\n".join(lines)
+
+
+def lock_drift(root: Path) -> list[str]:
+    """Stages whose committed dvc.lock no longer matches the code, params or command (outputs and
+    data merely absent, as on a fresh clone, do not count)."""
+    if not (root / "dvc.lock").is_file():
+        return ["dvc.lock is not committed"]
+    result = subprocess.run([sys.executable, "-m", "dvc", "status", "--json"], cwd=root, capture_output=True, text=True)
+    if result.returncode != 0:
+        return [f"dvc status failed: {result.stderr.strip()[-500:]}"]
+    drift = []
+    for stage, changes in (json.loads(result.stdout or "{}") or {}).items():
+        for change in changes:
+            if isinstance(change, str):  # "changed command", "always changed"
+                drift.append(f"{stage}: {change}")
+                continue
+            for kind in ("changed deps", "changed params"):
+                for path, state in (change.get(kind) or {}).items():
+                    if state not in ("deleted", "not in cache"):
+                        drift.append(f"{stage}: {kind.removeprefix('changed ')} {path} {state}")
+    return drift
+
+
+def reproduce(root: Path, workdir: Path, mirror_source: Path) -> dict[str, float | None]:
+    profile = yaml.safe_load((root / PROFILE).read_text())
+    repo, mirror = workdir / "repo", workdir / "mirror"
+    mirror.mkdir()
+    write_mirror(mirror, mirror_source, profile["sizes"])
+
+    def edit(params: dict) -> None:
+        for section, values in profile["params"].items():
+            params[section].update(values)
+
+    copy_project(root, repo, edit)
+    env = git_repo_env(repo, mirror)
+    init_repo(repo, env)
+    _run(["dvc", "repro"], repo, env)
+    return collect(repo)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--update", action="store_true", help=f"record the values in {EXPECTED} for this CPU")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary project (its path is printed)")
+    args = parser.parse_args(argv)
+    mirror_source = os.environ.get(MIRROR_ENV)
+    if not mirror_source:
+        print(f"error: {MIRROR_ENV} is not set; `make check` trains on the real MNIST/Fashion-MNIST files of a "
+              f"data mirror (e.g. {MIRROR_ENV}=../shared/datasets make check)", file=sys.stderr)
+        return 2
+    started = time.time()
+    workdir = Path(tempfile.mkdtemp(prefix="mtlbench-check-"))
+    try:
+        got = reproduce(ROOT, workdir, Path(mirror_source))
+    except CheckError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    finally:
+        if args.keep:
+            print(f"kept {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    here = machine()
+    expected_path = ROOT / EXPECTED
+    recorded = json.loads(expected_path.read_text()) if expected_path.is_file() else {"machines": []}
+    drift = lock_drift(ROOT)
+    print(f"reproduced the profile in {time.time() - started:.0f} s on {here['cpu']} ({len(got)} numbers)")
+    for line in drift:
+        print(f"dvc.lock out of date: {line} (run `dvc repro` and commit dvc.lock)")
+    if args.update:
+        others = [m for m in recorded["machines"] if m["machine"]["cpu"] != here["cpu"]]
+        expected_path.parent.mkdir(parents=True, exist_ok=True)
+        expected_path.write_text(json.dumps({"machines": [*others, {"machine": here, "values": got}]}, indent=1,
+                                            sort_keys=True) + "\n")
+        print(f"recorded {len(got)} values for {here['cpu']} in {EXPECTED}")
+        return 0
+    if not recorded["machines"]:
+        print(f"error: {EXPECTED} holds no expected values; run `make check-update` and commit it", file=sys.stderr)
+        return 2
+    same = [m for m in recorded["machines"] if m["machine"]["cpu"] == here["cpu"] and m["machine"]["torch"] == here["torch"]]
+    reference = same[0] if same else recorded["machines"][0]
+    tolerance = None if same else CROSS_MACHINE
+    if tolerance:
+        print(f"note: expected values were recorded on {reference['machine']['cpu']} with torch "
+              f"{reference['machine']['torch']}; this is {here['cpu']} with torch {here['torch']}: comparing within "
+              f"{tolerance} (exact on the recorded CPU; `make check-update` here adds this CPU's exact values)")
+    moved = compare(reference["values"], got, tolerance)
+    if moved:
+        print(f"{len(moved)} of {len(got)} numbers moved:\n{moved_table(moved)}")
+        return 1
+    print(f"all {len(got)} numbers as expected ({'exactly' if tolerance is None else 'within tolerance'})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,112 @@
+"""`make check`'s comparison and lock report, and the summary over studies (the CI run of `make check`
+itself is the end-to-end test: .ci/run calls it on a fresh clone)."""
+
+import json
+import subprocess
+import sys
+
+from mtlbench.check import compare, lock_drift, main, moved_table, numbers
+from mtlbench.summary import build_summary, missing_note
+from mtlbench.verdict import judge, paired_comparison
+
+
+def test_numbers_flattens_every_number_by_path():
+    doc = {"rsn2": {"digits": {"accuracy": 0.97, "ci95": [0.96, 0.98], "verdict": "better"}}, "n": 3, "x": None}
+    assert numbers(doc, "m:") == {"m:rsn2.digits.accuracy": 0.97, "m:rsn2.digits.ci95.0": 0.96,
+                                  "m:rsn2.digits.ci95.1": 0.98, "m:n": 3, "m:x": None}
+
+
+def test_identical_values_pass_and_any_change_is_listed():
+    expected = {"a": 0.9731, "b": 0.5, "c": None, "gone": 1.0}
+    assert compare(expected, dict(expected)) == []
+    got = {"a": 0.9731000000000001, "b": 0.5, "c": 0.1, "new": 2.0}
+    moved = compare(expected, got)
+    assert moved == [("a", 0.9731, 0.9731000000000001), ("c", None, 0.1), ("gone", 1.0, "(missing)"), ("new", "(new)", 2.0)]
+    table = moved_table(moved)
+    assert table.splitlines()[0] == "| metric | expected | got |" and "| a | 0.9731 | 0.9731000000000001 |" in table
+
+
+def test_cross_machine_tolerance_is_explicit():
+    assert compare({"a": 0.970}, {"a": 0.975}, {"abs": 0.02, "rel": 0.05}) == []
+    assert compare({"a": 0.970}, {"a": 0.900}, {"abs": 0.02, "rel": 0.01}) != []
+
+
+def test_no_mirror_is_a_clear_error(monkeypatch, capsys):
+    monkeypatch.delenv("MTLBENCH_DATA_MIRROR", raising=False)
+    assert main([]) == 2
+    assert "MTLBENCH_DATA_MIRROR is not set" in capsys.readouterr().err
+
+
+def _git_dvc_repo(path):
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    import os
+    env = {**os.environ, **env}
+    run = lambda *args: subprocess.run(args, cwd=path, env=env, check=True, capture_output=True)  # noqa: E731
+    run("git", "init", "-q")
+    run(sys.executable, "-m", "dvc", "init", "-q")
+    (path / "a.txt").write_text("one\n")
+    (path / "dvc.yaml").write_text("stages:\n  copy:\n    cmd: cp a.txt b.txt\n    deps: [a.txt]\n    outs: [b.txt]\n")
+    run(sys.executable, "-m", "dvc", "repro", "-q")
+    run("git", "add", "-A")
+    run("git", "commit", "-qm", "x")
+    return run
+
+
+def test_lock_drift_names_changed_code_not_missing_outputs(tmp_path):
+    _git_dvc_repo(tmp_path)
+    assert lock_drift(tmp_path) == []
+    (tmp_path / "b.txt").unlink()  # an output absent, as on a fresh clone: not drift
+    assert lock_drift(tmp_path) == []
+    (tmp_path / "a.txt").write_text("two\n")
+    assert lock_drift(tmp_path) == ["copy: deps a.txt modified"]
+    (tmp_path / "dvc.lock").unlink()
+    assert lock_drift(tmp_path) == ["dvc.lock is not committed"]
+
+
+def _details(study, gains, seeds=3):
+    """A study's details document with one multitask variant whose paired gains per task are given."""
+    tasks = list(gains)
+    stat = lambda m: {"mean": m, "sd": 0.01, "n": seeds, "min": m, "max": m, "ci95": [m - 0.01, m + 0.01],  # noqa: E731
+                      "values": [m] * seeds}
+    variants = {"dedicated": {t: {"accuracy": stat(0.9)} for t in tasks},
+                "mt": {t: {"accuracy": stat(0.9 + sum(g) / len(g))} for t, g in gains.items()}}
+    judged = judge({t: {"metric": "accuracy", **paired_comparison(g)} for t, g in gains.items()})
+    comparisons = {"mt": {t: {"paired": judged[t]} for t in tasks}}
+    comparisons["mt"]["delta_m"] = {"mean": 1.0, "sd": 0.5, "n": seeds, "min": 0.5, "max": 1.5, "ci95": [0.2, 1.8],
+                                    "values": [1.0] * seeds}
+    curves = {v: {t: {"0": [{"epoch": 1, "val_loss": 1.0, "val_accuracy": 0.5},
+                            {"epoch": 2, "val_loss": 0.8, "val_accuracy": 0.6}]} for t in tasks} for v in variants}
+    methods = {"dedicated": {"kind": "dedicated", "params": 200.0, "tasks": tasks},
+               "mt": {"kind": "rsn2", "params": 100.0, "tasks": tasks}}
+    return {"study": study, "headline": None, "variants": variants, "comparisons": comparisons, "methods": methods,
+            "curves": curves}
+
+
+def test_summary_over_two_studies_counts_the_verdicts():
+    a = _details("study_a", {"t1": [0.03, 0.031, 0.029], "t2": [0.01, -0.02, 0.005]})
+    b = _details("study_b", {"u1": [-0.05, -0.051, -0.049]})
+    markdown, page, document, images = build_summary([a, b], ["study_c"])
+    assert document["verdicts"] == {"better": 1, "worse": 1, "no_detectable_difference": 1, "no_test_possible": 0}
+    assert ("multitask beat dedicated on 1 of 3 task comparisons, lost on 1, and showed no detectable difference "
+            "on 1") in markdown
+    assert "Better: t1 (study_a, mt)." in markdown and "Worse: u1 (study_b, mt)." in markdown
+    assert "No results yet for: study_c" in markdown and document["missing"] == ["study_c"]
+    assert "| study_a | mt | rsn2 | 100 vs 200 | t1 | accuracy | +3.00 pt |" in markdown
+    assert set(images) == {"study_a_scores.png", "study_a_curves.png", "study_b_scores.png", "study_b_curves.png",
+                           "delta_m_forest.png"}
+    assert all(png.startswith(b"\x89PNG") for png in images.values())
+    assert page.count("data:image/png;base64,") == 5 and "<script" not in page and "src=\"http" not in page
+
+
+def test_summary_without_results_says_what_to_run():
+    markdown, _, document, _ = build_summary([], ["mnist_fashion_mlp"])
+    assert "No multitask variant has a dedicated baseline" in markdown
+    assert missing_note(["mnist_fashion_mlp"]) in markdown and "dvc exp run -S" in missing_note(["x"])
+    assert json.dumps(document)  # serialisable as metrics/summary.json
+
+
+def test_one_seed_summary_says_no_test():
+    a = _details("s", {"t": [0.01]}, seeds=1)
+    a["comparisons"]["mt"]["delta_m"]["ci95"] = None
+    markdown, _, document, _ = build_summary([a], [])
+    assert document["verdicts"]["no_test_possible"] == 1 and "no test possible" in markdown
