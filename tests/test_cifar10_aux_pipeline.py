@@ -83,7 +83,7 @@ def test_report_and_plots(project):
     confusion = {p.name for p in (repo / "plots" / "confusion" / STUDY.name).iterdir()}
     assert "hps_sum__cifar10__seed0.json" in confusion and not any("reconstruction" in n for n in confusion)
     curve = (repo / "plots" / "curves" / STUDY.name / "hps_dwa__reconstruction__seed1.csv").read_text().splitlines()
-    assert curve[0] == "epoch,train_loss,val_loss" and len(curve) == EPOCHS + 1
+    assert curve[0] == "epoch,train_loss,val_loss,weight" and len(curve) == EPOCHS + 1  # (DWA: a weight per epoch)
 
 
 def test_mlflow_holds_reconstruction_images_and_weights(project):

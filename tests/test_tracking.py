@@ -162,3 +162,5 @@ def test_mlflow_run_launcher_is_tagged_not_hijacked(tracking_uri, tmp_path, monk
     runs = client.search_runs([experiment.experiment_id])
     assert len(runs) == 3 and all(r.data.tags["mtlbench.launcher_run_id"] == launcher for r in runs)
     assert client.get_run(launcher).data.metrics == {}  # nothing was written into the launcher's run
+    link = client.get_run(launcher).data.tags["mtlbench.produced.study_l.dedicated"]  # but it links to its runs
+    assert link == f"experiment {experiment.experiment_id}, parent run {record['dedicated']['parent']}"

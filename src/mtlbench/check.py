@@ -39,7 +39,7 @@ from mtlbench.runtime import cpu_model
 ROOT = Path(__file__).resolve().parents[2]
 PROFILE = Path("check/profile.yaml")
 EXPECTED = Path("check/expected.json")
-PROJECT_FILES = ("dvc.yaml", ".gitignore", ".dvcignore", "MLproject")
+PROJECT_FILES = ("dvc.yaml", ".gitignore", ".dvcignore", "MLproject", "python_env.yaml")
 CROSS_MACHINE = {"abs": 0.02, "rel": 0.05}  # accuracy points / relative, on another CPU model only
 
 
@@ -115,15 +115,25 @@ def numbers(document, prefix: str = "") -> dict[str, float | None]:
 
 
 def collect(repo: Path) -> dict[str, float | None]:
-    """Every number the run produced: the DVC metrics and the studies' details, minus the curves'
-    per-epoch rows (their end values are in the metrics; the rows would double the file)."""
+    """Every number of the DVC metrics, and from the studies' details the per-seed values of every
+    metric of every headline task (all tasks where a study names none; beyond them the primary
+    metric's), and each paired comparison's mean and t-test p: everything else derives from these."""
     got: dict[str, float | None] = {}
     for path in sorted((repo / "metrics").glob("*.json")):
         got.update(numbers(json.loads(path.read_text()), f"metrics/{path.name}:"))
     for path in sorted((repo / "reports" / "studies").glob("*.json")):
         details = json.loads(path.read_text())
-        details.pop("curves", None)
-        got.update(numbers(details, f"reports/studies/{path.name}:"))
+        headline = details.get("headline")
+        kept: dict = {"variants": {}, "comparisons": {}}
+        for variant, tasks in details["variants"].items():
+            kept["variants"][variant] = {
+                task: {metric: s["values"] for metric, s in by_metric.items()
+                       if headline is None or task in headline or metric in ("accuracy", "mse")}
+                for task, by_metric in tasks.items()}
+        for variant, entry in details["comparisons"].items():
+            kept["comparisons"][variant] = {task: {k: c["paired"][k] for k in ("mean", "p_t")}
+                                            for task, c in entry.items() if isinstance(c, dict) and "paired" in c}
+        got.update(numbers(kept, f"reports/studies/{path.name}:"))
     return got
 
 
@@ -232,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.update:
         others = [m for m in recorded["machines"] if m["machine"]["cpu"] != here["cpu"]]
         expected_path.parent.mkdir(parents=True, exist_ok=True)
-        expected_path.write_text(json.dumps({"machines": [*others, {"machine": here, "values": got}]}, indent=1,
+        expected_path.write_text(json.dumps({"machines": [*others, {"machine": here, "values": got}]}, indent=0,
                                             sort_keys=True) + "\n")
         print(f"recorded {len(got)} values for {here['cpu']} in {EXPECTED}")
         return 0

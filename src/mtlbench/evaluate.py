@@ -245,6 +245,10 @@ def comparison_table(comparisons: dict, headline: Sequence[str] | None = None) -
             s = entry["delta_m"]
             ci = "-" if s["ci95"] is None else f"[{s['ci95'][0]:+.2f}%, {s['ci95'][1]:+.2f}%]"
             lines.append(f"| {variant} | delta-m | primary metrics | {s['mean']:+.2f}% | {ci} | {s['n']} | | | | |")
+        for key, value in entry.items():  # delta-m over the tasks that have each metric (means only)
+            if key.startswith("delta_m_") and key.endswith("_pct") and key != "delta_m_pct":
+                metric = key.removeprefix("delta_m_").removesuffix("_pct")
+                lines.append(f"| {variant} | delta-m {metric} | {metric} | {value:+.2f}% | | | | | | |")
     return "\n".join(lines)
 
 

@@ -1,17 +1,22 @@
 """MLflow records. The only module that imports mlflow.
 
-Layout (documented in the README):
-    experiment  <study>
-      parent run  <variant>                 params, seed statistics, tags
-        child run <variant>-seed<k>         per-epoch curves, test metrics, confusion matrices
-                                            (PNG + counts), classification reports, sample
-                                            reconstructions (PNG), loss weights, trained models
+Layout (documented in the README, "MLflow layout"):
+    experiment  <study>                     tagged for model development, described
+      parent run  <variant> @ <label>       description (mean +- SD table, verdicts), resolved params,
+                                            test metrics' mean/SD/CI, paired gains, delta-m, figures
+        child run <variant> seed<k> @ ...   per-epoch curves at training time, test metrics,
+                                            confusion matrices (PNG + counts), classification
+                                            reports, reconstructions (PNG), datasets, models
 Metric keys are `<task>/<metric>` on child runs and `<task>/<metric>_<stat>` on parent runs, the
 same in every study, so MLflow's compare view lines runs up.
 
+One current record per run: runs are matched on study, variant, role, seed and the hash of the
+results they record; a complete match is reused, anything else of that identity replaced (README).
+
 Runs are created with explicit ids through MlflowClient, never by resuming whatever run the
 environment names: under `mlflow run`, MLFLOW_RUN_ID names the launcher's run, which is recorded as
-a tag (`mtlbench.launcher_run_id`) on every run made here instead of being hijacked as a parent.
+a tag (`mtlbench.launcher_run_id`) on every run made here instead of being hijacked as a parent,
+and which gets tags linking to the parent runs it produced.
 """
 
 from __future__ import annotations
@@ -236,6 +241,10 @@ class Tracker:
             children = {str(s.seed): self._log_seed(experiment_id, parent, outcome, s, tags, params, headline) for s in seeds}
             self._finish(parent, _ms(max(ends, default=None)))
             record[outcome.variant] = {"parent": parent, "seeds": children}
+        if self.launcher_run_id:  # `mlflow run .`: the launcher's run links to what it produced
+            for variant, runs in record.items():
+                self.client.set_tag(self.launcher_run_id, f"mtlbench.produced.{study}.{variant}",
+                                    f"experiment {experiment_id}, parent run {runs['parent']}")
         return record
 
     def _log_seed(self, experiment_id: str, parent: str, outcome: VariantOutcome, seed: SeedOutcome, tags: dict,
