@@ -73,6 +73,9 @@ def test_repro_twice_from_scratch_gives_identical_metrics_and_clean_status(proje
         runs = 2 * len(tasks) * 2  # variants x tasks x seeds
         assert report.count("macro avg") == runs and "## Seed statistics" in report and "delta-m" in report
         assert "## Verdict" in report and "wall time" not in report
+        assert "  Ankle boot " in report  # classification reports name the classes
+        pairs = json.loads(next((repo / "plots" / "confusion" / study).glob("dedicated__fashion__*.json")).read_text())
+        assert {p["actual"] for p in pairs} <= set(CATALOGUE[study].specs()["fashion"].class_names)
         curves = {p.name for p in (repo / "plots" / "curves" / study).glob("*.csv")}
         means = {f"rsn2__mean_real__seed{k}.csv" for k in (0, 1)} if study != "cifar_mnist_fashion_cnn" else set()
         assert len(curves - means) == runs and means <= curves  # (phased RSN2 fits have no joint curve)

@@ -113,9 +113,10 @@ def format_confusion(matrix: np.ndarray) -> str:
     return np.array2string(matrix, threshold=sys.maxsize, max_line_width=sys.maxsize)
 
 
-def report(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> str:
-    """The classification report as sklearn prints it."""
-    return classification_report(y_true, y_pred, labels=list(range(n_classes)), zero_division=0)
+def report(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, names: Sequence[str] | None = None) -> str:
+    """The classification report as sklearn prints it, rows labelled with the class names."""
+    return classification_report(y_true, y_pred, labels=list(range(n_classes)), zero_division=0,
+                                 target_names=list(names) if names else None)
 
 
 def seed_statistics(values: Sequence[float]) -> dict:
@@ -279,7 +280,7 @@ class TaskOutcome:
 
     def text_report(self) -> str:
         if self.report_text is None:
-            self.report_text = report(self.y_true, self.y_pred, len(self.class_names))
+            self.report_text = report(self.y_true, self.y_pred, len(self.class_names), self.class_names)
         return self.report_text
 
 

@@ -50,8 +50,9 @@ def answer(task_rows: list[dict], delta_rows: list[dict]) -> str:
     count = {v: sum(r["verdict"] == v for r in judged) for v in (BETTER, WORSE, NO_DIFFERENCE, NO_TEST)}
     studies = sorted({r["study"] for r in judged})
     seeds = sorted({r["n"] for r in judged})
+    n_variants = len({(r["study"], r["variant"]) for r in judged})
     parts = [f"Over {len(studies)} {'study' if len(studies) == 1 else 'studies'} ({', '.join(studies)}) and "
-             f"{len({(r['study'], r['variant']) for r in judged})} multitask variants, multitask beat dedicated "
+             f"{n_variants} multitask {'variant' if n_variants == 1 else 'variants'}, multitask beat dedicated "
              f"on {count[BETTER]} of {len(judged)} task comparisons, lost on {count[WORSE]}, and showed no "
              f"detectable difference on {count[NO_DIFFERENCE]}"
              + (f" ({count[NO_TEST]} had one seed: no test possible)" if count[NO_TEST] else "")
@@ -63,9 +64,9 @@ def answer(task_rows: list[dict], delta_rows: list[dict]) -> str:
     undecided = [r for r in judged if r["verdict"] == NO_DIFFERENCE and r["min_detectable"] is not None]
     if undecided:
         largest = max(undecided, key=lambda r: r["min_detectable"])
-        parts.append(f"Where no difference was found, the seeds could only have detected differences of up to "
-                     f"{_amount(largest['min_detectable'], largest['metric'])} ({largest['task']}, {largest['study']}): "
-                     "more seeds would narrow that.")
+        parts.append(f"Where no difference was found, the smallest difference these seeds could detect (80% power) "
+                     f"was as large as {_amount(largest['min_detectable'], largest['metric'])} ({largest['task']}, "
+                     f"{largest['study']}): smaller differences need more seeds to show.")
     if delta_rows:
         above = [r["label"] for r in delta_rows if r["ci95"] is not None and r["ci95"][0] > 0]
         below = [r["label"] for r in delta_rows if r["ci95"] is not None and r["ci95"][1] < 0]
@@ -168,6 +169,7 @@ def summary_document(task_rows: list[dict], delta_rows: list[dict], missing: Seq
     rows themselves (verdict strings are not DVC metrics; the numbers are)."""
     judged = [r for r in task_rows if r["verdict"] != RANDOM]
     return {
+        "answer": answer(task_rows, delta_rows),
         "verdicts": {v.replace(" ", "_"): sum(r["verdict"] == v for r in judged) for v in (BETTER, WORSE, NO_DIFFERENCE, NO_TEST)},
         "delta_m_pct": {f"{r['study']}/{r['variant']}": r["mean"] for r in delta_rows},
         "missing": list(missing),

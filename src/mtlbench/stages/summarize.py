@@ -27,7 +27,7 @@ def main() -> None:
     write_text(Path("reports/summary.md"), markdown_text)
     write_text(Path("reports/summary.html"), page)
     write_json(Path("metrics/summary.json"), document)
-    print(markdown_text.split("## The answer", 1)[1].split("##", 1)[0].strip(), file=sys.stderr)
+    print(document["answer"], file=sys.stderr)
     if missing:
         print(missing_note(missing), file=sys.stderr)
 
