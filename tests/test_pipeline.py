@@ -119,7 +119,8 @@ def test_mlflow_holds_a_parent_per_variant_and_a_child_per_seed(project):
         assert all(r.data.tags["mtlbench.complete"] == "true" and r.info.status == "FINISHED" for r in runs)
         assert len({r.data.tags["mlflow.runName"] for r in runs}) == len(runs)  # named uniquely
         child = children[0]
-        assert {"train_limit", "accel.channels_last", "stack_seeds"} <= set(child.data.params)
+        assert {"run.train_limit", "accel.channels_last", "run.stack_seeds", "max_epochs"} <= set(child.data.params)
+        assert child.data.params["run.train_limit"] == "100" and child.data.params["max_epochs"] == "2"
         assert child.data.tags["mtlbench.data.digits"] != "unknown"
         curve = client.get_metric_history(child.info.run_id, "digits/val_loss")
         assert child.info.start_time <= curve[0].timestamp <= curve[-1].timestamp <= child.info.end_time
@@ -193,3 +194,5 @@ def test_temp_experiments_log_into_the_original_repository_store(project):
     experiment = client.get_experiment_by_name(STUDIES[0])
     newest = client.search_runs([experiment.experiment_id], "tags.`mtlbench.seed` = '5'")
     assert len(newest) == 2 and all(r.info.artifact_uri.startswith((repo / "mlartifacts").as_uri()) for r in newest)
+    names = {r.data.tags["mtlbench.dvc_exp"] for r in newest}  # DVC's experiment name, in the run names too
+    assert len(names) == 1 and all(r.data.tags["mlflow.runName"].endswith(f"@ {names.pop()}") for r in newest)

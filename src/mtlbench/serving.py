@@ -15,11 +15,31 @@ from torch import nn
 
 
 class FlatIO(nn.Module):
-    def __init__(self, model: nn.Module, in_shapes: Sequence[Sequence[int]]):
+    """`model` behind the one-array interface. An RSN2 network is kept in its packed form (models/
+    packing.py: one dense tensor per layer plus each weight's owning task, half the unpacked size)
+    and unpacked on first use, so MLflow stores each model's weights once and small."""
+
+    def __init__(self, model: nn.Module | None, in_shapes: Sequence[Sequence[int]], packed: dict | None = None):
         super().__init__()
-        self.model = model.eval()
+        self.packed = packed
+        self._model = None if packed is not None else model.eval()
         self.in_shapes = [tuple(int(d) for d in shape) for shape in in_shapes]
         self.sizes = [math.prod(shape) for shape in self.in_shapes]
+
+    @property
+    def model(self) -> nn.Module:
+        if self._model is None:
+            from mtlbench.models.packing import unpack
+
+            self._model = unpack(self.packed)
+        return self._model
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        if self.packed is not None:  # the packed weights are what is saved; the unpacked copy is a cache
+            state["_modules"] = {k: v for k, v in self._modules.items() if k != "_model"}
+            state["_model"] = None
+        return state
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         parts = torch.split(x.float(), self.sizes, dim=1)

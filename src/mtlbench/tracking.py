@@ -96,7 +96,8 @@ def _ms(seconds: float | None) -> int | None:
 
 
 def flat_settings(context: dict) -> dict[str, object]:
-    """The resolved settings of results/<study>/context.json as params (`accel.tf32`, `rsn2.init`, ...)."""
+    """The resolved settings of results/<study>/context.json as params named as in params.yaml
+    (`run.train_limit`, `run.stack_seeds`, `rsn2.init`; `accel.tf32` for the options used)."""
     out: dict[str, object] = {}
     for key, value in context.items():
         if key in ("data", "started_at", "ended_at"):
@@ -104,7 +105,7 @@ def flat_settings(context: dict) -> dict[str, object]:
         if isinstance(value, dict):
             out.update({f"{key}.{k}": v for k, v in value.items()})
         else:
-            out[key] = value
+            out[f"run.{key}"] = value
     return out
 
 
@@ -120,8 +121,9 @@ class Tracker:
         # Runs are named "<variant> @ <DVC experiment>" under `dvc exp run`, else "@ <commit>+<results>"
         self.exp_name = os.environ.get("DVC_EXP_NAME")
         self.commit = commit
-        self.base_tags = {MLFLOW_GIT_COMMIT: commit, "git_commit": commit, "dvc_stage": stage,
-                          "mtlbench.dvc_exp": os.environ.get("DVC_EXP_NAME", "")}
+        self.base_tags = {MLFLOW_GIT_COMMIT: commit, "git_commit": commit, "dvc_stage": stage}
+        if self.exp_name:
+            self.base_tags["mtlbench.dvc_exp"] = self.exp_name
         if self.launcher_run_id:
             self.base_tags["mtlbench.launcher_run_id"] = self.launcher_run_id
 
@@ -334,8 +336,9 @@ class Tracker:
         with mlflow.start_run(run_id=run_id):  # log_model needs an active run; this id is explicit
             for name, path in seed.models.items():
                 model = load_model(path)
-                saved_spec = torch.load(path, map_location="cpu", weights_only=True)["spec"]
-                served = FlatIO(model, input_shapes(model, saved_spec)).eval()
+                saved = torch.load(path, map_location="cpu", weights_only=True)
+                packed = saved if saved["spec"]["kind"] == "rsn2" else None
+                served = FlatIO(model, input_shapes(model, saved["spec"]), packed=packed).eval()
                 example = example_input(served.in_shapes)
                 with torch.inference_mode():
                     output = served(example)
@@ -356,11 +359,13 @@ def parent_note(outcome: VariantOutcome, comparisons: dict, headline: Sequence[s
     """The parent run's description (MLflow's run page shows it first): the variant's test scores,
     mean +- SD over seeds, and its verdicts against the dedicated models."""
     rows = [t for t in outcome.summary if headline is None or t in headline]
-    lines = [f"**{outcome.variant}**, {len(outcome.seeds)} seeds: test score, mean +- SD", "",
-             variant_table([outcome], rows), ""]
+    lines = []
     if outcome.variant in comparisons:
-        lines += ["Against dedicated, paired by seed:", ""]
+        lines += [f"**{outcome.variant} against dedicated**, paired by seed:", ""]
         lines += [f"- {line}" for line in verdict_lines({outcome.variant: comparisons[outcome.variant]}, headline)]
+        lines += [""]
+    lines += [f"**{outcome.variant}**, {len(outcome.seeds)} seeds: test score, mean +- SD", "",
+              variant_table([outcome], rows), ""]
     return "\n".join(lines)
 
 
