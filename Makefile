@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # OpenMP's wait policy: tests/conftest.py makes waiting threads sleep (OMP_WAIT_POLICY=PASSIVE),
 # as tests run several processes at once; training keeps the OpenMP default (README, Speed).
 
-.PHONY: run test check check-update readme install clean
+.PHONY: run test check check-update readme ui exp install clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,15 @@ check-update: $(BIN)/.installed
 # README's results tables, generated from the committed metrics and reports (never typed by hand).
 readme: $(BIN)/.installed
 	$(BIN)/python -m mtlbench.readme README.md
+
+# Experiments side by side, narrow: each multitask variant's paired gain per task and its delta-m.
+exp: $(BIN)/.installed
+	$(BIN)/dvc exp show --no-pager --drop '^(?!Experiment$$|.*(gain|delta_m_pct)$$)'
+
+# The MLflow UI on this machine only; open the printed link (parent runs side by side, charts).
+ui: $(BIN)/.installed
+	@echo "compare dedicated and multitask: http://127.0.0.1:5000/#/experiments/1/runs?workflowType=machine_learning&compareRunsMode=CHART&searchFilter=tags.%60mtlbench.role%60%20%3D%20%27parent%27"
+	$(BIN)/mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow.db" --host 127.0.0.1 --port 5000
 
 clean:
 	rm -rf results data/prepared .pytest_cache

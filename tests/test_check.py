@@ -85,12 +85,13 @@ def _details(study, gains, seeds=3):
 def test_summary_over_two_studies_counts_the_verdicts():
     a = _details("study_a", {"t1": [0.03, 0.031, 0.029], "t2": [0.01, -0.02, 0.005]})
     b = _details("study_b", {"u1": [-0.05, -0.051, -0.049]})
-    markdown, page, document, images = build_summary([a, b], ["study_c"])
+    markdown, page, document, rows, images = build_summary([a, b], ["study_c"])
     assert document["verdicts"] == {"better": 1, "worse": 1, "no_detectable_difference": 1, "no_test_possible": 0}
     assert ("multitask beat dedicated on 1 of 3 task comparisons, lost on 1, and showed no detectable difference "
             "on 1") in markdown
     assert "Better: t1 (study_a, mt)." in markdown and "Worse: u1 (study_b, mt)." in markdown
-    assert "No results yet for: study_c" in markdown and document["missing"] == ["study_c"]
+    assert "No results yet for: study_c" in markdown and rows["missing"] == ["study_c"]
+    assert all(isinstance(v, (int, float)) for group in document.values() for v in group.values())  # DVC: numbers
     assert "| study_a | mt | rsn2 | 100 vs 200 | t1 | accuracy | +3.00 pt |" in markdown
     assert set(images) == {"study_a_scores.png", "study_a_curves.png", "study_b_scores.png", "study_b_curves.png",
                            "delta_m_forest.png"}
@@ -99,7 +100,7 @@ def test_summary_over_two_studies_counts_the_verdicts():
 
 
 def test_summary_without_results_says_what_to_run():
-    markdown, _, document, _ = build_summary([], ["mnist_fashion_mlp"])
+    markdown, _, document, _, _ = build_summary([], ["mnist_fashion_mlp"])
     assert "No multitask variant has a dedicated baseline" in markdown
     assert missing_note(["mnist_fashion_mlp"]) in markdown and "dvc exp run -S" in missing_note(["x"])
     assert json.dumps(document)  # serialisable as metrics/summary.json
@@ -108,5 +109,5 @@ def test_summary_without_results_says_what_to_run():
 def test_one_seed_summary_says_no_test():
     a = _details("s", {"t": [0.01]}, seeds=1)
     a["comparisons"]["mt"]["delta_m"]["ci95"] = None
-    markdown, _, document, _ = build_summary([a], [])
+    markdown, _, document, _, _ = build_summary([a], [])
     assert document["verdicts"]["no_test_possible"] == 1 and "no test possible" in markdown

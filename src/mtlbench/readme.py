@@ -1,5 +1,5 @@
 """`make readme`: the README's results section, generated from the committed result files
-(reports/studies/<study>.json, metrics/summary.json), between the markers below. Never typed by hand:
+(reports/studies/<study>.json), between the markers below. Never typed by hand:
 regenerate after committing new results."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The page that answers the question across studies: reports/summary.md, reports/summary.html
-(self-contained: figures inlined as base64 PNG, no scripts, no CDN) and metrics/summary.json, from
-the studies' details documents (reports/studies/<study>.json).
+(self-contained: figures inlined as base64 PNG, no scripts, no CDN), reports/summary.json and
+metrics/summary.json, from the studies' details documents (reports/studies/<study>.json).
 
 One row per study, multitask variant and task: the method, its parameter budget against the
 dedicated models' total, the paired difference with its CI and the verdict (mtlbench.verdict);
@@ -165,16 +165,20 @@ def summary_html(markdown_text: str, images: dict[str, bytes]) -> str:
 
 
 def summary_document(task_rows: list[dict], delta_rows: list[dict], missing: Sequence[str]) -> dict:
-    """metrics/summary.json: the answer's counts per verdict, delta-m per study and variant, and the
-    rows themselves (verdict strings are not DVC metrics; the numbers are)."""
+    """metrics/summary.json, a DVC metric kept narrow: the verdict counts and delta-m per study and
+    variant (numbers only; the rows and the answer's text are in summary_rows_document)."""
     judged = [r for r in task_rows if r["verdict"] != RANDOM]
     return {
-        "answer": answer(task_rows, delta_rows),
         "verdicts": {v.replace(" ", "_"): sum(r["verdict"] == v for r in judged) for v in (BETTER, WORSE, NO_DIFFERENCE, NO_TEST)},
         "delta_m_pct": {f"{r['study']}/{r['variant']}": r["mean"] for r in delta_rows},
-        "missing": list(missing),
-        "rows": [{k: v for k, v in r.items() if k != "text"} for r in task_rows],
     }
+
+
+def summary_rows_document(task_rows: list[dict], delta_rows: list[dict], missing: Sequence[str]) -> dict:
+    """reports/summary.json: the answer, every row and the studies without results."""
+    return {"answer": answer(task_rows, delta_rows), "missing": list(missing),
+            "rows": [{k: v for k, v in r.items() if k != "text"} for r in task_rows],
+            "delta_m": [{k: v for k, v in r.items()} for r in delta_rows]}
 
 
 def study_figures(details: dict) -> dict[str, bytes]:
@@ -184,8 +188,8 @@ def study_figures(details: dict) -> dict[str, bytes]:
             f"{details['study']}_curves.png": png_bytes(curves_figure(details, tasks))}
 
 
-def build_summary(details: Sequence[dict], missing: Sequence[str]) -> tuple[str, str, dict, dict[str, bytes]]:
-    """(markdown, html, summary.json document, {figure file name: PNG}) for the studies' details."""
+def build_summary(details: Sequence[dict], missing: Sequence[str]) -> tuple[str, str, dict, dict, dict[str, bytes]]:
+    """(markdown, html, metrics/summary.json, reports/summary.json, {figure file name: PNG})."""
     task_rows, delta_rows = summary_rows(details)
     images: dict[str, bytes] = {}
     for d in details:
@@ -193,4 +197,5 @@ def build_summary(details: Sequence[dict], missing: Sequence[str]) -> tuple[str,
     if delta_rows:
         images["delta_m_forest.png"] = png_bytes(forest_figure(delta_rows))
     markdown_text = summary_markdown(task_rows, delta_rows, missing, list(images))
-    return markdown_text, summary_html(markdown_text, images), summary_document(task_rows, delta_rows, missing), images
+    return (markdown_text, summary_html(markdown_text, images), summary_document(task_rows, delta_rows, missing),
+            summary_rows_document(task_rows, delta_rows, missing), images)

@@ -1,5 +1,5 @@
-"""dvc stage `summarize`: the cross-study answer (reports/summary.md and .html, reports/figures/,
-metrics/summary.json) from the evaluated studies' details (reports/studies/<study>.json)."""
+"""dvc stage `summarize`: the cross-study answer (reports/summary.md, .html and .json,
+reports/figures/, metrics/summary.json) from the evaluated studies' details (reports/studies/<study>.json)."""
 
 from __future__ import annotations
 
@@ -20,14 +20,15 @@ def main() -> None:
     present = [s for s in params.run.studies if (DETAILS_DIR / f"{s}.json").is_file()]
     missing = [s for s in STUDIES if s not in present]
     details = [read_json(DETAILS_DIR / f"{s}.json") for s in present]
-    markdown_text, page, document, images = build_summary(details, missing)
+    markdown_text, page, document, rows, images = build_summary(details, missing)
     with atomic_dir(Path("reports/figures"), scratch=SCRATCH) as folder:
         for name, png in images.items():
             (folder / name).write_bytes(png)
     write_text(Path("reports/summary.md"), markdown_text)
     write_text(Path("reports/summary.html"), page)
     write_json(Path("metrics/summary.json"), document)
-    print(document["answer"], file=sys.stderr)
+    write_json(Path("reports/summary.json"), rows)
+    print(rows["answer"], file=sys.stderr)
     if missing:
         print(missing_note(missing), file=sys.stderr)
 
