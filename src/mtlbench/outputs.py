@@ -1,6 +1,7 @@
-"""The DVC-tracked outputs of the evaluate stage: metrics/<study>.json, reports/<study>.md and the
-plot files (confusion pairs of classification tasks for DVC's `confusion` template, per-epoch
-curves and loss weights as CSV)."""
+"""The DVC-tracked outputs of the evaluate stage: the compact metric metrics/<study>.json, the full
+record reports/studies/<study>.json, reports/<study>.md and the plot files (confusion pairs with
+class names for DVC's `confusion` template, per-epoch curves with loss weights as CSV). All of them
+are byte-identical across identical reruns (no wall times)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from mtlbench.evaluate import (
     CURVE_COLUMNS, VariantOutcome, compare_to_dedicated, curve_rows, grouped_mean_curves, markdown_report,
     primary_metric, task_comparisons, weight_rows,
 )
+from mtlbench.fileio import atomic_dir, write_json, write_text
 from mtlbench.runtime import cpu_model
 from mtlbench.studies import Study
-from mtlbench.fileio import atomic_dir, write_json, write_text
 
 SCRATCH = Path(".mtlbench-tmp")  # temporary folders of plot outputs, outside the plot definitions
 
