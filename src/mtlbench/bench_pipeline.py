@@ -26,6 +26,9 @@ from mtlbench.runtime import cpu_model
 
 
 def folder_bytes(path: Path) -> int:
+    """Bytes of a file, or of every file below a folder (0 when absent)."""
+    if path.is_file():
+        return path.stat().st_size
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
 
 
@@ -43,14 +46,15 @@ def measure(study: str, seeds: list[int], train_limit: int, mirror: Path, workdi
     total = time.perf_counter() - started
     context = json.loads((repo / "results" / study / "context.json").read_text())
     training = context["ended_at"] - context["started_at"]
-    started = time.perf_counter()
-    _run(["dvc", "repro", "--force", "--single-item", f"evaluate@{study}"], repo, env)
-    again = time.perf_counter() - started
 
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     experiment = client.get_experiment_by_name(study)
+    runs_before, artifacts_before = len(client.search_runs([experiment.experiment_id])), folder_bytes(repo / "mlartifacts")
+    started = time.perf_counter()
+    _run(["dvc", "repro", "--force", "--single-item", f"evaluate@{study}"], repo, env)
+    again = time.perf_counter() - started
     return {
         "study": study, "seeds": seeds, "train_limit": train_limit, "cpu": cpu_model(),
         "repro_wall_s": round(total, 1), "training_s": round(training, 1),
@@ -58,7 +62,8 @@ def measure(study: str, seeds: list[int], train_limit: int, mirror: Path, workdi
         "re_evaluate_unchanged_s": round(again, 1),
         "bytes": {"results": folder_bytes(repo / "results"), "dvc_cache": folder_bytes(repo / ".dvc" / "cache"),
                   "mlartifacts": folder_bytes(repo / "mlartifacts"), "mlflow_db": folder_bytes(repo / "mlflow.db")},
-        "mlflow_runs": len(client.search_runs([experiment.experiment_id])),
+        "mlflow_runs": len(client.search_runs([experiment.experiment_id])), "mlflow_runs_before_re_evaluate": runs_before,
+        "mlartifacts_growth_on_re_evaluate": folder_bytes(repo / "mlartifacts") - artifacts_before,
     }
 
 

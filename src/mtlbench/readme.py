@@ -46,7 +46,23 @@ def results_section(root: Path) -> str:
     parts = ["Generated from the committed `reports/studies/*.json` by `make readme`; the full page with figures is "
              "`reports/summary.md` (and `.html`).", "", f"**The answer so far.** {answer(task_rows, delta_rows)}", ""]
     parts += [study_section(d) + "\n" for d in details]
+    bench = root / "bench" / "pipeline.json"
+    if bench.is_file():
+        parts.append(pipeline_line(read_json(bench)))
     return "\n".join(parts)
+
+
+def pipeline_line(b: dict) -> str:
+    """bench/pipeline.json (python -m mtlbench.bench_pipeline) in one sentence."""
+    mb = {k: f"{v / 1e6:,.0f} MB" for k, v in b["bytes"].items()}
+    return (f"**Overhead and storage of a smoke run** (`python -m mtlbench.bench_pipeline`: `{b['study']}`, seeds "
+            f"{b['seeds']}, the first {b['train_limit']} training rows, {b['cpu']}): `dvc repro` took {b['repro_wall_s']:.0f} s, "
+            f"of which training {b['training_s']:.0f} s; everything else (stage start-ups, data preparation, DVC "
+            f"hashing, evaluate, MLflow logging) {100 * b['overhead_share']:.0f}%. Evaluating the unchanged results again: "
+            f"{b['re_evaluate_unchanged_s']:.0f} s, MLflow runs {b['mlflow_runs_before_re_evaluate']} before and {b['mlflow_runs']} "
+            f"after, the artifact store grew by {b['mlartifacts_growth_on_re_evaluate']:,} bytes. Left behind: results/ "
+            f"{mb['results']}, DVC cache {mb['dvc_cache']} (the results and data/prepared), mlartifacts/ {mb['mlartifacts']} "
+            f"(the models, RSN2 packed), mlflow.db {mb['mlflow_db']}.")
 
 
 def main(argv: list[str]) -> int:
