@@ -111,3 +111,22 @@ def test_one_seed_summary_says_no_test():
     a["comparisons"]["mt"]["delta_m"]["ci95"] = None
     markdown, _, document, _, _ = build_summary([a], [])
     assert document["verdicts"]["no_test_possible"] == 1 and "no test possible" in markdown
+
+
+def test_readme_results_section_is_generated_between_the_markers(tmp_path):
+    from mtlbench.fileio import write_json
+    from mtlbench.readme import END, START, main as readme_main
+
+    details = _details("study_a", {"t1": [0.03, 0.031, 0.029]})
+    details["produced_on"] = {"device": "cpu", "cpu": "a CPU", "torch": "2.x", "seeds": 3}
+    write_json(tmp_path / "reports" / "studies" / "study_a.json", details)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n{START}\nstale\n{END}\n\ntail\n")
+    assert readme_main([str(readme)]) == 0
+    text = readme.read_text()
+    assert "stale" not in text and text.endswith(f"{END}\n\ntail\n")
+    assert "**`study_a`** (cpu, a CPU, torch 2.x, 3 seeds)" in text
+    assert "| mt | 0.9300 (0.9300, 0.9300, 0.9300) | 100 |" in text and "t1: mt +3.00 pt accuracy" in text
+    unmarked = tmp_path / "unmarked.md"
+    unmarked.write_text("no markers\n")
+    assert readme_main([str(unmarked)]) == 2 and unmarked.read_text() == "no markers\n"
