@@ -164,3 +164,40 @@ def test_mlflow_run_launcher_is_tagged_not_hijacked(tracking_uri, tmp_path, monk
     assert client.get_run(launcher).data.metrics == {}  # nothing was written into the launcher's run
     link = client.get_run(launcher).data.tags["mtlbench.produced.study_l.dedicated"]  # but it links to its runs
     assert link == f"experiment {experiment.experiment_id}, parent run {record['dedicated']['parent']}"
+
+
+def test_records_through_a_real_mlflow_server(tmp_path):
+    """The same one-record-per-run behaviour against `mlflow server` over its REST API."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--artifacts-destination", str(tmp_path / "server-artifacts"), "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                if urllib.request.urlopen(f"{uri}/health", timeout=1).status == 200:
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            raise AssertionError("mlflow server did not start")
+        first = Tracker(uri, log_models=False, root=tmp_path, stage="e").log_study("study_s", [_outcome()], "r")
+        again = Tracker(uri, log_models=False, root=tmp_path, stage="e").log_study("study_s", [_outcome()], "r")
+        client = MlflowClient(uri)
+        experiment = client.get_experiment_by_name("study_s")
+        runs = client.search_runs([experiment.experiment_id])
+        assert again == first and len(runs) == 3 and all(r.info.status == "FINISHED" for r in runs)
+        assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
