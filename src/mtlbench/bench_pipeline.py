@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from mtlbench.check import ROOT, _run, copy_project, git_repo_env, init_repo
+from mtlbench.check import ROOT, copy_project, git_repo_env, init_repo, run_command
 from mtlbench.config import MIRROR_ENV
 from mtlbench.fileio import write_json
 from mtlbench.runtime import cpu_model
@@ -42,7 +42,7 @@ def measure(study: str, seeds: list[int], train_limit: int, mirror: Path, workdi
     env = git_repo_env(repo, mirror)
     init_repo(repo, env)
     started = time.perf_counter()
-    _run(["dvc", "repro"], repo, env)
+    run_command(["dvc", "repro"], repo, env)
     total = time.perf_counter() - started
     context = json.loads((repo / "results" / study / "context.json").read_text())
     training = context["ended_at"] - context["started_at"]
@@ -53,7 +53,7 @@ def measure(study: str, seeds: list[int], train_limit: int, mirror: Path, workdi
     experiment = client.get_experiment_by_name(study)
     runs_before, artifacts_before = len(client.search_runs([experiment.experiment_id])), folder_bytes(repo / "mlartifacts")
     started = time.perf_counter()
-    _run(["dvc", "repro", "--force", "--single-item", f"evaluate@{study}"], repo, env)
+    run_command(["dvc", "repro", "--force", "--single-item", f"evaluate@{study}"], repo, env)
     again = time.perf_counter() - started
     return {
         "study": study, "seeds": seeds, "train_limit": train_limit, "cpu": cpu_model(),

@@ -35,6 +35,7 @@ import numpy as np
 import yaml
 
 from mtlbench.config import MIRROR_ENV
+from mtlbench.evaluate import task_comparisons
 from mtlbench.formats import idx_bytes, write_cifar10, write_cifar100
 from mtlbench.runtime import cpu_model
 
@@ -79,10 +80,11 @@ def git_repo_env(repo: Path, mirror: Path) -> dict[str, str]:
 def init_repo(repo: Path, env: dict[str, str]) -> None:
     for args in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"],
                  ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
-        _run(args, repo, env)
+        run_command(args, repo, env)
 
 
-def _run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+def run_command(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Run `args` in `cwd`; a failure is a CheckError holding the end of what it printed."""
     result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
     if result.returncode != 0:
         raise CheckError(f"{' '.join(args)} failed in {cwd}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
@@ -149,7 +151,7 @@ def collect(repo: Path) -> dict[str, float | None]:
                 for task, by_metric in tasks.items()}
         for variant, entry in details["comparisons"].items():
             kept["comparisons"][variant] = {task: {k: c["paired"][k] for k in ("mean", "p_t")}
-                                            for task, c in entry.items() if isinstance(c, dict) and "paired" in c}
+                                            for task, c in task_comparisons(entry).items() if "paired" in c}
         got.update(numbers(kept, f"reports/studies/{path.name}:"))
     return got
 
@@ -226,7 +228,7 @@ def reproduce(root: Path, workdir: Path, mirror_source: Path) -> dict[str, float
     copy_project(root, repo, edit)
     env = git_repo_env(repo, mirror)
     init_repo(repo, env)
-    _run(["dvc", "repro"], repo, env)
+    run_command(["dvc", "repro"], repo, env)
     return collect(repo)
 
 

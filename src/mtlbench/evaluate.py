@@ -18,7 +18,7 @@ from sklearn.metrics import classification_report
 
 from mtlbench.fileio import read_json
 from mtlbench.studies import Study
-from mtlbench.verdict import judge, paired_comparison, verdict_text
+from mtlbench.verdict import format_interval, judge, paired_comparison, verdict_text
 
 # Per-run values summarised over seeds into metrics/<study>.json. Wall time is recorded in MLflow
 # and the reports but kept out of the metrics file: it differs between identical reruns.
@@ -28,12 +28,6 @@ SUMMARY_METRICS = (
 )
 FIT_RECORDS = ("epochs", "best_val_loss", "wall_time_s", "params_total", "params_nonzero", "params_packed", "model_bytes")
 JOINT_RECORDS = ("best_val_loss", "wall_time_s")  # one value for all tasks of a multitask fit
-
-
-def fit_records(fit: dict, joint: bool) -> dict[str, float]:
-    """A task's fit summary; in a multitask fit the validation loss and the wall time are the joint
-    fit's (every task of it has the same), so they are named `joint_<record>`, not as a task's own."""
-    return {(f"joint_{k}" if joint and k in JOINT_RECORDS else k): fit[k] for k in FIT_RECORDS}
 LOWER_IS_BETTER = frozenset({"mse"})
 # Shown in the reports' tables and compared with the dedicated runs: each task has the first two
 # (classification) or the last two (reconstruction).
@@ -41,6 +35,12 @@ TEST_METRICS = ("accuracy", "macro_f1", "mse", "psnr")
 
 
 CURVE_COLUMNS = ("epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy")
+
+
+def fit_records(fit: dict, joint: bool) -> dict[str, float]:
+    """A task's fit summary; in a multitask fit the validation loss and the wall time are the joint
+    fit's (every task of it has the same), so they are named `joint_<record>`, not as a task's own."""
+    return {(f"joint_{k}" if joint and k in JOINT_RECORDS else k): fit[k] for k in FIT_RECORDS}
 
 
 def curve_rows(history: list[dict], task: str) -> list[dict]:
@@ -227,7 +227,7 @@ def verdict_lines(comparisons: dict, headline: Sequence[str] | None = None) -> l
 
 
 def delta_m_text(variant: str, s: dict) -> str:
-    ci = "" if s["ci95"] is None else f", 95% CI [{s['ci95'][0]:+.2f}%, {s['ci95'][1]:+.2f}%]"
+    ci = "" if s["ci95"] is None else f", 95% CI {format_interval(s['ci95'], unit='%')}"
     return f"delta-m: {variant} {s['mean']:+.2f}%{ci}, n={s['n']} (mean relative change over the real tasks; positive = better)"
 
 
@@ -244,8 +244,8 @@ def comparison_table(comparisons: dict, headline: Sequence[str] | None = None) -
                          f"| {_fmt(c['p_sign_flip'], 3)} | {_fmt(c['min_detectable'])} | {c['verdict']} |")
         if "delta_m" in entry:
             s = entry["delta_m"]
-            ci = "-" if s["ci95"] is None else f"[{s['ci95'][0]:+.2f}%, {s['ci95'][1]:+.2f}%]"
-            lines.append(f"| {variant} | delta-m | primary metrics | {s['mean']:+.2f}% | {ci} | {s['n']} | | | | |")
+            lines.append(f"| {variant} | delta-m | primary metrics | {s['mean']:+.2f}% | {format_interval(s['ci95'], unit='%')} "
+                         f"| {s['n']} | | | | |")
         for key, value in entry.items():  # delta-m over the tasks that have each metric (means only)
             if key.startswith("delta_m_") and key.endswith("_pct") and key != "delta_m_pct":
                 metric = key.removeprefix("delta_m_").removesuffix("_pct")

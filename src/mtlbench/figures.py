@@ -15,6 +15,8 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from mtlbench.evaluate import primary_metric  # noqa: E402
+
 DPI = 110
 
 
@@ -24,10 +26,6 @@ def png_bytes(fig: Figure) -> bytes:
     fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
     plt.close(fig)
     return buffer.getvalue()
-
-
-def _primary(by_metric: dict) -> str:
-    return "accuracy" if "accuracy" in by_metric else "mse"
 
 
 def _grid(n: int, width: float = 3.6, height: float = 3.0) -> tuple[Figure, np.ndarray]:
@@ -47,10 +45,10 @@ def scores_figure(details: dict, tasks: list[str] | None = None) -> Figure:
     fig, axes = _grid(len(tasks))
     for ax, task in zip(axes.flat, tasks):
         names = [v for v in variants if task in variants[v]]
-        stats = [variants[v][task][_primary(variants[v][task])] for v in names]
+        stats = [variants[v][task][primary_metric(variants[v][task])] for v in names]
         means = [s["mean"] for s in stats]
         errors = [0.0 if s["ci95"] is None else (s["ci95"][1] - s["ci95"][0]) / 2 for s in stats]
-        metric = _primary(variants[names[0]][task])
+        metric = primary_metric(variants[names[0]][task])
         for i, (m, e) in enumerate(zip(means, errors)):  # points, not bars: the axis is zoomed to the CIs
             ax.errorbar([i], [m], yerr=[e], fmt="o", capsize=5, color=f"C{i}", markersize=7)
         ax.set_xlim(-0.6, len(names) - 0.4)

@@ -26,22 +26,27 @@ def _half_width(ci: list[float] | None) -> float | None:
     return None if ci is None else (ci[1] - ci[0]) / 2
 
 
-def metrics_document(outcomes: list[VariantOutcome], headline: Sequence[str] | None = None) -> dict:
-    """The compact DVC metric (metrics/<study>.json), narrow enough for `dvc exp show`: per variant
-    and task the primary test metric's mean and the half-width of its 95% CI (`<metric>_ci`), and per
-    multitask variant (`<variant>_vs_dedicated`) each task's paired gain (positive = better) with its
-    CI half-width and Holm-adjusted p, and delta-m (%) with its CI half-width. Everything else is in
-    reports/studies/<study>.json (details_document)."""
-    shown = (lambda task: True) if headline is None else (lambda task: task in headline)
+def shown_in(headline: Sequence[str] | None):
+    """Whether a task is shown one by one: every task, or the study's headline tasks."""
+    return (lambda task: True) if headline is None else (lambda task: task in headline)
+
+
+def metrics_document(details: dict) -> dict:
+    """The compact DVC metric (metrics/<study>.json), narrow enough for `dvc exp show`, cut from the
+    study's details (details_document): per variant and task the primary test metric's mean and
+    the half-width of its 95% CI (`<metric>_ci`), and per multitask variant (`<variant>_vs_dedicated`)
+    each task's paired gain (positive = better) with its CI half-width and Holm-adjusted p, and
+    delta-m (%) with its CI half-width."""
+    shown = shown_in(details["headline"])
     document: dict = {}
-    for o in outcomes:
-        document[o.variant] = {}
-        for task, by_metric in o.summary.items():
+    for variant, summary in details["variants"].items():
+        document[variant] = {}
+        for task, by_metric in summary.items():
             if shown(task):
                 metric = primary_metric(by_metric)
                 s = by_metric[metric]
-                document[o.variant][task] = {metric: s["mean"], f"{metric}_ci": _half_width(s["ci95"])}
-    for variant, entry in compare_to_dedicated(outcomes).items():
+                document[variant][task] = {metric: s["mean"], f"{metric}_ci": _half_width(s["ci95"])}
+    for variant, entry in details["comparisons"].items():
         compact: dict = {}
         for task, diffs in task_comparisons(entry).items():
             if "paired" in diffs and shown(task):
@@ -61,24 +66,24 @@ def details_document(study: Study, outcomes: list[VariantOutcome]) -> dict:
     {variant: {task: {seed: per-epoch rows}}} (of the headline tasks, where a study names them)."""
     methods = {}
     for o in outcomes:
-        first = o.summary[next(iter(o.summary))]
         kind = study.variant_kind(o.variant)
         budget = (sum(by["params_total"]["mean"] for by in o.summary.values()) if kind == "dedicated"
-                  else first["params_packed"]["mean"])
+                  else next(iter(o.summary.values()))["params_packed"]["mean"])  # one model for all its tasks
         methods[o.variant] = {"kind": kind, "architecture": o.params.get("architecture"), "params": budget,
                               "tasks": list(o.summary),
                               **({"loss_combination": study.hps[o.variant].scheme} if kind == "hps" else {})}
-    shown = (lambda task: True) if study.headline is None else (lambda task: task in study.headline)
+    shown = shown_in(study.headline)
     curves: dict = {o.variant: {} for o in outcomes}
     for o in outcomes:
         for seed in o.seeds:
             for t in filter(lambda t: shown(t.task), seed.tasks):
                 curves[o.variant].setdefault(t.task, {})[str(seed.seed)] = curve_rows(t.history, t.task)
-    first = outcomes[0]
-    produced_on = {"device": first.params.get("device"), "torch": first.params.get("torch"), "cpu": cpu_model(),
-                   "seeds": len(first.seeds)}
-    return {"study": study.name, "produced_on": produced_on, "headline": None if study.headline is None else list(study.headline), "variants": {o.variant: o.summary for o in outcomes},
-            "comparisons": compare_to_dedicated(outcomes), "methods": methods, "curves": curves}
+    produced_on = {"device": outcomes[0].params.get("device"), "torch": outcomes[0].params.get("torch"),
+                   "cpu": cpu_model(), "seeds": len(outcomes[0].seeds)}
+    return {"study": study.name, "produced_on": produced_on,
+            "headline": None if study.headline is None else list(study.headline),
+            "variants": {o.variant: o.summary for o in outcomes}, "comparisons": compare_to_dedicated(outcomes),
+            "methods": methods, "curves": curves}
 
 
 def _csv(rows: list[dict], columns: Sequence[str] = CURVE_COLUMNS) -> str:
@@ -90,15 +95,17 @@ def _csv(rows: list[dict], columns: Sequence[str] = CURVE_COLUMNS) -> str:
     return buffer.getvalue()
 
 
-def write_study_outputs(study_def: Study, outcomes: list[VariantOutcome], root: Path) -> str:
-    """Write every evaluate-stage output of `study` under `root`; returns the markdown report.
+def write_study_outputs(study_def: Study, outcomes: list[VariantOutcome], root: Path) -> tuple[str, dict]:
+    """Write every evaluate-stage output of `study` under `root`; returns the markdown report and
+    the details document (the MLflow figures are drawn from it).
     Confusion and curve plots cover the headline tasks (all when None); variants with several
     tasks also get their average curves over real and random tasks (`<variant>__mean_real__...`);
     a task whose loss weight changes per epoch (HPS schemes) has it as a `weight` column."""
     study, headline = study_def.name, study_def.headline
-    shown = (lambda task: True) if headline is None else (lambda task: task in headline)
-    write_json(root / "metrics" / f"{study}.json", metrics_document(outcomes, headline))
-    write_json(root / "reports" / "studies" / f"{study}.json", details_document(study_def, outcomes))
+    shown = shown_in(headline)
+    details = details_document(study_def, outcomes)
+    write_json(root / "metrics" / f"{study}.json", metrics_document(details))
+    write_json(root / "reports" / "studies" / f"{study}.json", details)
     report_md = markdown_report(study, outcomes, headline)
     write_text(root / "reports" / f"{study}.md", report_md)
     with atomic_dir(root / "plots" / "confusion" / study, scratch=root / SCRATCH) as folder:
@@ -119,4 +126,4 @@ def write_study_outputs(study_def: Study, outcomes: list[VariantOutcome], root: 
                     write_text(folder / f"{o.variant}__{t.task}__seed{s.seed}.csv", _csv(rows, list(rows[0])))
                 for group, rows in grouped_mean_curves(o, s).items():
                     write_text(folder / f"{o.variant}__mean_{group}__seed{s.seed}.csv", _csv(rows))
-    return report_md
+    return report_md, details

@@ -71,11 +71,6 @@ def omp_wait_policy() -> str:
     return os.environ.get("OMP_WAIT_POLICY", "default").lower()
 
 
-if __name__ == "__main__":  # `python -m mtlbench.runtime`: which allocator training would use
-    reexec_with_fast_allocator("mtlbench.runtime", sys.argv[1:])
-    print(allocator_in_use())
-
-
 def cpu_model() -> str:
     """The CPU's model name as /proc/cpuinfo gives it (results record the machine they came from)."""
     try:
@@ -83,3 +78,9 @@ def cpu_model() -> str:
                     if line.startswith("model name"))
     except (OSError, StopIteration):
         return platform.processor() or "unknown"
+
+
+if __name__ == "__main__":  # `python -m mtlbench.runtime`: which allocator training would use
+    reexec_with_fast_allocator("mtlbench.runtime", sys.argv[1:])
+    print(allocator_in_use())
+

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Sequence
 
 from mtlbench.figures import curves_figure, forest_figure, png_bytes, scores_figure
-from mtlbench.verdict import BETTER, NO_DIFFERENCE, NO_TEST, RANDOM, WORSE, verdict_text
+from mtlbench.evaluate import task_comparisons
+from mtlbench.verdict import BETTER, NO_DIFFERENCE, NO_TEST, RANDOM, WORSE, format_amount, format_interval, verdict_text
 
 
 def summary_rows(details: Sequence[dict]) -> tuple[list[dict], list[dict]]:
@@ -29,8 +30,8 @@ def summary_rows(details: Sequence[dict]) -> tuple[list[dict], list[dict]]:
             common = {"study": d["study"], "variant": variant, "kind": method["kind"],
                       "loss_combination": method.get("loss_combination"),
                       "params": method["params"], "dedicated_params": dedicated_total}
-            for task, diffs in entry.items():
-                if isinstance(diffs, dict) and "paired" in diffs:
+            for task, diffs in task_comparisons(entry).items():
+                if "paired" in diffs:
                     c = diffs["paired"]
                     task_rows.append({**common, "task": task, "metric": c["metric"], "diff": c["mean"], "ci95": c["ci95"],
                                       "n": c["n"], "p_holm": c["p_holm"], "p_sign_flip": c["p_sign_flip"],
@@ -65,7 +66,8 @@ def answer(task_rows: list[dict], delta_rows: list[dict]) -> str:
     if undecided:
         largest = max(undecided, key=lambda r: r["min_detectable"])
         parts.append(f"Where no difference was found, the smallest difference these seeds could detect (80% power) "
-                     f"was as large as {_amount(largest['min_detectable'], largest['metric'])} ({largest['task']}, "
+                     f"was as large as {format_amount(largest['min_detectable'], largest['metric'], signed=False)} "
+                     f"{largest['metric']} ({largest['task']}, "
                      f"{largest['study']}): smaller differences need more seeds to show.")
     if delta_rows:
         above = [r["label"] for r in delta_rows if r["ci95"] is not None and r["ci95"][0] > 0]
@@ -74,14 +76,6 @@ def answer(task_rows: list[dict], delta_rows: list[dict]) -> str:
                      + (f" ({', '.join(above)})" if above else "") + f" and below zero for {len(below)}"
                      + (f" ({', '.join(below)})" if below else "") + ".")
     return " ".join(parts)
-
-
-def _amount(value: float, metric: str) -> str:
-    return f"{100 * value:.2f} pt {metric}" if metric in ("accuracy", "macro_f1") else f"{value:.4g} {metric}"
-
-
-def _ci(ci: list[float] | None, scale: float = 1.0, unit: str = "") -> str:
-    return "-" if ci is None else f"[{scale * ci[0]:+.2f}{unit}, {scale * ci[1]:+.2f}{unit}]"
 
 
 def _budget(row: dict) -> str:
@@ -114,13 +108,13 @@ def summary_markdown(task_rows: list[dict], delta_rows: list[dict], missing: Seq
         method = r["kind"] + (f" ({r['loss_combination']})" if r["loss_combination"] else "")
         unit = " pt" if scale(r) == 100.0 else ""
         lines.append(f"| {r['study']} | {r['variant']} | {method} | {_budget(r)} | {r['task']} | {r['metric']} "
-                     f"| {scale(r) * r['diff']:+.2f}{unit} | {_ci(r['ci95'], scale(r))} | {r['n']} | {_p(r['p_holm'])} "
+                     f"| {scale(r) * r['diff']:+.2f}{unit} | {format_interval(r['ci95'], scale(r))} | {r['n']} | {_p(r['p_holm'])} "
                      f"| {_p(r['p_sign_flip'])} | {r['verdict']} |")
     lines += ["", "## delta-m per study and variant", "",
               "Mean relative change over the real tasks' primary metrics (Maninis et al. 2019), %, positive = multitask "
               "better; CI over the per-seed values.", "",
               "| study | variant | delta-m | 95% CI | n |", "|---|---|---|---|---|"]
-    lines += [f"| {r['study']} | {r['variant']} | {r['mean']:+.2f}% | {_ci(r['ci95'], unit='%')} | {r['n']} |" for r in delta_rows]
+    lines += [f"| {r['study']} | {r['variant']} | {r['mean']:+.2f}% | {format_interval(r['ci95'], unit='%')} | {r['n']} |" for r in delta_rows]
     lines += ["", "## Figures", ""] + [f"![{Path(f).stem}](figures/{Path(f).name})" for f in figures] + [""]
     return "\n".join(lines)
 

@@ -208,8 +208,10 @@ class Tracker:
         experiment_id = self.experiment_id(study, description)
         comparisons = compare_to_dedicated(variants)
         settings = flat_settings(context)
-        data_tags = {f"mtlbench.data.{name}": (d or {}).get("digest", "unknown") for name, d in context.get("data", {}).items()}
-        data_tags["mtlbench.data_matches_official"] = str(all((d or {}).get("matches", False) for d in context.get("data", {}).values()))
+        data = {name: d or {} for name, d in context.get("data", {}).items()}  # None: arrays without provenance
+        digests = {name: d.get("digest", "unknown") for name, d in data.items()}
+        data_tags = {f"mtlbench.data.{name}": digest for name, digest in digests.items()}
+        data_tags["mtlbench.data_matches_official"] = str(all(d.get("matches", False) for d in data.values()))
         record = {}
         for outcome in variants:
             tags = {"mtlbench.study": study, "mtlbench.variant": outcome.variant, **data_tags}
@@ -221,7 +223,7 @@ class Tracker:
             identity = {"mtlbench.study": study, "mtlbench.variant": outcome.variant, "mtlbench.role": "parent",
                         "mtlbench.results_hash": results_hash}
             record_key = _key(results_hash, params, metrics, note, report_markdown, sorted(figures or {}), self.log_models)
-            seeds = [s for s in outcome.seeds]
+            seeds = outcome.seeds
             parent = self._reusable(experiment_id, identity, record_key)
             if parent is not None:
                 record[outcome.variant] = {"parent": parent, "seeds": {
@@ -240,7 +242,8 @@ class Tracker:
                 self.client.log_image(parent, _png_array(png), name)
             if grouped_mean_curves(outcome, outcome.seeds[0]):
                 self.client.log_figure(parent, average_loss_figure(outcome), "average_loss_curves.png")
-            children = {str(s.seed): self._log_seed(experiment_id, parent, outcome, s, tags, params, headline) for s in seeds}
+            children = {str(s.seed): self._log_seed(experiment_id, parent, outcome, s, tags, params, digests, headline)
+                        for s in seeds}
             self._finish(parent, _ms(max(ends, default=None)))
             record[outcome.variant] = {"parent": parent, "seeds": children}
         if self.launcher_run_id:  # `mlflow run .`: the launcher's run links to what it produced
@@ -250,7 +253,7 @@ class Tracker:
         return record
 
     def _log_seed(self, experiment_id: str, parent: str, outcome: VariantOutcome, seed: SeedOutcome, tags: dict,
-                  params: dict, headline: Sequence[str] | None = None) -> str:
+                  params: dict, digests: dict[str, str], headline: Sequence[str] | None = None) -> str:
         """One seed's run, reused (moved under the new parent) when its record is unchanged."""
         steps, metrics = [], {}
         for t in seed.tasks:
@@ -280,18 +283,18 @@ class Tracker:
                                start_time=_ms(min(starts, default=None)))
         self._log_artifacts(run, outcome, seed, headline)
         self._log(run, params=run_params, metrics=metrics, steps=steps)
-        self._log_datasets(run, tags)
+        self._log_datasets(run, digests)
         if self.log_models:
             self._log_models(run, seed)
         self._finish(run, _ms(max(ends, default=None)))
         return run
 
-    def _log_datasets(self, run_id: str, tags: dict) -> None:
+    def _log_datasets(self, run_id: str, digests: dict[str, str]) -> None:
         """The datasets the run trained and was tested on, by content digest (mlflow's Datasets tab)."""
-        inputs = [DatasetInput(Dataset(name=key.removeprefix("mtlbench.data."), digest=digest[:36], source_type="local",
-                                       source=json.dumps({"prepared": f"data/prepared/{key.removeprefix('mtlbench.data.')}.npz"})),
+        inputs = [DatasetInput(Dataset(name=name, digest=digest, source_type="local",
+                                       source=json.dumps({"prepared": f"data/prepared/{name}.npz"})),
                                tags=[InputTag("mlflow.data.context", "train+test")])
-                  for key, digest in tags.items() if key.startswith("mtlbench.data.") and key != "mtlbench.data_matches_official"]
+                  for name, digest in digests.items()]
         if inputs:
             self.client.log_inputs(run_id, datasets=inputs)
 
@@ -373,7 +376,7 @@ def _comparison_metrics(entry: dict, headline: Sequence[str] | None = None) -> d
     """Per task the paired gain (positive = better), its CI bounds and Holm p; delta-m and its CI."""
     out = {}
     for task, diffs in task_comparisons(entry).items():
-        c = diffs.get("paired") if isinstance(diffs, dict) else None
+        c = diffs.get("paired")
         if c is None or (headline is not None and task not in headline):
             continue
         out[f"{task}/{c['metric']}_gain"] = c["mean"]

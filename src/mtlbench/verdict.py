@@ -104,19 +104,25 @@ def judge(comparisons: dict[str, dict], random_tasks: frozenset[str] = frozenset
     return judged
 
 
-def _amount(value: float, metric: str) -> str:
+def format_amount(value: float, metric: str, signed: bool = True) -> str:
     """Accuracy-like metrics in percentage points, others (MSE, PSNR) as they are."""
-    return f"{100 * value:+.2f} pt" if metric in ("accuracy", "macro_f1") else f"{value:+.4g}"
+    sign = "+" if signed else ""
+    return f"{100 * value:{sign}.2f} pt" if metric in ("accuracy", "macro_f1") else f"{value:{sign}.4g}"
+
+
+def format_interval(ci: Sequence[float] | None, scale: float = 1.0, unit: str = "") -> str:
+    """A CI as "[+0.12%, +0.34%]" (signed, 2 decimals, times `scale`), "-" when there is none."""
+    return "-" if ci is None else f"[{scale * ci[0]:+.2f}{unit}, {scale * ci[1]:+.2f}{unit}]"
 
 
 def verdict_text(task: str, variant: str, metric: str, c: dict) -> str:
     """One line a reader can quote, e.g. "fashion: rsn2 +0.53 pt accuracy, 95% CI [-0.40, +1.50],
     n=3: no detectable difference (Holm p=0.31; smallest detectable +2.1 pt)"."""
-    head = f"{task}: {variant} {_amount(c['mean'], metric)} {metric}"
+    head = f"{task}: {variant} {format_amount(c['mean'], metric)} {metric}"
     if c["verdict"] == NO_TEST:
         return f"{head}, n={c['n']}: no test possible (one seed; run more seeds)"
     low, high = c["ci95"]
-    text = f"{head}, 95% CI [{_amount(low, metric)}, {_amount(high, metric)}], n={c['n']}: {c['verdict']}"
+    text = f"{head}, 95% CI [{format_amount(low, metric)}, {format_amount(high, metric)}], n={c['n']}: {c['verdict']}"
     if c["verdict"] == RANDOM:
         return text + " (chance by construction; no test)"
     notes = [f"Holm p={c['p_holm']:.3g}", f"sign-flip p={c['p_sign_flip']:.3g}"]
@@ -124,5 +130,5 @@ def verdict_text(task: str, variant: str, metric: str, c: dict) -> str:
         notes[-1] += f" (its floor at n={c['n']})" if c["p_sign_flip"] <= c["p_sign_flip_floor"] else \
             f" (cannot go below {c['p_sign_flip_floor']:.3g} at n={c['n']})"
     if c["verdict"] == NO_DIFFERENCE:
-        notes.append(f"smallest detectable {_amount(c['min_detectable'], metric).lstrip('+')}")
+        notes.append(f"smallest detectable {format_amount(c['min_detectable'], metric, signed=False)}")
     return f"{text} ({'; '.join(notes)})"
