@@ -96,7 +96,7 @@ def test_variants_and_task_subsets_come_from_params():
     plan = dict(variant_plan(study, _params()))
     assert plan["dedicated"] == ("T1", "T2", "T3", "T4", "T5") and plan["hps3"] == ("T1", "T2", "T3")
     assert plan["mix20_10_mean"] == tuple(f"T{i}" for i in range(1, 21)) + tuple(f"R{i}" for i in range(1, 11))
-    assert len(plan) == 1 + 3 + 14 and study.hps["mix50_50_sum"].scheme == "sum"
+    assert len(plan) == 1 + 3 + 14 and study.variant("mix50_50_sum").method == "sum"
     subset = dict(variant_plan(study, _params(variants=["dedicated", "hps10"], tasks=["T2", "T7"])))
     assert subset == {"dedicated": ("T2",), "hps10": ("T2", "T7")}
     with pytest.raises(ParamsError, match="run.tasks: expected .* unknown task 'T91'"):

@@ -44,7 +44,7 @@ def cifar10_tasks(tmp_path_factory):
 def test_study_has_a_dedicated_model_and_one_hps_variant_per_scheme():
     assert STUDY.variants == ("dedicated", "hps_fixed", "hps_sum", "hps_mean", "hps_geometric", "hps_uncertainty", "hps_dwa")
     assert STUDY.datasets == ("cifar10",)
-    assert STUDY.hps["hps_fixed"].weights == (0.5, 0.1, 1.0, 0.1)
+    assert STUDY.variant("hps_fixed").method_options == {"weights": (0.5, 0.1, 1.0, 0.1)}
     assert all(STUDY.tasks_of(v) == STUDY.tasks for v in STUDY.variants)
     params = parse_params({"run": {"studies": ["cifar10_aux"], "tasks": ["cifar10", "reconstruction"]}}, {}, Path("."))
     assert dict(variant_plan(STUDY, params))["hps_fixed"] == ("cifar10", "reconstruction")

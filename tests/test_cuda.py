@@ -18,7 +18,7 @@ from mtlbench.train.epoch import EpochRunner, make_optimizer
 from mtlbench.train.loop import fit, predict_logits
 from mtlbench.train.multiseed import fit_seeds, seed_models, seed_stack
 from mtlbench.train.protocols import KERAS_FAITHFUL
-from mtlbench.train.weighting import Weighted
+from mtlbench.train.methods import Weighted
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

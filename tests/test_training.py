@@ -12,7 +12,7 @@ from mtlbench.train.accel import EAGER, Accel
 from mtlbench.train.early_stopping import EarlyStopping
 from mtlbench.train.loop import evaluate_losses, fit
 from mtlbench.train.protocols import KERAS_FAITHFUL
-from mtlbench.train.weighting import Weighted
+from mtlbench.train.methods import Weighted
 
 
 def test_early_stopping_needs_improvement_beyond_min_delta():

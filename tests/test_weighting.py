@@ -6,8 +6,8 @@ import pytest
 import torch
 from synthetic import two_task_images
 
-from mtlbench.train.weighting import (
-    DynamicWeightAverage, GeometricMean, Uncertainty, Weighted, make_combination,
+from mtlbench.train.methods import (
+    DynamicWeightAverage, GeometricMean, Uncertainty, Weighted, make_method as make_combination,
 )
 
 
@@ -83,7 +83,7 @@ def test_every_scheme_trains_a_two_task_model_and_reports_weights_per_epoch():
     for scheme in ("sum", "geometric", "uncertainty", "dwa"):
         combination = make_combination(scheme, 2)
         result = fit(build_shared("cifar_shared", (3, 8, 8), (2, 2), seed=0), data, protocol, 0, ("a", "b"),
-                     combination=combination)
+                     method=combination)
         weights = [(r["a_weight"], r["b_weight"]) for r in result.history]
         assert len(weights) == 4 and result.history[-1]["loss"] < result.history[0]["loss"], scheme
         if scheme == "dwa":

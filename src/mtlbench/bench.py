@@ -43,7 +43,7 @@ from mtlbench.train.epoch import EpochRunner, make_optimizer
 from mtlbench.train.masks import compute_masks
 from mtlbench.train.multiseed import seed_stack
 from mtlbench.train.protocols import KERAS_FAITHFUL
-from mtlbench.train.weighting import Weighted
+from mtlbench.train.methods import Weighted
 from mtlbench.train.runner import resolve_device
 
 EPOCH_ROWS = 48000

@@ -71,7 +71,7 @@ def details_document(study: Study, outcomes: list[VariantOutcome]) -> dict:
                   else next(iter(o.summary.values()))["params_packed"]["mean"])  # one model for all its tasks
         methods[o.variant] = {"kind": kind, "architecture": o.params.get("architecture"), "params": budget,
                               "tasks": list(o.summary),
-                              **({"loss_combination": study.hps[o.variant].scheme} if kind == "hps" else {})}
+                              **({"method": study.variant(o.variant).method} if kind == "hps" else {})}
     shown = shown_in(study.headline)
     curves: dict = {o.variant: {} for o in outcomes}
     for o in outcomes:

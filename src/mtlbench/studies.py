@@ -1,13 +1,13 @@
 """The experiment catalogue of SPEC.md section 4, as data.
 
-A study names its tasks, the architecture its models use and the protocol that trains them. Model
-variants (`dedicated`, and the multitask ones added by later work) are listed per study so that the
-pipeline, the metrics file and MLflow all agree on what a study contains.
+A study names its tasks, the architecture its models use, the protocol that trains them and its
+model variants (typed `Variant`s: a kind and its options, under a name), so that the pipeline, the
+metrics file and MLflow all agree on what a study contains.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -77,14 +77,38 @@ class RSN2Spec:
     phases: tuple[tuple[float, ...], ...] | None = None
 
 
-@dataclass(frozen=True)
-class HPSVariant:
-    """A hard-parameter-sharing model: its tasks and how their losses combine (train/weighting.py
-    scheme; `weights` for the fixed scheme)."""
+DEDICATED, RSN2, HPS = "dedicated", "rsn2", "hps"  # the variant kinds train/runner.py can train
 
-    tasks: tuple[str, ...]
-    scheme: str
-    weights: tuple[float, ...] | None = None
+
+@dataclass(frozen=True)
+class Variant:
+    """One model variant of a study: its kind (how it is built and trained) and the kind's options;
+    `name` is only its label. Several variants may share a kind (two RSN2 sparsities, HPS with
+    every method). `tasks`: None for every task of the study. An `rsn2` variant carries its mask
+    spec; an `hps` variant names its multitask method (train/methods) and that method's options."""
+
+    name: str
+    kind: str
+    tasks: tuple[str, ...] | None = None
+    rsn2: RSN2Spec | None = None
+    method: str | None = None
+    options: tuple[tuple[str, object], ...] = ()  # (option, value) pairs: hashable and ordered
+
+    @property
+    def method_options(self) -> dict:
+        return dict(self.options)
+
+
+def dedicated(tasks: tuple[str, ...] | None = None) -> Variant:
+    return Variant(DEDICATED, DEDICATED, tasks)
+
+
+def rsn2(spec: RSN2Spec, name: str = RSN2) -> Variant:
+    return Variant(name, RSN2, rsn2=spec)
+
+
+def hps(name: str, method: str, tasks: tuple[str, ...] | None = None, **options) -> Variant:
+    return Variant(name, HPS, tasks, method=method, options=tuple(options.items()))
 
 
 @dataclass(frozen=True)
@@ -93,22 +117,23 @@ class Study:
     tasks: tuple[str, ...]
     architecture: str
     protocol: str
-    variants: tuple[str, ...]
-    rsn2: RSN2Spec | None = None
-    hps: dict[str, HPSVariant] = field(default_factory=dict)  # hard-parameter-sharing variants by name
-    dedicated_tasks: tuple[str, ...] | None = None  # None: every task of the study
+    variant_specs: tuple[Variant, ...]
     task_file: str | None = None  # a task-spec file (tasks/<study>.yaml) defining the tasks
     headline: tuple[str, ...] | None = None  # tasks shown one by one in reports and plots; None: all
 
+    @property
+    def variants(self) -> tuple[str, ...]:
+        """The variants' names, in catalogue order."""
+        return tuple(v.name for v in self.variant_specs)
+
+    def variant(self, name: str) -> Variant:
+        return next(v for v in self.variant_specs if v.name == name)
+
     def variant_kind(self, variant: str) -> str:
-        return "hps" if variant in self.hps else variant
+        return self.variant(variant).kind
 
     def tasks_of(self, variant: str) -> tuple[str, ...]:
-        if variant in self.hps:
-            return self.hps[variant].tasks
-        if variant == "dedicated" and self.dedicated_tasks is not None:
-            return self.dedicated_tasks
-        return self.tasks
+        return self.variant(variant).tasks or self.tasks
 
     @property
     def datasets(self) -> tuple[str, ...]:
@@ -141,12 +166,12 @@ def _cifar100_binary() -> Study:
     combined by the sum and by the mean of the task losses."""
     real = tuple(f"T{i}" for i in range(1, 91))
     rand = tuple(f"R{i}" for i in range(1, 51))
-    hps = {f"hps{n}": HPSVariant(real[:n], "sum") for n in (3, 5, 10)}
+    variants = [hps(f"hps{n}", "sum", real[:n]) for n in (3, 5, 10)]
     for n_real, n_random in ((10, 10), (20, 10), (40, 10), (90, 10), (80, 20), (60, 40), (50, 50)):
         for loss in ("sum", "mean"):
-            hps[f"mix{n_real}_{n_random}_{loss}"] = HPSVariant(real[:n_real] + rand[:n_random], loss)
-    return Study("cifar100_binary", real + rand, "cifar_shared", "hs", ("dedicated", *hps), hps=hps,
-                 dedicated_tasks=real[:5], task_file="tasks/cifar100_binary.yaml", headline=real[:10])
+            variants.append(hps(f"mix{n_real}_{n_random}_{loss}", loss, real[:n_real] + rand[:n_random]))
+    return Study("cifar100_binary", real + rand, "cifar_shared", "hs", (dedicated(real[:5]), *variants),
+                 task_file="tasks/cifar100_binary.yaml", headline=real[:10])
 
 
 def _cifar10_aux() -> Study:
@@ -154,26 +179,43 @@ def _cifar10_aux() -> Study:
     cifar_small per task, and one HPS variant per loss-combination scheme over all four tasks."""
     tasks = ("cifar10", "animal", "reconstruction", "random")
     fixed = (0.5, 0.1, 1.0, 0.1)  # SPEC.md section 5's example weights
-    hps = {f"hps_{scheme}": HPSVariant(tasks, scheme, fixed if scheme == "fixed" else None)
-           for scheme in ("fixed", "sum", "mean", "geometric", "uncertainty", "dwa")}
-    return Study("cifar10_aux", tasks, "cifar_small", "hs", ("dedicated", *hps), hps=hps)
+    variants = [hps(f"hps_{scheme}", scheme, **({"weights": fixed} if scheme == "fixed" else {}))
+                for scheme in ("fixed", "sum", "mean", "geometric", "uncertainty", "dwa")]
+    return Study("cifar10_aux", tasks, "cifar_small", "hs", (dedicated(), *variants))
+
+
+# Every method of train/methods on one multi-input HPS network (mnist_fashion_hps); `fixed` weighs
+# fashion, the harder task, as mnist_fashion_cnn's masks do.
+HPS_METHODS = ("sum", "mean", "fixed", "geometric", "uncertainty", "dwa", "rlw", "famo", "gradnorm", "mgda",
+               "pcgrad", "gradvac", "imtl", "cagrad", "nash_mtl", "aligned_mtl", "db_mtl", "graddrop")
+
+
+def _mnist_fashion_hps() -> Study:
+    """Digits and fashion, each with its own images and batches, on one shared mlp trunk (the six
+    hidden layers) with a head per task, under every method; dedicated mlps and RSN2 (p=90) beside
+    them, all keras-faithful. (MGDA-UB needs one representation shared by the tasks; with two
+    inputs there are two, so its exact form `mgda` runs here.)"""
+    variants = [hps(f"hps_{m}", m, **({"weights": (0.25, 0.75)} if m == "fixed" else {})) for m in HPS_METHODS]
+    return Study("mnist_fashion_hps", ("digits", "fashion"), "mlp", "keras_faithful",
+                 (dedicated(), rsn2(RSN2Spec(prune_percent=90)), *variants))
 
 
 STUDIES: dict[str, Study] = {
     "mnist_fashion_mlp": Study(
-        "mnist_fashion_mlp", ("digits", "fashion"), "mlp", "keras_faithful", ("dedicated", "rsn2"),
-        rsn2=RSN2Spec(prune_percent=90),
+        "mnist_fashion_mlp", ("digits", "fashion"), "mlp", "keras_faithful",
+        (dedicated(), rsn2(RSN2Spec(prune_percent=90))),
     ),
     "mnist_fashion_cnn": Study(
-        "mnist_fashion_cnn", ("digits", "fashion"), "cnn28", "keras_faithful", ("dedicated", "rsn2"),
-        rsn2=RSN2Spec(prune_percent=80, mask_sample=10000, mask_loss_weights=(0.25, 0.75)),
+        "mnist_fashion_cnn", ("digits", "fashion"), "cnn28", "keras_faithful",
+        (dedicated(), rsn2(RSN2Spec(prune_percent=80, mask_sample=10000, mask_loss_weights=(0.25, 0.75)))),
     ),
     "cifar_mnist_fashion_cnn": Study(
-        "cifar_mnist_fashion_cnn", ("cifar10_28", "digits", "fashion"), "cnn28", "keras_faithful", ("dedicated", "rsn2"),
-        rsn2=RSN2Spec(prune_percent=90, mask_sample=10000, phases=((1.0, 0.0, 0.0), (0.0, 1.0, 1.0))),
+        "cifar_mnist_fashion_cnn", ("cifar10_28", "digits", "fashion"), "cnn28", "keras_faithful",
+        (dedicated(), rsn2(RSN2Spec(prune_percent=90, mask_sample=10000, phases=((1.0, 0.0, 0.0), (0.0, 1.0, 1.0))))),
     ),
     "cifar100_binary": _cifar100_binary(),
     "cifar10_aux": _cifar10_aux(),
+    "mnist_fashion_hps": _mnist_fashion_hps(),
 }
 
 

@@ -28,7 +28,7 @@ def summary_rows(details: Sequence[dict]) -> tuple[list[dict], list[dict]]:
         for variant, entry in d["comparisons"].items():
             method = methods[variant]
             common = {"study": d["study"], "variant": variant, "kind": method["kind"],
-                      "loss_combination": method.get("loss_combination"),
+                      "method": method.get("method"),
                       "params": method["params"], "dedicated_params": dedicated_total}
             for task, diffs in task_comparisons(entry).items():
                 if "paired" in diffs:
@@ -105,7 +105,7 @@ def summary_markdown(task_rows: list[dict], delta_rows: list[dict], missing: Seq
               "| study | variant | method | parameters | task | metric | difference | 95% CI | n | p (Holm) | p (sign-flip) | verdict |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in task_rows:
-        method = r["kind"] + (f" ({r['loss_combination']})" if r["loss_combination"] else "")
+        method = r["kind"] + (f" ({r['method']})" if r["method"] else "")
         unit = " pt" if scale(r) == 100.0 else ""
         lines.append(f"| {r['study']} | {r['variant']} | {method} | {_budget(r)} | {r['task']} | {r['metric']} "
                      f"| {scale(r) * r['diff']:+.2f}{unit} | {format_interval(r['ci95'], scale(r))} | {r['n']} | {_p(r['p_holm'])} "

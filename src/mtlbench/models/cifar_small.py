@@ -65,6 +65,14 @@ class CifarSmall(nn.Module):
             ReconstructionHead(width, in_shape) if n == IMAGE_HEAD else classification_head(width, n) for n in heads
         )
 
+    shared_representation = True  # every task reads one representation of one image (MGDA-UB)
+    keep_representation = False
+
+    def shared_parameters(self):
+        return self.encoder.parameters()
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         features = self.encoder(x)
+        if self.keep_representation and self.training:  # set by MGDA-UB, which differentiates the losses by it
+            self.representation = features
         return tuple(head(features) for head in self.heads)

@@ -15,7 +15,7 @@ from torch import nn
 
 from mtlbench.models.cifar_small import CifarSmall
 from mtlbench.models.layout import FlattenHWC
-from mtlbench.models.shared import HeadBank, SharedNet
+from mtlbench.models.shared import HeadBank, MultiInputMLP, SharedNet
 
 
 def keras_init_(module: nn.Module, generator: torch.Generator) -> nn.Module:
@@ -83,6 +83,7 @@ ARCHITECTURES: dict[str, Callable[[tuple[int, int, int], int], nn.Module]] = {
 SHARED: dict[str, Callable[[tuple[int, int, int], tuple[int, ...]], nn.Module]] = {
     "cifar_shared": SharedNet,
     "cifar_small": CifarSmall,
+    "mlp": MultiInputMLP,  # each task with its own images
 }
 
 

@@ -45,6 +45,10 @@ class HeadBank(nn.Module):
         logits = F.linear(features, self.weight.flatten(0, 1), self.bias.flatten())
         return logits.view(len(features), *self.bias.shape).unbind(1)
 
+    def each(self, features: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Head k on its own task's rows: `features` is [K, rows, width] (multi-input sharing)."""
+        return torch.baddbmm(self.bias.unsqueeze(1), features, self.weight.transpose(1, 2)).unbind(0)
+
 
 class SharedNet(nn.Module):
     """forward(x) -> (logits of task 1, ..., logits of task T), every task reading the same image.
@@ -57,5 +61,45 @@ class SharedNet(nn.Module):
         self.trunk, width = cifar_shared_trunk(in_shape)
         self.heads = HeadBank(width, len(n_classes), n_classes[0])
 
+    shared_representation = True  # every task reads one representation of one image (MGDA-UB)
+    keep_representation = False
+
+    def shared_parameters(self):
+        return self.trunk.parameters()
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return self.heads(self.trunk(x))
+        features = self.trunk(x)
+        if self.keep_representation and self.training:  # set by MGDA-UB, which differentiates the losses by it
+            self.representation = features
+        return self.heads(features)
+
+
+class MultiInputMLP(nn.Module):
+    """Hard sharing across tasks with their own inputs (LibMTL's `multi_input`): forward(x_1, ..,
+    x_K) -> (logits of task 1 on x_1, ..). The trunk is the mlp's six Dense(1000, ReLU) layers, run
+    once over every task's rows together; each task has its own Dense(n_classes) head (one
+    HeadBank). Every task's batch has the same number of rows (the tasks' rows are paired, as in
+    the RSN2 network). A dedicated mlp is this network with one task."""
+
+    shared_representation = False  # each task has its own input, hence its own representation
+
+    def __init__(self, in_shape: tuple[int, int, int], n_classes: tuple[int, ...]):
+        super().__init__()
+        if len(set(n_classes)) != 1:
+            raise ValueError(f"mlp heads must all have one size, got {n_classes}")
+        c, h, w = in_shape
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = c * h * w
+        for _ in range(6):
+            layers += [nn.Linear(width, 1000), nn.ReLU()]
+            width = 1000
+        self.trunk = nn.Sequential(*layers)
+        self.heads = HeadBank(width, len(n_classes), n_classes[0])
+        self.in_shapes = (tuple(in_shape),) * len(n_classes)  # one input per task (serving.FlatIO)
+
+    def shared_parameters(self):
+        return self.trunk.parameters()
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        features = self.trunk(torch.cat(inputs))
+        return self.heads.each(features.view(len(inputs), len(inputs[0]), -1))

@@ -1,5 +1,5 @@
 """dvc stage `check_params`: validate all of params.yaml (every key, not only those a stage uses)
-and the task-spec files of the enabled studies."""
+the task-spec files of the enabled studies and their variants' methods."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import sys
 
 from mtlbench.stages import load_params, run_stage
 from mtlbench.studies import STUDIES
+from mtlbench.train.runner import check_methods, variant_plan
 
 
 def main() -> None:
     params = load_params()
     for name in params.run.studies:
         STUDIES[name].specs()  # a bad task-spec file names the task and the fault
+        check_methods(STUDIES[name], variant_plan(STUDIES[name], params))  # methods that cannot train say so now
     print(f"params.yaml is valid: studies {list(params.run.studies)}, seeds {list(params.run.seeds)}", file=sys.stderr)
 
 

@@ -10,6 +10,7 @@ hundred kernel launches, which is what bounds small models on a large GPU.
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Callable, Iterator, Sequence
 
 import torch
@@ -21,7 +22,7 @@ from mtlbench.models.rsn2 import MultiMaskedConv2d
 from mtlbench.train.accel import EAGER, Accel
 from mtlbench.train.objectives import task_scores
 from mtlbench.train.protocols import Protocol
-from mtlbench.train.weighting import LossCombination
+from mtlbench.train.methods import Method
 
 WARMUP_STEPS = 3  # eager steps on a side stream before capture (allocator, cuBLAS handles, compile)
 
@@ -86,14 +87,16 @@ class EpochRunner:
         optimizer: torch.optim.Optimizer,
         train: TensorSet,
         batch_size: int,
-        combination: LossCombination,
+        method: Method,
         grad_clip: float | None = None,
         accel: Accel = EAGER,
     ):
-        """`combination` turns the task losses into the training loss (train/weighting.py; fixed
-        weights are `Weighted`); it must be on the data's device, its parameters in `optimizer`."""
+        """`method` turns the task losses into gradients (train/methods; fixed weights are
+        `Weighted`); it must be on the data's device, bound to the model, its parameters in
+        `optimizer`. A method that is not graph-safe runs eagerly even with CUDA graphs on."""
         self.model, self.optimizer, self.batch_size = model, optimizer, batch_size
-        self.combination, self.grad_clip, self.accel = combination, grad_clip, accel
+        self.method, self.grad_clip = method, grad_clip
+        self.accel = accel if method.graph_safe or not accel.graphs else replace(accel, graphs=False)
         if accel.channels_last:
             to_channels_last(model)
             train = TensorSet(tuple(nhwc(x) if x.dim() == 4 else x for x in train.inputs), train.targets)
@@ -101,7 +104,7 @@ class EpochRunner:
         self.forward = torch.compile(model) if accel.compile else model
         self.device = train.targets[0].device
         k = len(train.targets)
-        self.sums = torch.zeros(2 * k + 1, device=self.device)  # total loss, task losses, correct counts
+        self.sums = torch.zeros(3 * k + 1, device=self.device)  # total loss, task losses, correct counts, weights
         self.graphs: dict[tuple[int, int], tuple[torch.cuda.CUDAGraph, list[torch.Tensor]]] = {}
 
     def epoch(
@@ -128,7 +131,8 @@ class EpochRunner:
             if after_step is not None:
                 after_step()
         sums = (self.sums / n).cpu()
-        return {"loss": sums[0], "task_loss": sums[1 : k + 1], "task_acc": sums[k + 1 :]}
+        return {"loss": sums[0], "task_loss": sums[1 : k + 1], "task_acc": sums[k + 1 : 2 * k + 1],
+                "task_weight": sums[2 * k + 1 :]}
 
     def _step(self, index: list[torch.Tensor]) -> None:
         """Forward, backward and update on the rows `index` (one index per stream, or one for all)."""
@@ -138,15 +142,17 @@ class EpochRunner:
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.accel.bf16, cache_enabled=False):
             outputs = as_tuple(self.forward(*inputs))
         losses, correct = task_scores(outputs, targets)
-        total = self.combination(losses)
-        total.backward()
+        total, weights = self.method.backward(losses)
         if self.grad_clip is not None:
             clip_each_(self.model, self.grad_clip)
         self.optimizer.step()
+        if self.method.wants_losses_after_step:
+            with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.accel.bf16, cache_enabled=False):
+                self.method.after_step(task_scores(as_tuple(self.forward(*inputs)), targets)[0])
         with torch.no_grad():
             rows = len(targets[0])
-            self.sums += torch.cat([total.detach().view(1) * rows, losses.detach() * rows,
-                                   correct.to(self.sums.dtype)])
+            self.sums += torch.cat([total.view(1) * rows, losses.detach() * rows,
+                                   correct.to(self.sums.dtype), weights.to(self.sums.dtype) * rows])
 
     def _replay(self, index: list[torch.Tensor]) -> None:
         key = (len(index), len(index[0]))
@@ -161,7 +167,7 @@ class EpochRunner:
         """Warm up and capture the step for batches of `size` rows, leaving the training state as it was."""
         buffers = [torch.arange(size, device=self.device) for _ in range(n_index)]
         graph = torch.cuda.CUDAGraph()
-        state = [*self.model.parameters(), *self.model.buffers(), *self.combination.parameters()]
+        state = [*self.model.parameters(), *self.model.buffers(), *self.method.parameters(), *self.method.buffers()]
         with _training_state_kept(state, self.optimizer, self.sums):
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())

@@ -2,7 +2,7 @@
 
 One loop serves dedicated and multitask models. A model takes one input per task and returns one
 output per task (a dedicated model: one of each); each task's loss is its cross-entropy (or MSE for a
-reconstruction, train/objectives.py), combined as the loss scheme says (train/weighting.py).
+reconstruction, train/objectives.py), turned into gradients by the multitask method (train/methods).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from mtlbench.train.early_stopping import EarlyStopping
 from mtlbench.train.epoch import EpochRunner, as_tuple, make_optimizer
 from mtlbench.train.objectives import is_classification, task_scores
 from mtlbench.train.protocols import Protocol
-from mtlbench.train.weighting import LossCombination, Weighted
+from mtlbench.train.methods import Method, Weighted
 
 EVAL_BATCH = 2048
 
@@ -56,13 +56,13 @@ def predict_logits(model: nn.Module, inputs: Sequence[torch.Tensor], batch_size:
     return tuple(torch.cat(parts) for parts in zip(*chunks))
 
 
-def evaluate_losses(model: nn.Module, data: TensorSet, combination: LossCombination) -> dict[str, torch.Tensor]:
-    """Mean loss and accuracy per task (0 for reconstruction), and the total loss as training
-    combines them (tensors, not yet synced)."""
+def evaluate_losses(model: nn.Module, data: TensorSet, method: Method) -> dict[str, torch.Tensor]:
+    """Mean loss and accuracy per task (0 for reconstruction), and the total loss as the method
+    values it (tensors, not yet synced; the method's state is not touched)."""
     outputs = predict_logits(model, data.inputs)
     losses, correct = task_scores(outputs, data.targets)
     with torch.no_grad():
-        total = combination(losses)
+        total = method.total(losses)
     return {"loss": total, "task_loss": losses, "task_acc": correct / len(data)}
 
 
@@ -89,18 +89,19 @@ def fit(
     label: str = "",
     progress: bool = False,
     accel: Accel = EAGER,
-    combination: LossCombination | None = None,
+    method: Method | None = None,
 ) -> FitResult:
     """Train `model` in place on `data` (validation split held out by the protocol). The task losses
-    combine by `combination` (its effective weights are then recorded per epoch) or else by the
-    fixed `loss_weights` (default all 1). Dropout draws from PyTorch's global generator, which is
+    become gradients by `method` (the weights its steps used are then recorded per epoch) or else
+    by the fixed `loss_weights` (default all 1). Dropout draws from PyTorch's global generator, which is
     seeded here with `seed` (nothing else uses it)."""
     torch.manual_seed(seed)
     train, val = data.split_validation(protocol.val_fraction)
     device = train.targets[0].device
-    scheme = combination if combination is not None else Weighted(loss_weights or [1.0] * len(data.targets))
+    scheme = method if method is not None else Weighted(loss_weights or [1.0] * len(data.targets))
     scheme.to(device)
-    trained = [*model.parameters(), *scheme.parameters()]  # a scheme's own parameters (uncertainty) train too
+    scheme.bind(model, list(model.parameters()))
+    trained = [*model.parameters(), *scheme.parameters()]  # a method's own parameters (uncertainty) train too
     optimizer = make_optimizer(trained, protocol, device, accel)
     runner = EpochRunner(model, optimizer, train, protocol.batch_size, scheme, protocol.grad_clip, accel)
     shuffle = torch.Generator().manual_seed(seed)
@@ -114,11 +115,10 @@ def fit(
         train_metrics = runner.epoch(shuffle)
         val_metrics = evaluate_losses(model, val, scheme)
         record = epoch_record(epoch, task_names, train_metrics, val_metrics, time.perf_counter() - t0, classification)
-        if combination is not None:  # the weights this epoch trained with, then the scheme's update
-            epoch_losses = train_metrics["task_loss"].to(device)
-            for name, w in zip(task_names, combination.effective_weights(epoch_losses).tolist()):
+        if method is not None:  # the mean weight this epoch's steps used, then the method's update
+            for name, w in zip(task_names, train_metrics["task_weight"].tolist()):
                 record[f"{name}_weight"] = w
-            combination.end_epoch(epoch_losses)
+            method.end_epoch(train_metrics["task_loss"].to(device))
         history.append(record)
         ended_at.append(time.time())
         if stopper.update(epoch, record["val_loss"]) and protocol.restore_best:

@@ -25,7 +25,7 @@ from mtlbench.train.accel import EAGER, Accel
 from mtlbench.train.epoch import EpochRunner, make_optimizer, to_channels_last
 from mtlbench.train.loop import FitResult, epoch_record, evaluate_losses, print_progress
 from mtlbench.train.protocols import Protocol
-from mtlbench.train.weighting import Weighted
+from mtlbench.train.methods import Weighted
 
 
 def seed_stack(architecture: str, in_shape: tuple[int, int, int], n_classes: int, seeds: Sequence[int]) -> RSN2Net:

@@ -26,18 +26,19 @@ from mtlbench.data.prepared import load_provenance, prepared_paths
 from mtlbench.data.tasks import TaskData, TensorSet, load_tasks
 from mtlbench.fileio import atomic_path, write_json
 from mtlbench.models import build_dedicated, build_shared, count_parameters
+from mtlbench.models.dedicated import SHARED
 from mtlbench.models.packing import pack, packed_counts
 from mtlbench.models.rsn2 import RSN2Net, init_rsn2, rescale_kept_
 from mtlbench.models.store import save_model
 from mtlbench.runtime import allocator_in_use, omp_wait_policy
-from mtlbench.studies import Study
+from mtlbench.studies import DEDICATED, HPS, RSN2, Study
 from mtlbench.train.accel import STACK_AUTO, Accel, configure_backends, resolve_accel
 from mtlbench.train.loop import FitResult, fit, predict_logits
 from mtlbench.train.masks import compute_masks
 from mtlbench.train.multiseed import fit_seeds, seed_models, seed_stack
 from mtlbench.train.objectives import per_image_mse
 from mtlbench.train.protocols import PROTOCOLS, Protocol, hs_protocol
-from mtlbench.train.weighting import make_combination
+from mtlbench.train.methods import MethodError, check_fits, make_method
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -112,7 +113,7 @@ def train_dedicated(study: Study, variant: str, tasks: list[TaskData], seeds: tu
             counts = count_parameters(model)
             summaries[seed][name] = _fit_summary(result, {**counts, "params_packed": counts["params_total"], "model_bytes": size})
     for seed in seeds:
-        _write_seed(out_dir / f"seed{seed}", study, "dedicated", seed, protocol, params, tasks, summaries[seed], predictions[seed])
+        _write_seed(out_dir / f"seed{seed}", study, variant, seed, protocol, params, tasks, summaries[seed], predictions[seed])
 
 
 def phase_train_set(tasks: list[TaskData], weights: Sequence[float]) -> TensorSet:
@@ -147,14 +148,19 @@ def predict_each_task(model: torch.nn.Module, tasks: list[TaskData]) -> list[tor
 def train_rsn2(study: Study, variant: str, tasks: list[TaskData], seeds: tuple[int, ...], params: Params,
                out_dir: Path) -> None:
     for seed in seeds:
-        train_rsn2_seed(study, tasks, seed, params, out_dir / f"seed{seed}")
+        train_rsn2_seed(study, variant, tasks, seed, params, out_dir / f"seed{seed}")
 
 
-def train_rsn2_seed(study: Study, tasks: list[TaskData], seed: int, params: Params, seed_dir: Path) -> None:
+def prune_percent(study: Study, variant: str, params: Params) -> int:
+    """rsn2.prune_percent when set (every rsn2 variant of the run), else the variant's own."""
+    return params.rsn2.prune_percent or study.variant(variant).rsn2.prune_percent
+
+
+def train_rsn2_seed(study: Study, variant: str, tasks: list[TaskData], seed: int, params: Params, seed_dir: Path) -> None:
     """One RSN2 network for all tasks: matched init, masks from the sample, then training phases."""
     protocol = study_protocol(study, params)
-    spec = study.rsn2
-    p = params.rsn2.prune_percent or spec.prune_percent
+    spec = study.variant(variant).rsn2
+    p = prune_percent(study, variant, params)
     names = tuple(t.spec.name for t in tasks)
     all_tasks = [1.0] * len(tasks)
     device = tasks[0].train.targets[0].device
@@ -170,7 +176,7 @@ def train_rsn2_seed(study: Study, tasks: list[TaskData], seed: int, params: Para
 
     fits: dict[str, FitResult] = {}
     for i, weights in enumerate(spec.phases or (all_tasks,)):
-        label = f"{study.name} rsn2 seed={seed}" + (f" phase {i + 1}" if spec.phases else "")
+        label = f"{study.name} {variant} seed={seed}" + (f" phase {i + 1}" if spec.phases else "")
         result = fit(model, phase_train_set(tasks, weights), protocol, seed, names, loss_weights=weights,
                      label=label, progress=params.run.progress,
                      accel=study_accel(study, params, device))  # a fresh optimizer per phase
@@ -186,7 +192,7 @@ def train_rsn2_seed(study: Study, tasks: list[TaskData], seed: int, params: Para
               "rescale_kept": params.rsn2.rescale_kept,
               "phases": [list(w) for w in spec.phases or (all_tasks,)], "kept_per_layer": kept}
     summaries = {name: {**_fit_summary(fits[name], sizes), **method} for name in names}
-    _write_seed(seed_dir, study, "rsn2", seed, protocol, params, tasks, summaries, predictions)
+    _write_seed(seed_dir, study, variant, seed, protocol, params, tasks, summaries, predictions)
 
 
 def _write_seed(seed_dir, study, variant, seed, protocol, params, tasks, summaries, predictions) -> None:
@@ -212,31 +218,34 @@ def _write_seed(seed_dir, study, variant, seed, protocol, params, tasks, summari
 
 def train_hps(study: Study, variant: str, tasks: list[TaskData], seeds: tuple[int, ...], params: Params,
               out_dir: Path) -> None:
-    """One shared trunk with a head per task, all tasks reading the same images; the task losses
-    combine as the variant's scheme says (train/weighting.py), whose weights are recorded per epoch."""
+    """One shared trunk with a head per task; the variant's method (train/methods) turns the task
+    losses into gradients, and the weights its steps used are recorded per epoch. A multi-input
+    network (mlp) reads each task's own images, paired row by row as RSN2 pairs them; the others
+    read one image for every task."""
     protocol = study_protocol(study, params)
-    hps = study.hps[variant]
     names = tuple(t.spec.name for t in tasks)
-    weights = None if hps.weights is None else tuple(hps.weights[hps.tasks.index(n)] for n in names)  # run.tasks may cut
+    method, options = hps_method(study, variant, names)
     x_train = tasks[0].train.inputs[0]
-    data = TensorSet((x_train,), tuple(t.train.targets[0] for t in tasks))
     in_shape, n_classes = tuple(x_train.shape[1:]), tuple(t.spec.n_classes for t in tasks)
     accel = study_accel(study, params, x_train.device)
     for seed in seeds:
         model = build_shared(study.architecture, in_shape, n_classes, seed).to(x_train.device)
+        multi_input = not model.shared_representation
+        data = (phase_train_set(tasks, [1.0] * len(tasks)) if multi_input
+                else TensorSet((x_train,), tuple(t.train.targets[0] for t in tasks)))
         result = fit(model, data, protocol, seed, names, label=f"{study.name} {variant} seed={seed}",
-                     progress=params.run.progress, accel=accel,
-                     combination=make_combination(hps.scheme, len(tasks), weights))
+                     progress=params.run.progress, accel=accel, method=make_method(method, len(tasks), **options))
+        outputs = predict_each_task(model, tasks) if multi_input else predict_logits(model, tasks[0].test.inputs)
         predictions = {}
-        for task, output in zip(tasks, predict_logits(model, tasks[0].test.inputs)):
+        for task, output in zip(tasks, outputs):
             predictions.update(kept_test_outputs(task, output))
         seed_dir = out_dir / f"seed{seed}"
         spec = {"kind": "hps", "architecture": study.architecture, "in_shape": list(in_shape), "n_classes": list(n_classes)}
         size = save_model(seed_dir / "model_hps.pt", model.cpu(), spec)
         counts = count_parameters(model)
         sizes = {**counts, "params_packed": counts["params_total"], "model_bytes": size}
-        scheme = {"loss_combination": hps.scheme, **({"loss_weights": list(weights)} if weights else {})}
-        summaries = {name: {**_fit_summary(result, sizes), **scheme} for name in names}
+        described = {"method": method, **({"method_options": jsonable(options)} if options else {})}
+        summaries = {name: {**_fit_summary(result, sizes), **described} for name in names}
         _write_seed(seed_dir, study, variant, seed, protocol, params, tasks, summaries, predictions)
 
 
@@ -258,7 +267,22 @@ def kept_test_outputs(task: TaskData, output: torch.Tensor) -> dict[str, np.ndar
             f"{name}_sample_true": as_uint8(target), f"{name}_sample_pred": as_uint8(output)}
 
 
-VARIANT_TRAINERS = {"dedicated": train_dedicated, "rsn2": train_rsn2, "hps": train_hps}
+def hps_method(study: Study, variant: str, names: tuple[str, ...]) -> tuple[str, dict]:
+    """The variant's method and options; per-task options (the fixed scheme's weights) follow
+    the tasks run.tasks keeps."""
+    spec = study.variant(variant)
+    options = spec.method_options
+    if "weights" in options:
+        order = spec.tasks or study.tasks
+        options["weights"] = tuple(options["weights"][order.index(n)] for n in names)
+    return spec.method, options
+
+
+def jsonable(options: dict) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()}
+
+
+VARIANT_TRAINERS = {DEDICATED: train_dedicated, RSN2: train_rsn2, HPS: train_hps}
 
 
 def selected_variants(study: Study, wanted: tuple[str, ...] | None) -> tuple[str, ...]:
@@ -273,12 +297,28 @@ def variant_plan(study: Study, params: Params) -> list[tuple[str, tuple[str, ...
     for variant in selected_variants(study, params.run.variants):
         tasks = study.tasks_of(variant)
         kept = tuple(t for t in tasks if params.run.tasks is None or t in params.run.tasks)
-        if study.variant_kind(variant) == "rsn2" and kept and kept != tasks:
+        if study.variant_kind(variant) == RSN2 and kept and kept != tasks:
             raise ParamsError(f"run.tasks: the rsn2 variant of {study.name} trains {', '.join(tasks)} together; "
                               "select all of them, or leave rsn2 out with run.variants")
         if kept:
             plan.append((variant, kept))
     return plan
+
+
+def check_methods(study: Study, plan: list[tuple[str, tuple[str, ...]]]) -> None:
+    """Every hps variant's method exists, takes its options and fits the study's network and the
+    tasks the run keeps: said before any data is loaded or model trained."""
+    for variant, tasks in plan:
+        spec = study.variant(variant)
+        if spec.kind != HPS:
+            continue
+        if study.architecture not in SHARED:
+            raise ParamsError(f"study {study.name}, variant {variant}: architecture {study.architecture} has no "
+                              f"hard-parameter-sharing form; known: {', '.join(SHARED)}")
+        try:
+            check_fits(spec.method, spec.method_options, len(tasks), SHARED[study.architecture])
+        except MethodError as err:
+            raise ParamsError(f"study {study.name}, variant {variant}: {err}") from None
 
 
 def run_context(study: Study, params: Params, device: torch.device, prepared_dir: Path) -> dict:
@@ -289,8 +329,11 @@ def run_context(study: Study, params: Params, device: torch.device, prepared_dir
         "device": device.type, "stack_seeds": stack_seeds(params.run.stack_seeds, device, study.architecture),
         "accel": asdict(study_accel(study, params, device)),
     }
-    if study.rsn2 is not None:
-        context["rsn2"] = {**asdict(params.rsn2), "prune_percent": params.rsn2.prune_percent or study.rsn2.prune_percent}
+    rsn2_variants = [v.name for v in study.variant_specs if v.kind == RSN2]
+    if rsn2_variants:  # one rsn2 variant: its settings; several: each variant's prune_percent
+        prune = {v: prune_percent(study, v, params) for v in rsn2_variants}
+        context["rsn2"] = {**asdict(params.rsn2),
+                           "prune_percent": prune[rsn2_variants[0]] if len(prune) == 1 else prune}
     if study.protocol == "hs":
         context["hs"] = asdict(params.hs)
     context["data"] = {}
@@ -314,6 +357,7 @@ def run_study(study: Study, params: Params, prepared_dir: Path, out_dir: Path, t
     plan = variant_plan(study, params)
     if not plan:
         raise ParamsError(f"run.tasks / run.variants: nothing of study {study.name} is selected")
+    check_methods(study, plan)
     specs = study.specs()
     needed = list(dict.fromkeys(t for _, tasks in plan for t in tasks))
     loaded = load_tasks([specs[t] for t in needed], prepared_dir, tasks_dir, params.run.train_limit, device)
