@@ -6,7 +6,7 @@ import os
 
 import torch
 
-from mtlbench.bench import main
+from mtlbench.bench.throughput import main
 
 
 def test_bench_writes_metrics_for_every_model(tmp_path, capsys):
@@ -29,7 +29,7 @@ def test_bench_writes_metrics_for_every_model(tmp_path, capsys):
 def test_ablation_times_one_seed_and_a_stack_under_each_option_set():
     """What `cuda.* = auto` and `run.stack_seeds` are chosen from (run on CUDA; here with the CPU's
     one valid option set, and one that only a convolution takes)."""
-    from mtlbench.bench import _data, ablation
+    from mtlbench.bench.throughput import _data, ablation
     from mtlbench.train.accel import Accel
 
     options = {"eager fp32": Accel(), "channels_last": Accel(channels_last=True)}
@@ -47,7 +47,7 @@ def test_keras_side_needs_an_interpreter_with_tensorflow(tmp_path):
     import pytest
 
     out = tmp_path / "bench.json"
-    with pytest.raises(SystemExit, match=r"bench_keras\.py failed \(an interpreter with tensorflow installed"):
+    with pytest.raises(SystemExit, match=r"keras_side\.py failed \(an interpreter with tensorflow installed"):
         main(["--device", "cpu", "--models", "mlp", "--rows", "600", "--repeats", "1", "--seeds", "1",
               "--keras", sys.executable, "--out", str(out)])
     assert not out.exists()

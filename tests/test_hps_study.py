@@ -96,7 +96,7 @@ def test_two_variants_of_one_kind_in_one_study(tmp_path, prepared):
     for variant in ("rsn2_p50", "rsn2_p90"):
         run = json.loads((out / variant / "seed0" / "run.json").read_text())
         assert run["variant"] == variant
-        kept[variant] = run["tasks"]["digits"]["prune_percent"], run["tasks"]["digits"]["params_packed"]
+        kept[variant] = run["tasks"]["digits"]["prune_percent"], run["tasks"]["digits"]["params_nonzero"]
     assert kept["rsn2_p50"][0] == 50 and kept["rsn2_p90"][0] == 90 and kept["rsn2_p50"][1] > kept["rsn2_p90"][1]
     context = json.loads((out / "context.json").read_text())
     assert context["rsn2"]["prune_percent"] == {"rsn2_p50": 50, "rsn2_p90": 90}

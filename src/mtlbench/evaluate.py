@@ -327,8 +327,10 @@ def _task_outcome(spec, run: dict, predictions) -> TaskOutcome:
 def _run_params(run: dict) -> dict[str, object]:
     """The same keys for every run of every study, so MLflow's compare view lines them up."""
     protocol = run["protocol"]
+    fit = next(iter(run["tasks"].values()))
     return {
         "study": run["study"], "variant": run["variant"], "architecture": run["architecture"],
+        "method": fit.get("method"), "method_options": fit.get("method_options"),
         "protocol": protocol["name"], "lr": protocol["lr"], "batch_size": protocol["batch_size"],
         "max_epochs": protocol["max_epochs"], "patience": protocol["patience"], "min_delta": protocol["min_delta"],
         "val_fraction": protocol["val_fraction"], "grad_clip": protocol.get("grad_clip"),

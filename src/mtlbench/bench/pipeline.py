@@ -1,4 +1,4 @@
-"""`python -m mtlbench.bench_pipeline`: what a smoke run costs outside training, and what it stores.
+"""`python -m mtlbench.bench.pipeline`: what a smoke run costs outside training, and what it stores.
 
 Runs the real `dvc repro` of one study (default: `mnist_fashion_mlp`, 3 seeds, the first 2000
 training rows, real data from the mirror) in a fresh copy of the project, then evaluates again with

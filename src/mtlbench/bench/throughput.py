@@ -5,7 +5,7 @@ For each model (dedicated mlp, dedicated cnn28, a two-task RSN2 mlp) it times
   mtlbench  one seed through mtlbench's own epoch loop (device-resident data, index slices)
   stacked   N seeds of a dedicated model trained together (run.stack_seeds), images of all seeds
   keras     with --keras PYTHON: the original code's Keras model.fit, run by that interpreter
-            (an environment with TensorFlow; see bench_keras.py), for mlp and cnn28
+            (an environment with TensorFlow; see keras_side.py), for mlp and cnn28
 on the same synthetic batches, and reports images/s, time per epoch (48000 training rows, the
 keras-faithful split of MNIST), the speed-up, the fraction of the machine's measured fp32 matmul
 peak the training step reaches (FLOPs counted by torch.utils.flop_counter), and the share of the
@@ -31,13 +31,13 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.flop_counter import FlopCounterMode
 
-from mtlbench.bench_keras import MODELS as KERAS_MODELS
+from mtlbench.bench.keras_side import MODELS as KERAS_MODELS
 from mtlbench.data.tasks import TensorSet
 from mtlbench.fileio import write_json
 from mtlbench.models import build_dedicated
 from mtlbench.models.layout import with_chw_flatten
 from mtlbench.models.rsn2 import RSN2Net, init_rsn2
-from mtlbench.runtime import allocator_in_use, omp_wait_policy, reexec_with_fast_allocator
+from mtlbench.runtime import allocator_in_use, omp_wait_policy
 from mtlbench.train.accel import OPTIONS, Accel, configure_backends, resolve_accel
 from mtlbench.train.epoch import EpochRunner, make_optimizer
 from mtlbench.train.masks import compute_masks
@@ -224,12 +224,12 @@ def time_data_path(data: TensorSet, repeats: int, device) -> float:
 
 
 def time_keras(python: str, models: list[str], rows: int, repeats: int) -> dict:
-    """Images/s of the original Keras code per model, from bench_keras.py run by `python`.
+    """Images/s of the original Keras code per model, from keras_side.py run by `python`.
 
     TensorFlow turns its oneDNN kernels on by default only on CPUs with AVX-512 VNNI or newer; on
     this AVX2 machine they made Keras' cnn28 1.6-1.9x faster (126 -> 199-236 images/s), so Keras
     gets them unless the caller set TF_ENABLE_ONEDNN_OPTS: the comparison is against its best."""
-    script = Path(__file__).with_name("bench_keras.py")
+    script = Path(__file__).with_name("keras_side.py")
     env = {"TF_ENABLE_ONEDNN_OPTS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", **os.environ}
     done = subprocess.run([python, str(script), "--models", *models, "--rows", str(rows), "--repeats", str(repeats)],
                           capture_output=True, text=True, env=env)
@@ -336,7 +336,3 @@ def main(argv: list[str] | None = None) -> None:
           f"allocator {results['allocator']}; written to {args.out}", file=sys.stderr)
     write_json(args.out, json.loads(json.dumps(results)))
 
-
-if __name__ == "__main__":
-    reexec_with_fast_allocator("mtlbench.bench", sys.argv[1:])
-    main(sys.argv[1:])

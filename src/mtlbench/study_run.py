@@ -1,0 +1,97 @@
+"""Run one study under params of its own in a scratch copy of the project, and keep its answer.
+
+`python -m mtlbench.study_run --study mnist_fashion_hps --set run.train_limit=5000 --out bench/mnist_fashion_hps_cpu`
+copies the pipeline and code (check.copy_project), runs the real `dvc repro` there with the study
+enabled and the given params, and copies back what a reader needs, without touching this
+workspace's dvc.lock, results or MLflow store: the compact metric, the study's details and report,
+the run's resolved context, and each variant's mean training time per epoch (`epoch_times.json`,
+from the runs' own per-epoch timings). The README's tables for such runs are generated from these
+files (`make readme`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from statistics import mean
+
+import yaml
+
+from mtlbench.check import ROOT, CheckError, copy_project, git_repo_env, init_repo, run_command
+from mtlbench.config import MIRROR_ENV
+from mtlbench.fileio import atomic_dir, write_json
+from mtlbench.runtime import cpu_model
+
+
+def parse_setting(text: str) -> tuple[str, str, object]:
+    """`section.key=value`, the value read as YAML (as `dvc exp run -S` reads it)."""
+    key, _, value = text.partition("=")
+    section, _, name = key.partition(".")
+    if not name or not _:
+        raise SystemExit(f"--set {text!r}: expected section.key=value, e.g. run.train_limit=5000")
+    return section, name, yaml.safe_load(value)
+
+
+def epoch_times(results: Path) -> dict[str, dict[str, float]]:
+    """Each variant's mean seconds per training epoch over its seeds' epochs (a multitask run
+    counts once, not once per task)."""
+    times: dict[str, dict[str, float]] = {}
+    for variant_dir in sorted(p for p in results.iterdir() if p.is_dir()):
+        seconds = []
+        for run_file in sorted(variant_dir.glob("seed*/run.json")):
+            tasks = json.loads(run_file.read_text())["tasks"]
+            fits = {id(t): t for t in tasks.values()} if variant_dir.name == "dedicated" else dict([next(iter(tasks.items()))])
+            seconds += [r["seconds"] for t in fits.values() for r in t["history"]]
+        times[variant_dir.name] = {"seconds_per_epoch": mean(seconds), "epochs": len(seconds)}
+    return times
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--study", required=True)
+    parser.add_argument("--set", action="append", default=[], help="section.key=value (repeatable)")
+    parser.add_argument("--out", required=True, type=Path)
+    args = parser.parse_args(argv)
+    mirror = os.environ.get(MIRROR_ENV)
+    if not mirror:
+        print(f"study_run: set {MIRROR_ENV} to the data mirror (e.g. ../shared/datasets)", file=sys.stderr)
+        return 2
+    settings = [parse_setting(s) for s in args.set]
+
+    def edit(params: dict) -> None:
+        params["run"]["studies"] = [args.study]
+        for section, key, value in settings:
+            params.setdefault(section, {})[key] = value
+
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="mtlbench-study-") as tmp:
+        repo = Path(tmp) / "repo"
+        copy_project(ROOT, repo, edit)
+        env = git_repo_env(repo, Path(mirror).resolve())
+        try:
+            init_repo(repo, env)
+            run_command(["dvc", "repro"], repo, env)
+        except CheckError as err:
+            print(f"study_run: {err}", file=sys.stderr)
+            return 1
+        with atomic_dir(args.out) as out:
+            shutil.copy(repo / "metrics" / f"{args.study}.json", out / "metrics.json")
+            for suffix in ("json", "md"):
+                shutil.copy(repo / "reports" / "studies" / f"{args.study}.{suffix}", out / f"details.{suffix}")
+            shutil.copy(repo / "results" / args.study / "context.json", out / "context.json")
+            write_json(out / "epoch_times.json", epoch_times(repo / "results" / args.study))
+            write_json(out / "run.json", {"study": args.study, "set": args.set, "cpu": cpu_model(),
+                                          "wall_s": round(time.time() - started, 1),
+                                          "command": "python -m mtlbench.study_run " + " ".join(argv or sys.argv[1:])})
+    print(f"{args.study}: done in {time.time() - started:.0f} s; files in {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
