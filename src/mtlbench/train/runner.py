@@ -104,14 +104,12 @@ def train_dedicated(study: Study, variant: str, tasks: list[TaskData], seeds: tu
                 results.append(fit(model, task.train, protocol, seed, (name,), label=f"{label} seed={seed}",
                                    progress=params.run.progress, accel=accel))
                 models.append(model)
+        spec = {"architecture": study.architecture, "in_shape": list(in_shape), "n_classes": n_classes}
         for seed, model, result in zip(seeds, models, results):
-            (output,) = predict_logits(model, task.test.inputs)
-            predictions[seed].update(kept_test_outputs(task, output))
-            spec = {"architecture": study.architecture, "in_shape": list(in_shape), "n_classes": n_classes}
-            seed_dir = out_dir / f"seed{seed}"
-            size = save_model(seed_dir / f"model_{name}.pt", model.cpu(), spec)
-            counts = count_parameters(model)
-            summaries[seed][name] = _fit_summary(result, {**counts, "params_packed": counts["params_total"], "model_bytes": size})
+            kept, sizes = keep_and_save(model, [task], predict_logits(model, task.test.inputs),
+                                        out_dir / f"seed{seed}" / f"model_{name}.pt", spec)
+            predictions[seed].update(kept)
+            summaries[seed][name] = _fit_summary(result, sizes)
     for seed in seeds:
         _write_seed(out_dir / f"seed{seed}", study, variant, seed, protocol, params, tasks, summaries[seed], predictions[seed])
 
@@ -182,17 +180,28 @@ def train_rsn2_seed(study: Study, variant: str, tasks: list[TaskData], seed: int
                      accel=study_accel(study, params, device))  # a fresh optimizer per phase
         fits.update({name: result for name, w in zip(names, weights) if w})
 
-    predictions = {}
-    for task, logits in zip(tasks, predict_each_task(model, tasks)):
-        predictions.update(kept_test_outputs(task, logits))
-    model = model.cpu()
-    size = save_model(seed_dir / "model_rsn2.pt", model)
-    sizes = {**count_parameters(model), "params_packed": packed_counts(pack(model))["params_packed"], "model_bytes": size}
+    predictions, sizes = keep_and_save(model, tasks, predict_each_task(model, tasks), seed_dir / "model_rsn2.pt")
     method = {"prune_percent": p, "mask_method": params.rsn2.mask_method, "init": params.rsn2.init,
               "rescale_kept": params.rsn2.rescale_kept,
               "phases": [list(w) for w in spec.phases or (all_tasks,)], "kept_per_layer": kept}
     summaries = {name: {**_fit_summary(fits[name], sizes), **method} for name in names}
     _write_seed(seed_dir, study, variant, seed, protocol, params, tasks, summaries, predictions)
+
+
+def keep_and_save(model: torch.nn.Module, tasks: list[TaskData], outputs: Sequence[torch.Tensor], path: Path,
+                  spec: dict | None = None) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """What every kind does after training: keep the test outputs evaluation needs, save the
+    model (models/store.py; RSN2 packed) and measure it. Returns (kept outputs, sizes), sizes
+    being the parameter counts, the packed count (the budget: for RSN2 its packed form, else all
+    parameters) and the file's bytes."""
+    kept = {}
+    for task, output in zip(tasks, outputs):
+        kept.update(kept_test_outputs(task, output))
+    model = model.cpu()
+    size = save_model(path, model, spec)
+    counts = count_parameters(model)
+    packed = packed_counts(pack(model))["params_packed"] if isinstance(model, RSN2Net) else counts["params_total"]
+    return kept, {**counts, "params_packed": packed, "model_bytes": size}
 
 
 def _write_seed(seed_dir, study, variant, seed, protocol, params, tasks, summaries, predictions) -> None:
@@ -236,14 +245,9 @@ def train_hps(study: Study, variant: str, tasks: list[TaskData], seeds: tuple[in
         result = fit(model, data, protocol, seed, names, label=f"{study.name} {variant} seed={seed}",
                      progress=params.run.progress, accel=accel, method=make_method(method, len(tasks), **options))
         outputs = predict_each_task(model, tasks) if multi_input else predict_logits(model, tasks[0].test.inputs)
-        predictions = {}
-        for task, output in zip(tasks, outputs):
-            predictions.update(kept_test_outputs(task, output))
         seed_dir = out_dir / f"seed{seed}"
         spec = {"kind": "hps", "architecture": study.architecture, "in_shape": list(in_shape), "n_classes": list(n_classes)}
-        size = save_model(seed_dir / "model_hps.pt", model.cpu(), spec)
-        counts = count_parameters(model)
-        sizes = {**counts, "params_packed": counts["params_total"], "model_bytes": size}
+        predictions, sizes = keep_and_save(model, tasks, outputs, seed_dir / "model_hps.pt", spec)
         described = {"method": method, **({"method_options": jsonable(options)} if options else {})}
         summaries = {name: {**_fit_summary(result, sizes), **described} for name in names}
         _write_seed(seed_dir, study, variant, seed, protocol, params, tasks, summaries, predictions)

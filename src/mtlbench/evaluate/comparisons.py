@@ -1,0 +1,125 @@
+"""Seed statistics and the multitask-minus-dedicated comparisons (differences of means, paired
+differences with their verdicts, delta-m)."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+from scipy import stats as scipy_stats
+
+from mtlbench.verdict import judge, paired_comparison
+from mtlbench.evaluate.metrics import LOWER_IS_BETTER, TEST_METRICS, primary_metric
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mtlbench.evaluate.results import VariantOutcome
+
+# Per-run values summarised over seeds into metrics/<study>.json. Wall time is recorded in MLflow
+# and the reports but kept out of the metrics file: it differs between identical reruns.
+SUMMARY_METRICS = (
+    "accuracy", "macro_precision", "macro_recall", "macro_f1", "mse", "psnr",
+    "epochs", "best_val_loss", "joint_best_val_loss", "params_total", "params_nonzero", "params_packed", "model_bytes",
+)
+
+
+def seed_statistics(values: Sequence[float]) -> dict:
+    """Mean, sample SD (ddof=1), n, min, max and a 95% t-interval; SD and CI are null for n < 2."""
+    arr = np.asarray(values, dtype=np.float64)
+    n = len(arr)
+    mean = float(arr.mean())
+    sd = float(arr.std(ddof=1)) if n > 1 else None
+    if sd is not None:
+        half = float(scipy_stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+        ci = [mean - half, mean + half]
+    else:
+        ci = None
+    return {"mean": mean, "sd": sd, "n": n, "min": float(arr.min()), "max": float(arr.max()),
+            "ci95": ci, "values": [float(v) for v in arr]}
+
+
+def summarize(per_seed: dict[str, dict[str, dict[int, dict[str, float]]]]) -> dict:
+    """{model: {task: {seed: metrics}}} -> {model: {task: {metric: seed statistics}}}."""
+    return {
+        model: {
+            task: {
+                metric: seed_statistics([by_seed[s][metric] for s in sorted(by_seed)])
+                for metric in SUMMARY_METRICS
+                if all(metric in m for m in by_seed.values())
+            }
+            for task, by_seed in tasks.items()
+        }
+        for model, tasks in per_seed.items()
+    }
+
+
+def task_comparisons(entry: dict) -> dict[str, dict]:
+    """The per-task part of one variant's comparison entry (the rest is delta-m)."""
+    return {k: v for k, v in entry.items() if not k.startswith("delta_m")}
+
+
+def compare_to_dedicated(outcomes: list[VariantOutcome], baseline: str = "dedicated") -> dict:
+    """Per multitask variant: mean difference to the study's own dedicated runs per task and metric
+    (plus the paired per-seed differences' statistics), and delta-m, the average relative change
+    over tasks in percent, signed so that positive means better (Maninis et al. 2019: an MSE that
+    falls counts as a gain): `delta_m_pct` over every task by its primary metric (accuracy, or MSE
+    for a reconstruction), `delta_m_<metric>_pct` over the tasks that have that metric. Only tasks
+    with a dedicated run count (cifar100_binary trains dedicated models for T1..T5 alone), and
+    delta-m leaves out random-label tasks: their test accuracy is chance by construction, so they
+    get per-task differences but would only add noise to the average.
+
+    Each task's `paired` entry is the paired test of its primary metric with the verdict
+    (mtlbench.verdict); `delta_m` holds the seed statistics of the per-seed delta-m (seed k's
+    signed relative change to dedicated seed k, over the tasks' dedicated means, so its mean is
+    `delta_m_pct`)."""
+    by_name = {o.variant: o for o in outcomes}
+    if baseline not in by_name:
+        return {}
+    base = by_name[baseline]
+    comparisons = {}
+    for outcome in outcomes:
+        shared = [task for task in outcome.summary if task in base.summary]
+        if outcome.variant == baseline or not shared:
+            continue
+        entry: dict = {task: {} for task in shared}
+        random_tasks = frozenset(t.task for t in base.seeds[0].tasks if t.is_random)
+        relative: dict[str, dict[str, float]] = {}  # metric -> task -> signed relative change
+        per_seed_relative: dict[str, list[float]] = {}  # task -> seed k's signed change / dedicated mean
+        signed_pairs: dict[str, dict] = {}
+        for task in shared:
+            primary = primary_metric(base.summary[task])
+            for metric in (m for m in TEST_METRICS if m in outcome.summary[task] and m in base.summary[task]):
+                mine, ref = outcome.summary[task][metric]["mean"], base.summary[task][metric]["mean"]
+                paired = _paired_differences(outcome, base, task, metric)
+                entry[task][f"{metric}_diff"] = mine - ref
+                entry[task][f"{metric}_paired_diff"] = seed_statistics(paired) if paired else None
+                sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+                if task not in random_tasks:
+                    relative.setdefault(metric, {})[task] = sign * (mine - ref) / ref if ref else 0.0
+                if metric == primary and paired:
+                    signed_pairs[task] = {"metric": metric, **paired_comparison([sign * d for d in paired])}
+                    if task not in random_tasks:
+                        per_seed_relative[task] = [sign * d / ref if ref else 0.0 for d in paired]
+        for task, judged in judge(signed_pairs, random_tasks).items():
+            entry[task]["paired"] = judged
+        primary = [relative[primary_metric(base.summary[task])][task] for task in shared if task not in random_tasks]
+        if not primary:  # only random-label tasks in common: no delta-m
+            comparisons[outcome.variant] = entry
+            continue
+        entry["delta_m_pct"] = 100.0 * float(np.mean(primary))
+        for metric, by_task in relative.items():
+            entry[f"delta_m_{metric}_pct"] = 100.0 * float(np.mean(list(by_task.values())))
+        if per_seed_relative and len({len(v) for v in per_seed_relative.values()}) == 1:
+            per_seed = [100.0 * float(np.mean(values)) for values in zip(*per_seed_relative.values())]
+            entry["delta_m"] = seed_statistics(per_seed)
+        comparisons[outcome.variant] = entry
+    return comparisons
+
+
+def _paired_differences(outcome: VariantOutcome, base: VariantOutcome, task: str, metric: str) -> list[float]:
+    def by_seed(o: VariantOutcome) -> dict[int, float]:
+        return {s.seed: next(t.metrics[metric] for t in s.tasks if t.task == task) for s in o.seeds}
+
+    mine, theirs = by_seed(outcome), by_seed(base)
+    return [mine[s] - theirs[s] for s in sorted(mine) if s in theirs]
