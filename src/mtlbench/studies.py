@@ -50,6 +50,7 @@ FASHION_NAMES = (
 )
 
 CIFAR10_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+DATASET_CLASSES = {"digits": DIGIT_NAMES, "fashion": FASHION_NAMES, "cifar10": CIFAR10_NAMES}  # class-group task files
 CIFAR10_ANIMALS = ("bird", "cat", "deer", "dog", "frog", "horse")
 CIFAR10_AUX_RANDOM_SEED = 7001  # the cifar10_aux random task's labels, the same in every run
 
@@ -119,6 +120,7 @@ class Study:
     protocol: str
     variant_specs: tuple[Variant, ...]
     task_file: str | None = None  # a task-spec file (tasks/<study>.yaml) defining the tasks
+    task_dataset: str = "cifar100"  # the dataset a task file cuts its tasks from (named in the file too)
     headline: tuple[str, ...] | None = None  # tasks shown one by one in reports and plots; None: all
 
     @property
@@ -138,15 +140,30 @@ class Study:
     @property
     def datasets(self) -> tuple[str, ...]:
         if self.task_file is not None:
-            return ("cifar100",)
+            return (self.task_dataset,)
         return tuple(dict.fromkeys(TASKS[t].dataset for t in self.tasks))
+
+    @property
+    def needs_prepared_labels(self) -> bool:
+        """Label matrices from the prepare stage (CIFAR-100 task files), not labels mapped on load."""
+        return self.task_file is not None and self.task_dataset == "cifar100"
+
+    def task_file_contents(self, root: Path = Path(".")):
+        """The task file, read and validated; it must name the dataset the study declares."""
+        from mtlbench.data.taskspec import TaskSpecError, load_task_file
+
+        contents = load_task_file(root / self.task_file)
+        if contents.dataset != self.task_dataset:
+            raise TaskSpecError(f"{self.task_file}: dataset {contents.dataset} but study {self.name} reads "
+                                f"{self.task_dataset}; name the study's dataset in the file")
+        return contents
 
     def task_definitions(self, root: Path = Path(".")) -> dict:
         """The study's tasks as its task-spec file defines them (name -> taskspec.BinaryTask), read
         and validated; every task the study uses must be defined."""
-        from mtlbench.data.taskspec import TaskSpecError, load_task_file
+        from mtlbench.data.taskspec import TaskSpecError
 
-        defined = load_task_file(root / self.task_file).tasks
+        defined = self.task_file_contents(root).tasks
         missing = [t for t in self.tasks if t not in defined]
         if missing:
             raise TaskSpecError(f"{self.task_file}: task {missing[0]} is used by study {self.name} but not defined")
@@ -156,6 +173,11 @@ class Study:
         """Every task of the study by name; a study with a task-spec file reads (and validates) it."""
         if self.task_file is None:
             return {t: TASKS[t] for t in self.tasks}
+        contents = self.task_file_contents(root)
+        if not contents.labels_prepared:  # class groups: the dataset's labels mapped as they load
+            return {name: TaskSpec(name, contents.dataset, len(task.class_names), task.class_names,
+                                   class_map=task.class_map)
+                    for name, task in self.task_definitions(root).items()}
         return {name: TaskSpec(name, "cifar100", 2, task.class_names, labels=self.name,
                                random_seed=task.seed if task.is_random else None)
                 for name, task in self.task_definitions(root).items()}
@@ -200,6 +222,15 @@ def _mnist_fashion_hps() -> Study:
                  (dedicated(), rsn2(RSN2Spec(prune_percent=90)), *variants))
 
 
+def _fashion_groups() -> Study:
+    """Three binary tasks cut from Fashion-MNIST's classes by a class-group task file
+    (tasks/fashion_groups.yaml), on one multi-input mlp: dedicated, RSN2 and HPS under the sum and
+    PCGrad. An example of tasks defined by a file for a dataset other than CIFAR-100."""
+    return Study("fashion_groups", ("footwear", "upper_body", "warm"), "mlp", "keras_faithful",
+                 (dedicated(), rsn2(RSN2Spec(prune_percent=90)), hps("hps_sum", "sum"), hps("hps_pcgrad", "pcgrad")),
+                 task_file="tasks/fashion_groups.yaml", task_dataset="fashion")
+
+
 STUDIES: dict[str, Study] = {
     "mnist_fashion_mlp": Study(
         "mnist_fashion_mlp", ("digits", "fashion"), "mlp", "keras_faithful",
@@ -216,6 +247,7 @@ STUDIES: dict[str, Study] = {
     "cifar100_binary": _cifar100_binary(),
     "cifar10_aux": _cifar10_aux(),
     "mnist_fashion_hps": _mnist_fashion_hps(),
+    "fashion_groups": _fashion_groups(),
 }
 
 

@@ -1,8 +1,13 @@
-"""Binary tasks cut from CIFAR-100, defined by a versioned task-spec file (tasks/cifar100_binary.yaml).
+"""Tasks defined by versioned task-spec files (tasks/*.yaml), validated once, here.
 
-The file is validated once, here: every class-based task must be a true partition of the 100 fine
-classes (both sides non-empty, every listed superclass known and listed once); a fault names the
-task and what is wrong. `label_matrix` turns the spec into one label column per task.
+Two forms. A CIFAR-100 file (`superclasses` and `tasks`, tasks/cifar100_binary.yaml) cuts binary
+tasks from the 100 fine classes by superclass, by a seeded equal split, or draws random labels;
+every class-based task must be a true partition (both sides non-empty, every listed superclass
+known and listed once), and `label_matrix` turns it into one label column per task (the prepare
+stage). A class-group file (`dataset` and `tasks`, e.g. tasks/fashion_groups.yaml) cuts binary or
+k-way tasks from the classes of any dataset (mnist digits, fashion, cifar10, cifar100): each task
+lists its groups of class names, and task label k means "in group k"; these need no prepared labels
+(the dataset's labels are mapped as they load). A fault names the file, the task and what is wrong.
 """
 
 from __future__ import annotations
@@ -36,10 +41,72 @@ class BinaryTask:
 
 
 @dataclass(frozen=True)
+class ClassTask:
+    """A task of a class-group file: dataset label d has task label class_map[d]."""
+
+    name: str
+    class_names: tuple[str, ...]
+    class_map: tuple[int, ...]
+    is_random = False
+
+
+@dataclass(frozen=True)
 class TaskFile:
     path: str
     superclasses: tuple[str, ...]
-    tasks: dict[str, BinaryTask]
+    tasks: dict[str, BinaryTask | ClassTask]
+    dataset: str = "cifar100"
+    labels_prepared: bool = True  # CIFAR-100 form: label matrices from the prepare stage
+
+
+def _group_task(path, name: str, raw: Any, classes: tuple[str, ...]) -> ClassTask:
+    """`groups: [[class, ...], ...]` (k groups: a k-way task) or `ones: [class, ...]` (binary: the
+    listed classes against the rest); every class of the dataset in exactly one group."""
+    if not isinstance(raw, Mapping) or not ({"groups", "ones"} & set(raw)) or {"groups", "ones"} <= set(raw):
+        raise _fault(path, f"task {name}", "expected a mapping with `groups` (a list of class-name lists) or `ones` "
+                                           "(a list of class names), and optionally `class_names`")
+    extra = sorted(set(raw) - {"groups", "ones", "class_names"})
+    if extra:
+        raise _fault(path, f"task {name}", f"unknown key {extra[0]!r}; allowed keys: class_names, groups, ones")
+    if "ones" in raw:
+        ones = raw["ones"] if isinstance(raw["ones"], list) else None
+        groups = None if ones is None else [[c for c in classes if c not in ones], ones]
+        if ones is not None:
+            unknown = [c for c in ones if c not in classes]
+            if unknown:
+                raise _fault(path, f"task {name}", f"unknown class {unknown[0]!r}; known: {', '.join(classes)}")
+    else:
+        groups = raw["groups"]
+    if not (isinstance(groups, list) and len(groups) >= 2 and all(isinstance(g, list) and g for g in groups)):
+        raise _fault(path, f"task {name}", "needs at least two non-empty groups of class names")
+    listed = [c for g in groups for c in g]
+    unknown = [c for c in listed if c not in classes]
+    if unknown:
+        raise _fault(path, f"task {name}", f"unknown class {unknown[0]!r}; known: {', '.join(classes)}")
+    twice = [c for c in classes if listed.count(c) > 1]
+    missing = [c for c in classes if c not in listed]
+    if twice or missing:
+        what = f"lists class {twice[0]!r} twice" if twice else f"leaves out class {missing[0]!r}"
+        raise _fault(path, f"task {name}", f"{what}: the groups must partition the dataset's classes")
+    names = raw.get("class_names", [", ".join(g) if len(g) < 3 else f"group {i}" for i, g in enumerate(groups)])
+    if not (isinstance(names, list) and len(names) == len(groups) and all(isinstance(n, str) for n in names)):
+        raise _fault(path, f"task {name}", f"class_names must be {len(groups)} strings (one per group), got {names!r}")
+    class_map = tuple(next(i for i, g in enumerate(groups) if c in g) for c in classes)
+    return ClassTask(name, tuple(names), class_map)
+
+
+def _load_group_file(path: Path, raw: Mapping) -> TaskFile:
+    from mtlbench.studies import DATASET_CLASSES
+
+    if set(raw) != {"dataset", "tasks"}:
+        raise TaskSpecError(f"{path}: a class-group file has exactly the keys `dataset` and `tasks`")
+    dataset = raw["dataset"]
+    if dataset not in DATASET_CLASSES:
+        raise _fault(path, "dataset", f"{dataset!r} is not known; allowed values: {', '.join(DATASET_CLASSES)}")
+    if not isinstance(raw["tasks"], Mapping) or not raw["tasks"]:
+        raise _fault(path, "tasks", "expected a mapping of task names to task definitions")
+    tasks = {str(n): _group_task(path, str(n), spec, DATASET_CLASSES[dataset]) for n, spec in raw["tasks"].items()}
+    return TaskFile(str(path), (), tasks, dataset=dataset, labels_prepared=False)
 
 
 def _fault(path: Path | str, where: str, message: str) -> TaskSpecError:
@@ -85,8 +152,11 @@ def load_task_file(path: Path | str) -> TaskFile:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise TaskSpecError(f"{path}: not valid YAML: {err}") from err
+    if isinstance(raw, Mapping) and "dataset" in raw:
+        return _load_group_file(path, raw)
     if not isinstance(raw, Mapping) or set(raw) != {"superclasses", "tasks"}:
-        raise TaskSpecError(f"{path}: expected exactly the keys `superclasses` and `tasks`")
+        raise TaskSpecError(f"{path}: expected the keys `superclasses` and `tasks` (CIFAR-100 binary tasks) "
+                            "or `dataset` and `tasks` (class groups of any dataset)")
     superclasses = raw["superclasses"]
     if not (isinstance(superclasses, list) and len(superclasses) == N_COARSE and len(set(superclasses)) == N_COARSE):
         raise _fault(path, "superclasses", f"expected the {N_COARSE} distinct CIFAR-100 superclass names in label order")

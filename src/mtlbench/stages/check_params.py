@@ -12,8 +12,10 @@ from mtlbench.train.runner import check_methods, variant_plan
 
 def main() -> None:
     params = load_params()
+    for study in STUDIES.values():  # every task file, enabled or not: tasks/ is this stage's dependency
+        if study.task_file is not None:
+            study.specs()  # a bad task-spec file names the task and the fault
     for name in params.run.studies:
-        STUDIES[name].specs()  # a bad task-spec file names the task and the fault
         check_methods(STUDIES[name], variant_plan(STUDIES[name], params))  # methods that cannot train say so now
     print(f"params.yaml is valid: studies {list(params.run.studies)}, seeds {list(params.run.seeds)}", file=sys.stderr)
 

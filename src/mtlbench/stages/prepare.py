@@ -20,7 +20,7 @@ def main() -> None:
     with atomic_dir(TASKS_DIR) as out_dir:  # always written, empty when no study needs labels
         for name in params.run.studies:
             study = STUDIES[name]
-            if study.task_file is None:
+            if not study.needs_prepared_labels:  # class-group tasks map the labels as they load
                 continue
             tasks = list(study.task_definitions().values())  # read and validated once
             record = prepare_task_labels(name, tasks, PREPARED_DIR, out_dir, study.task_file)
