@@ -35,6 +35,9 @@ class RunConfig:
     stack_seeds: str  # auto | true | false: train a dedicated model's seeds together
     progress: bool
     tasks: tuple[str, ...] | None = None  # None: every task; else only these (in every variant)
+    executor: str = "local"  # local | ray: where the study's units train (train/executors.py)
+    ray_address: str | None = None  # None: start a local Ray instance
+    ray_gpus_per_unit: float = 1.0  # the share of a GPU each unit asks Ray for (CUDA)
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,12 @@ def _optional_percent(key: str, value: Any) -> int | None:
     return value
 
 
+def _gpu_share(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ParamsError(f"{key}: expected a number in (0, 1] (the share of one GPU per unit), got {value!r}")
+    return float(value)
+
+
 def _auto_or_bool(key: str, value: Any) -> str:
     if value is True or value is False:
         return str(value).lower()
@@ -212,6 +221,9 @@ SCHEMA: Schema = {
         "stack_seeds": (_auto_or_bool, "auto"),
         "progress": (_bool, True),
         "tasks": (_tasks, None),
+        "executor": (_choice(("local", "ray")), "local"),
+        "ray_address": (_optional_str, None),
+        "ray_gpus_per_unit": (_gpu_share, 1.0),
     },
     "data": {
         "mirror": (_optional_str, None),

@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import shutil
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -38,6 +40,10 @@ from mtlbench.train.masks import compute_masks
 from mtlbench.train.multiseed import fit_seeds, seed_models, seed_stack
 from mtlbench.train.objectives import per_image_mse
 from mtlbench.train.protocols import PROTOCOLS, Protocol, hs_protocol
+from mtlbench.train.units import (
+    CONTEXT_FILE, SCRATCH, Unit, code_digest, place_unit, plan_units, settings_of, start_folder, unit_key,
+)
+from mtlbench.train.executors import run_local, run_ray
 from mtlbench.train.methods import MethodError, check_fits, make_method
 
 
@@ -352,22 +358,71 @@ def run_context(study: Study, params: Params, device: torch.device, prepared_dir
     return context
 
 
-def run_study(study: Study, params: Params, prepared_dir: Path, out_dir: Path, tasks_dir: Path = Path("data/tasks")) -> None:
-    """Train every selected variant of `study` for every seed into `out_dir` (a fresh folder), and
-    the run's resolved settings, data digests and start and end times into `out_dir/context.json`."""
-    started_at = time.time()
+def load_unit_tasks(study: Study, units: list[Unit], params: Params, prepared_dir: Path, tasks_dir: Path,
+                    root: Path = Path(".")) -> dict[str, TaskData]:
+    """The tasks the units train on, on the run's device (backends configured for the study)."""
     device = resolve_device(params.run.device)
     configure_backends(study_accel(study, params, device))
+    specs = study.specs(root)
+    needed = list(dict.fromkeys(t for unit in units for t in unit.tasks))
+    loaded = load_tasks([specs[t] for t in needed], prepared_dir, tasks_dir, params.run.train_limit, device)
+    return {t.spec.name: t for t in loaded}
+
+
+def train_unit(study: Study, unit: Unit, params: Params, tasks: dict[str, TaskData], out: Path) -> None:
+    """Train one unit into `out/<variant>/seed<k>/` with its variant kind's trainer."""
+    trainer = VARIANT_TRAINERS[study.variant_kind(unit.variant)]
+    trainer(study, unit.variant, [tasks[t] for t in unit.tasks], unit.seeds, params, out / unit.variant)
+
+
+def run_study(study: Study, params: Params, prepared_dir: Path, out_dir: Path, tasks_dir: Path = Path("data/tasks")) -> None:
+    """Train every selected variant of `study` for every seed into `out_dir`, unit by unit
+    (train/units.py): units whose results are there under the same key are kept, the others
+    train (run.executor) and land as each finishes; then the run's resolved settings, data
+    digests and start and end times go to `out_dir/context.json`, which marks the folder complete."""
+    started_at = time.time()
+    device = resolve_device(params.run.device)
     plan = variant_plan(study, params)
     if not plan:
         raise ParamsError(f"run.tasks / run.variants: nothing of study {study.name} is selected")
     check_methods(study, plan)
-    specs = study.specs()
-    needed = list(dict.fromkeys(t for _, tasks in plan for t in tasks))
-    loaded = load_tasks([specs[t] for t in needed], prepared_dir, tasks_dir, params.run.train_limit, device)
-    by_name = {t.spec.name: t for t in loaded}
-    for variant, tasks in plan:
-        trainer = VARIANT_TRAINERS[study.variant_kind(variant)]
-        trainer(study, variant, [by_name[t] for t in tasks], params.run.seeds, params, out_dir / variant)
+    study.specs()  # a bad task file stops here, before anything is removed
     context = run_context(study, params, device, prepared_dir)
-    write_json(out_dir / "context.json", {**context, "started_at": started_at, "ended_at": time.time()})
+    units = plan_units(plan, params.run.seeds, context["stack_seeds"], study)
+    code = code_digest()
+    keys = {u: unit_key(study, u, settings_of(context, study.variant_kind(u.variant)), code) for u in units}
+    index, todo = start_folder(out_dir, units, keys)
+    progress = UnitProgress(study.name, len(units), len(units) - len(todo), params.run.progress)
+    if todo:
+        scratch = out_dir / SCRATCH
+        scratch.mkdir()
+
+        def done(unit: Unit, folder: Path, seconds: float) -> None:
+            place_unit(out_dir, folder, unit, keys[unit], seconds, index)
+            progress.finished(unit, seconds)
+
+        if params.run.executor == "ray":
+            run_ray(todo, study, params, prepared_dir, tasks_dir, scratch, done)
+        else:
+            tasks = load_unit_tasks(study, todo, params, prepared_dir, tasks_dir)
+            run_local(todo, lambda unit, folder: train_unit(study, unit, params, tasks, folder), scratch, done)
+        shutil.rmtree(scratch, ignore_errors=True)
+    write_json(out_dir / CONTEXT_FILE, {**context, "started_at": started_at, "ended_at": time.time()})
+
+
+class UnitProgress:
+    """One line per finished unit: units done of all, and an ETA from the units' measured times."""
+
+    def __init__(self, study: str, total: int, kept: int, enabled: bool):
+        self.study, self.total, self.done, self.enabled = study, total, kept, enabled
+        self.seconds: list[float] = []
+        if enabled and kept:
+            print(f"[{study}] {kept} of {total} units up to date (kept); training {total - kept}", file=sys.stderr, flush=True)
+
+    def finished(self, unit: Unit, seconds: float) -> None:
+        self.done += 1
+        self.seconds.append(seconds)
+        if self.enabled:
+            left = (self.total - self.done) * sum(self.seconds) / len(self.seconds)
+            print(f"[{self.study}] unit {self.done}/{self.total} done: {unit.label} in {seconds:.0f}s "
+                  f"(ETA {left / 60:.1f} min for {self.total - self.done} more)", file=sys.stderr, flush=True)

@@ -1,0 +1,136 @@
+"""A study's training as resumable units: one (variant, seed), or one dedicated group of stacked
+seeds, which trains in one grouped network and so is one unit.
+
+Each finished unit's folders (`<variant>/seed<k>/`) land atomically in the study's results folder
+as soon as it finishes, and `units.json` there records the key it was trained under: a hash of the
+training code (the files DVC lists as the train stage's code), the unit's resolved settings and the
+content digests of its data. The next run trains only the units whose folder is missing or whose
+key changed; finished ones are left as they are (same files). `context.json`, written last, marks
+the folder complete; it is removed first, so a killed run never looks finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import mtlbench
+from mtlbench.fileio import read_json, write_json
+from mtlbench.studies import DEDICATED, Study
+
+UNITS_FILE = "units.json"
+CONTEXT_FILE = "context.json"
+SCRATCH = ".units"  # where units train before they are moved into place; removed at every start
+
+# The train stage's code (dvc.yaml: train@ deps), relative to the package: a change here retrains.
+TRAINING_CODE = ("data/tasks.py", "data/taskspec.py", "models", "train", "studies.py", "stages/train.py")
+
+
+@dataclass(frozen=True)
+class Unit:
+    variant: str
+    tasks: tuple[str, ...]
+    seeds: tuple[int, ...]
+
+    @property
+    def label(self) -> str:
+        return f"{self.variant}/seed{self.seeds[0]}" if len(self.seeds) == 1 else \
+            f"{self.variant}/seeds {', '.join(map(str, self.seeds))}"
+
+    @property
+    def folders(self) -> list[str]:
+        return [f"{self.variant}/seed{s}" for s in self.seeds]
+
+
+def plan_units(plan: list[tuple[str, tuple[str, ...]]], seeds: tuple[int, ...], stacked: bool,
+               study: Study) -> list[Unit]:
+    """The units of the variant plan: one per variant and seed, except stacked dedicated seeds."""
+    units = []
+    for variant, tasks in plan:
+        if stacked and study.variant_kind(variant) == DEDICATED:
+            units.append(Unit(variant, tasks, tuple(seeds)))
+        else:
+            units += [Unit(variant, tasks, (seed,)) for seed in seeds]
+    return units
+
+
+def code_digest() -> str:
+    """SHA-256 over the training code's files (path and bytes), in a stable order."""
+    root = Path(mtlbench.__file__).parent
+    digest = hashlib.sha256()
+    for entry in TRAINING_CODE:
+        path = root / entry
+        files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
+        for file in files:
+            digest.update(file.relative_to(root).as_posix().encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()
+
+
+def unit_key(study: Study, unit: Unit, settings: dict, code: str) -> str:
+    """What a unit's result depends on: code, the study's definition of its variant and tasks, the
+    resolved settings (protocol, limits, devices, accel, rsn2 and hs options, data digests)."""
+    spec = study.variant(unit.variant)
+    document = {"code": code, "study": study.name, "architecture": study.architecture, "protocol": study.protocol,
+                "variant": repr(spec), "tasks": list(unit.tasks), "seeds": list(unit.seeds), "settings": settings}
+    return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def read_index(out_dir: Path) -> dict[str, dict]:
+    """units.json: folder -> {key, seconds}; an unreadable index counts as empty (retrain)."""
+    try:
+        index = read_json(out_dir / UNITS_FILE)
+    except (OSError, ValueError):
+        return {}
+    return index if isinstance(index, dict) else {}
+
+
+def start_folder(out_dir: Path, units: list[Unit], keys: dict[Unit, str]) -> tuple[dict[str, dict], list[Unit]]:
+    """Make `out_dir` consistent before training: no completion marker, no leftover scratch of a
+    killed run, no folders the plan does not hold (a dropped seed or variant), no index entry
+    without its folder. Returns the kept index and the units still to train (missing or stale)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / CONTEXT_FILE).unlink(missing_ok=True)
+    shutil.rmtree(out_dir / SCRATCH, ignore_errors=True)
+    for leftover in out_dir.glob(".*"):  # temp folders of the earlier whole-study layout
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+    wanted = {folder for unit in units for folder in unit.folders}
+    for variant_dir in (p for p in out_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for seed_dir in [p for p in variant_dir.iterdir()]:
+            if f"{variant_dir.name}/{seed_dir.name}" not in wanted:
+                shutil.rmtree(seed_dir) if seed_dir.is_dir() else seed_dir.unlink()
+        if not any(variant_dir.iterdir()):
+            variant_dir.rmdir()
+    index = {f: e for f, e in read_index(out_dir).items() if f in wanted and (out_dir / f / "run.json").is_file()}
+    todo = [u for u in units if any(index.get(f, {}).get("key") != keys[u] for f in u.folders)]
+    write_json(out_dir / UNITS_FILE, index)
+    return index, todo
+
+
+def place_unit(out_dir: Path, scratch: Path, unit: Unit, key: str, seconds: float, index: dict[str, dict]) -> None:
+    """Move a finished unit's folders from `scratch` into place (each replacing its stale copy in
+    one rename) and record them in the index, which is rewritten atomically."""
+    for folder in unit.folders:
+        dest = out_dir / folder
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.exists():
+            stale = out_dir / SCRATCH / f"stale-{folder.replace('/', '-')}"
+            shutil.rmtree(stale, ignore_errors=True)
+            dest.rename(stale)
+        (scratch / folder).rename(dest)
+        index[folder] = {"key": key, "seconds": round(seconds, 3)}
+    write_json(out_dir / UNITS_FILE, dict(sorted(index.items())))
+
+
+def settings_of(context: dict, kind: str) -> dict:
+    """The part of the resolved run context a unit of `kind` depends on: not the run's times, not
+    run.tasks (the unit's own tasks are in its key), RSN2 options only for RSN2 units, seed
+    stacking only for dedicated ones."""
+    dropped = {"started_at", "ended_at", "tasks"} | ({"rsn2"} if kind != "rsn2" else set()) \
+        | ({"stack_seeds"} if kind != DEDICATED else set())
+    return {k: v for k, v in context.items() if k not in dropped}
+
+

@@ -1,0 +1,124 @@
+"""Training as resumable units: kept when their key matches, retrained when it changes, placed
+atomically; and the same units on a real local Ray cluster, with identical numbers."""
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mtlbench.config import ParamsError, parse_params
+from mtlbench.studies import STUDIES
+from mtlbench.train.runner import run_study
+
+STUDY = STUDIES["mnist_fashion_mlp"]
+
+
+@pytest.fixture
+def prepared(idx_mirror, tmp_path):
+    from mtlbench.data.prepared import prepare
+
+    mirror, sources = idx_mirror
+    for name in ("digits", "fashion"):
+        prepare(sources[name], str(mirror), True, tmp_path / "raw", tmp_path / "prepared")
+    return tmp_path / "prepared"
+
+
+def params(tmp_path, **run):
+    return parse_params({"run": {"seeds": [0], "device": "cpu", "train_limit": 60, "max_epochs": 1,
+                                 "variants": ["dedicated"], "progress": False, **run}}, {}, tmp_path)
+
+
+def files_of(folder: Path) -> dict[str, tuple[str, int]]:
+    """Every file under `folder`: its content hash and modification time (ns)."""
+    return {p.relative_to(folder).as_posix(): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def metrics_of(results: Path) -> dict:
+    """What evaluate reads as numbers: predictions and the histories without timings."""
+    out = {}
+    for seed_dir in sorted(results.glob("*/seed*")):
+        with np.load(seed_dir / "predictions.npz") as p:
+            out[seed_dir.relative_to(results).as_posix()] = {k: p[k].tolist() for k in p.files}
+        tasks = json.loads((seed_dir / "run.json").read_text())["tasks"]
+        out[seed_dir.relative_to(results).as_posix() + ":history"] = {
+            t: [{k: v for k, v in r.items() if k != "seconds"} for r in fit["history"]] for t, fit in tasks.items()}
+    return out
+
+
+def test_finished_units_are_kept_and_only_new_or_changed_ones_train(tmp_path, prepared, capsys):
+    out = tmp_path / "results"
+    run_study(STUDY, params(tmp_path), prepared, out)
+    first = files_of(out / "dedicated" / "seed0")
+    units = json.loads((out / "units.json").read_text())
+    assert set(units) == {"dedicated/seed0"} and (out / "context.json").is_file()
+
+    (out / ".units" / "unit-leftover").mkdir(parents=True)  # what a killed run leaves behind
+    run_study(STUDY, params(tmp_path, progress=True), prepared, out)
+    assert files_of(out / "dedicated" / "seed0") == first  # untouched: same bytes, same times
+    assert "1 of 1 units up to date" in capsys.readouterr().err and not (out / ".units").exists()
+
+    run_study(STUDY, params(tmp_path, seeds=[0, 1], progress=True), prepared, out)  # one more seed: one more unit
+    assert files_of(out / "dedicated" / "seed0") == first
+    err = capsys.readouterr().err
+    assert "unit 2/2 done: dedicated/seed1" in err and "ETA" in err
+    assert set(json.loads((out / "units.json").read_text())) == {"dedicated/seed0", "dedicated/seed1"}
+
+    run_study(STUDY, params(tmp_path, seeds=[1], max_epochs=2), prepared, out)  # a changed setting retrains
+    assert not (out / "dedicated" / "seed0").exists()
+    history = json.loads((out / "dedicated" / "seed1" / "run.json").read_text())["tasks"]["digits"]["history"]
+    assert len(history) == 2
+
+
+def test_resumed_and_uninterrupted_runs_give_identical_results(tmp_path, prepared):
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    run_study(STUDY, params(tmp_path, seeds=[0, 1, 2]), prepared, whole)
+    run_study(STUDY, params(tmp_path, seeds=[0]), prepared, resumed)  # as if stopped after the first unit
+    (resumed / "dedicated" / "seed0" / "run.json").touch()
+    run_study(STUDY, params(tmp_path, seeds=[0, 1, 2]), prepared, resumed)
+    assert metrics_of(resumed) == metrics_of(whole)
+
+
+def test_a_unit_index_that_disagrees_with_the_folders_retrains(tmp_path, prepared):
+    out = tmp_path / "results"
+    run_study(STUDY, params(tmp_path), prepared, out)
+    (out / "units.json").write_text("{not json")
+    before = files_of(out / "dedicated" / "seed0")
+    run_study(STUDY, params(tmp_path), prepared, out)
+    after = files_of(out / "dedicated" / "seed0")
+    assert after["predictions.npz"][0] == before["predictions.npz"][0]  # retrained, to the same numbers
+    assert after["run.json"][1] != before["run.json"][1]
+
+
+def test_ray_executor_on_a_two_node_cluster_retries_a_failed_unit_and_matches_local(tmp_path, prepared, monkeypatch):
+    ray = pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    local, remote = tmp_path / "local", tmp_path / "ray"
+    run_study(STUDY, params(tmp_path, seeds=[0, 1]), prepared, local)
+    fault = tmp_path / "fault-once"
+    monkeypatch.setenv("MTLBENCH_FAULT_ONCE", str(fault))
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
+    cluster.add_node(num_cpus=2)
+    try:
+        cluster.wait_for_nodes()
+        run_study(STUDY, params(tmp_path, seeds=[0, 1], executor="ray", ray_address=cluster.address), prepared, remote)
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    assert fault.read_text().startswith("dedicated/seed")  # one unit failed once and was retried
+    assert metrics_of(remote) == metrics_of(local)
+    assert set(json.loads((remote / "units.json").read_text())) == {"dedicated/seed0", "dedicated/seed1"}
+
+
+def test_ray_faults_stop_before_training_with_what_to_do(tmp_path, prepared, monkeypatch):
+    pytest.importorskip("ray")
+    with pytest.raises(ParamsError, match="run.ray_address: could not connect to the Ray cluster at 127.0.0.1:1"):
+        run_study(STUDY, params(tmp_path, executor="ray", ray_address="127.0.0.1:1"), prepared, tmp_path / "r")
+    assert not (tmp_path / "r" / "dedicated").exists()
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    with pytest.raises(ParamsError, match=r"run.executor: ray needs Ray installed: pip install 'ray\[default\]'"):
+        run_study(STUDY, params(tmp_path, executor="ray"), prepared, tmp_path / "r")
