@@ -416,7 +416,7 @@ class UnitProgress:
     def __init__(self, study: str, total: int, kept: int, enabled: bool):
         self.study, self.total, self.done, self.enabled = study, total, kept, enabled
         self.seconds: list[float] = []
-        if enabled and kept:
+        if kept:  # said even in quiet logs: it explains why a resumed run is short
             print(f"[{study}] {kept} of {total} units up to date (kept); training {total - kept}", file=sys.stderr, flush=True)
 
     def finished(self, unit: Unit, seconds: float) -> None:
