@@ -49,6 +49,12 @@ def test_defaults_fill_missing_keys_and_tracking_uri_is_absolute():
         ({"rsn2": {"prune_percent": 100}}, r"rsn2\.prune_percent: expected null or an integer from 1 to 99"),
         ({"cuda": {"bf16": "yes"}}, r"cuda\.bf16: 'yes' is not allowed; allowed values: auto, true, false"),
         ({"cuda": {"fp8": True}}, r"cuda\.fp8: unknown key; allowed keys: graphs, tf32, bf16, channels_last, compile"),
+        ({"run": {"tasks": [["T1"]]}}, r"run\.tasks: expected a list of names \(strings\), got the entry \['T1'\]"),
+        ({"run": {"studies": [["mnist_fashion_mlp"]]}}, r"run\.studies: expected a list of names"),
+        ({"run": {"variants": [{"rsn2": 1}]}}, r"run\.variants: expected a list of names"),
+        ({"run": None}, r"run: the section is empty \(null\); give its keys"),
+        ({"run": {"executor": "dask"}}, r"run\.executor: 'dask' is not allowed; allowed values: local, ray"),
+        ({"run": {"ray_gpus_per_unit": 0}}, r"run\.ray_gpus_per_unit: expected a number in \(0, 1\]"),
     ],
 )
 def test_bad_params_name_the_key_and_what_is_allowed(raw, pattern):
@@ -70,6 +76,25 @@ def test_load_params_reports_missing_file_and_bad_yaml(tmp_path):
     (tmp_path / "params.yaml").write_text("run: [unclosed\n")
     with pytest.raises(ParamsError, match="not valid YAML"):
         load_params(tmp_path / "params.yaml", env={})
+
+
+def test_an_empty_params_file_is_an_error(tmp_path):
+    (tmp_path / "params.yaml").write_text("# nothing\n")
+    with pytest.raises(ParamsError, match="params.yaml: the file is empty; expected the sections run, data"):
+        load_params(tmp_path / "params.yaml", env={})
+
+
+@pytest.mark.parametrize("run, pattern", [
+    ({"variants": ["hps_pcgrad"]}, r"run\.variants: 'hps_pcgrad' is in none of the enabled studies \(run.studies\); "
+                                   r"they have mnist_fashion_mlp: dedicated, rsn2"),
+    ({"tasks": ["T1"]}, r"run\.tasks: 'T1' is in none of the enabled studies .* mnist_fashion_mlp: digits, fashion"),
+])
+def test_values_the_enabled_studies_lack_are_caught_before_any_download(run, pattern):
+    from mtlbench.config import check_against_studies
+
+    with pytest.raises(ParamsError, match=pattern):
+        check_against_studies(parse({"run": {"studies": ["mnist_fashion_mlp"], **run}}))
+    check_against_studies(parse({"run": {"studies": ["mnist_fashion_mlp", "mnist_fashion_hps"], "variants": ["hps_pcgrad"]}}))
 
 
 def test_project_root_of_a_dvc_temp_experiment_is_the_original_repo(tmp_path):

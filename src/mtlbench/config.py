@@ -158,8 +158,16 @@ def _auto_or_bool(key: str, value: Any) -> str:
     return value
 
 
+def _names(key: str, value: Any) -> None:
+    """A list of names holds strings only (a nested list would pass `in` checks as unhashable)."""
+    bad = next((v for v in value if not isinstance(v, str)), None) if isinstance(value, list) else None
+    if bad is not None:
+        raise ParamsError(f"{key}: expected a list of names (strings), got the entry {bad!r}")
+
+
 def _studies(key: str, value: Any) -> tuple[str, ...]:
     allowed = tuple(STUDIES)
+    _names(key, value)
     if not isinstance(value, list) or not value:
         raise ParamsError(f"{key}: expected a non-empty list of study names from: {', '.join(allowed)}")
     for name in value:
@@ -174,6 +182,7 @@ def _variants(key: str, value: Any) -> tuple[str, ...] | None:
     allowed = tuple(dict.fromkeys(v for study in STUDIES.values() for v in study.variants))
     if value is None:
         return None
+    _names(key, value)
     if not isinstance(value, list) or not value or any(v not in allowed for v in value):
         raise ParamsError(f"{key}: expected null (all) or a non-empty list from: {', '.join(allowed)}; got {value!r}")
     return tuple(value)
@@ -183,6 +192,7 @@ def _tasks(key: str, value: Any) -> tuple[str, ...] | None:
     allowed = tuple(dict.fromkeys(t for study in STUDIES.values() for t in study.tasks))
     if value is None:
         return None
+    _names(key, value)
     if not isinstance(value, list) or not value or len(set(value)) != len(value) or any(t not in allowed for t in value):
         bad = next((t for t in value if t not in allowed), None) if isinstance(value, list) else None
         shown = ", ".join(t for t in allowed if not t[1:].isdigit()) + ", T1..T90, R1..R50"
@@ -265,7 +275,10 @@ def _check_sections(raw: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         raise ParamsError(f"{unknown[0]}: unknown section; allowed sections: {', '.join(SCHEMA)}")
     checked: dict[str, dict[str, Any]] = {}
     for section, fields in SCHEMA.items():
-        given = raw.get(section) or {}
+        if section in raw and raw[section] is None:
+            raise ParamsError(f"{section}: the section is empty (null); give its keys ({', '.join(fields)}) "
+                              "or remove the section to take every default")
+        given = raw.get(section, {})
         if not isinstance(given, Mapping):
             raise ParamsError(f"{section}: expected a mapping with keys {', '.join(fields)}")
         extra = sorted(set(given) - set(fields))
@@ -319,10 +332,31 @@ def load_params(path: Path | str = "params.yaml", env: Mapping[str, str] | None 
     if not path.exists():
         raise ParamsError(f"{path}: not found (run from the repository root)")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise ParamsError(f"{path}: not valid YAML: {err}") from err
+    if raw is None:
+        raise ParamsError(f"{path}: the file is empty; expected the sections {', '.join(SCHEMA)} "
+                          "(restore it with `git checkout params.yaml`)")
     return parse_params(raw, os.environ if env is None else env, project_root(path.parent))
+
+
+def check_against_studies(params: Params) -> None:
+    """Cross-checks of values against the enabled studies and the machine, before any download:
+    every run.variants and run.tasks entry belongs to an enabled study, and run.device: cuda has
+    a CUDA device."""
+    enabled = [STUDIES[name] for name in params.run.studies]
+    for key, wanted, of in (("run.variants", params.run.variants, lambda s: s.variants),
+                            ("run.tasks", params.run.tasks, lambda s: s.tasks)):
+        missing = [v for v in wanted or () if not any(v in of(s) for s in enabled)]
+        if missing:
+            valid = "; ".join(f"{s.name}: {', '.join(of(s)[:12])}{', ...' if len(of(s)) > 12 else ''}" for s in enabled)
+            raise ParamsError(f"{key}: {missing[0]!r} is in none of the enabled studies (run.studies); they have {valid}")
+    if params.run.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ParamsError("run.device: cuda was requested but torch sees no CUDA device; allowed here: auto, cpu")
 
 
 def defaults() -> dict[str, dict[str, Any]]:

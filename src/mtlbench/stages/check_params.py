@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 
+from mtlbench.config import check_against_studies
 from mtlbench.stages import load_params, run_stage
 from mtlbench.studies import STUDIES
 from mtlbench.train.runner import check_methods, variant_plan
@@ -12,6 +13,7 @@ from mtlbench.train.runner import check_methods, variant_plan
 
 def main() -> None:
     params = load_params()
+    check_against_studies(params)
     for study in STUDIES.values():  # every task file, enabled or not: tasks/ is this stage's dependency
         if study.task_file is not None:
             study.specs()  # a bad task-spec file names the task and the fault
