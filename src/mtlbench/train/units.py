@@ -3,7 +3,7 @@ seeds, which trains in one grouped network and so is one unit.
 
 Each finished unit's folders (`<variant>/seed<k>/`) land atomically in the study's results folder
 as soon as it finishes, and `units.json` there records the key it was trained under: a hash of the
-training code (the files DVC lists as the train stage's code), the unit's resolved settings and the
+training code (every file the train stage imports), the unit's resolved settings and the
 content digests of its data. The next run trains only the units whose folder is missing or whose
 key changed; finished ones are left as they are (same files). `context.json`, written last, marks
 the folder complete; it is removed first, so a killed run never looks finished.
@@ -17,7 +17,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import mtlbench
+from mtlbench.codebase import digest, import_closure
 from mtlbench.fileio import read_json, write_json
 from mtlbench.studies import DEDICATED, Study
 
@@ -25,8 +25,6 @@ UNITS_FILE = "units.json"
 CONTEXT_FILE = "context.json"
 SCRATCH = ".units"  # where units train before they are moved into place; removed at every start
 
-# The train stage's code (dvc.yaml: train@ deps), relative to the package: a change here retrains.
-TRAINING_CODE = ("data/tasks.py", "data/taskspec.py", "models", "train", "studies.py", "stages/train.py")
 
 
 @dataclass(frozen=True)
@@ -58,15 +56,9 @@ def plan_units(plan: list[tuple[str, tuple[str, ...]]], seeds: tuple[int, ...], 
 
 
 def code_digest() -> str:
-    """SHA-256 over the training code's files (path and bytes), in a stable order."""
-    root = Path(mtlbench.__file__).parent
-    digest = hashlib.sha256()
-    for entry in TRAINING_CODE:
-        path = root / entry
-        files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
-        for file in files:
-            digest.update(file.relative_to(root).as_posix().encode() + b"\0" + file.read_bytes())
-    return digest.hexdigest()
+    """SHA-256 over the train stage's code: the import closure of its entry module (the files
+    dvc.yaml declares for it, tests/test_stage_deps.py)."""
+    return digest(import_closure("mtlbench.stages.train"))
 
 
 def unit_key(study: Study, unit: Unit, settings: dict, code: str) -> str:
