@@ -15,6 +15,18 @@ from pathlib import Path
 from typing import Any, Iterator
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def as_umask_allows(path: Path, directory: bool = False) -> None:
+    """Give a temporary file (0600) or folder (0700) the mode a plain create would have had, so
+    on a shared machine the process umask decides who can read the results."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
 @contextlib.contextmanager
 def atomic_path(dest: Path | str) -> Iterator[Path]:
     """Yield a temporary path beside `dest`; rename it onto `dest` only if the block succeeds."""
@@ -25,6 +37,7 @@ def atomic_path(dest: Path | str) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        as_umask_allows(tmp_path)
         tmp_path.replace(dest)
     finally:
         tmp_path.unlink(missing_ok=True)
@@ -57,6 +70,7 @@ def atomic_dir(dest: Path | str, scratch: Path | str | None = None) -> Iterator[
     tmp = Path(tempfile.mkdtemp(dir=scratch, prefix=f".{dest.name}."))
     try:
         yield tmp
+        as_umask_allows(tmp, directory=True)
         old = None
         if dest.exists():
             old = scratch / f".{dest.name}.old-{os.getpid()}"
