@@ -74,10 +74,22 @@ def _broken(tmp_path, edit) -> Path:
     (lambda r: r["tasks"]["T7"].pop("seed"), r"task T7: a equal_split task needs a non-negative integer `seed`"),
     (lambda r: r["tasks"]["R3"].update(ones=["fish"]), r"task R3: unknown key 'ones' for kind random"),
     (lambda r: r["superclasses"].pop(), r"superclasses: expected the 20 distinct"),
+    (lambda r: r["superclasses"].insert(0, r["superclasses"].pop(1)),
+     r"superclasses: not CIFAR-100's label order: position 0 is 'aquatic_mammals', the file has 'fish'"),
+    (lambda r: r["tasks"].update(T91={"kind": "equal_split", "seed": 1003}), r"task T91: defines the same task as T3"),
+    (lambda r: r["tasks"].update(T92={"kind": "superclass", "ones": [s for s in r["superclasses"] if s not in r["tasks"]["T1"]["ones"]]}),
+     r"task T92: defines the same task as T1 \(the same partition\)"),
 ])
 def test_a_bad_task_spec_names_the_task_and_the_fault(tmp_path, edit, pattern):
     with pytest.raises(TaskSpecError, match=pattern):
         load_task_file(_broken(tmp_path, edit))
+
+
+def test_a_task_defined_twice_is_an_error_not_the_last_one_winning(tmp_path):
+    text = SPEC.read_text().replace("  T4: {kind: equal_split, seed: 1004}", "  T3: {kind: equal_split, seed: 1004}")
+    (tmp_path / "spec.yaml").write_text(text)
+    with pytest.raises(TaskSpecError, match=r"spec.yaml: not valid YAML: .*duplicate key 'T3' \(first on line"):
+        load_task_file(tmp_path / "spec.yaml")
 
 
 def test_a_task_the_study_uses_must_be_defined(tmp_path):

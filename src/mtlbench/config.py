@@ -332,7 +332,9 @@ def load_params(path: Path | str = "params.yaml", env: Mapping[str, str] | None 
     if not path.exists():
         raise ParamsError(f"{path}: not found (run from the repository root)")
     try:
-        raw = yaml.safe_load(path.read_text())
+        from mtlbench.data.taskspec import load_yaml  # a key given twice is an error, not the last one winning
+
+        raw = load_yaml(path.read_text())
     except yaml.YAMLError as err:
         raise ParamsError(f"{path}: not valid YAML: {err}") from err
     if raw is None:

@@ -21,6 +21,32 @@ import yaml
 
 KINDS = ("superclass", "equal_split", "random")
 N_FINE, N_COARSE = 100, 20
+# CIFAR-100's coarse labels in label order (the archive's `meta` file): a task file must list them so.
+CIFAR100_SUPERCLASSES = (
+    "aquatic_mammals", "fish", "flowers", "food_containers", "fruit_and_vegetables", "household_electrical_devices",
+    "household_furniture", "insects", "large_carnivores", "large_man-made_outdoor_things",
+    "large_natural_outdoor_scenes", "large_omnivores_and_herbivores", "medium_mammals", "non-insect_invertebrates",
+    "people", "reptiles", "small_mammals", "trees", "vehicles_1", "vehicles_2",
+)
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error (plain YAML
+    keeps the last, which would silently redefine a task)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first on line {seen[key] + 1})", key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
+
+
+def load_yaml(text: str):
+    return yaml.load(text, Loader=UniqueKeyLoader)
 
 
 class TaskSpecError(ValueError):
@@ -106,6 +132,7 @@ def _load_group_file(path: Path, raw: Mapping) -> TaskFile:
     if not isinstance(raw["tasks"], Mapping) or not raw["tasks"]:
         raise _fault(path, "tasks", "expected a mapping of task names to task definitions")
     tasks = {str(n): _group_task(path, str(n), spec, DATASET_CLASSES[dataset]) for n, spec in raw["tasks"].items()}
+    _no_two_alike(path, tasks)
     return TaskFile(str(path), (), tasks, dataset=dataset, labels_prepared=False)
 
 
@@ -149,7 +176,7 @@ def load_task_file(path: Path | str) -> TaskFile:
     if not path.is_file():
         raise TaskSpecError(f"{path}: task-spec file not found")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = load_yaml(path.read_text())
     except yaml.YAMLError as err:
         raise TaskSpecError(f"{path}: not valid YAML: {err}") from err
     if isinstance(raw, Mapping) and "dataset" in raw:
@@ -160,10 +187,38 @@ def load_task_file(path: Path | str) -> TaskFile:
     superclasses = raw["superclasses"]
     if not (isinstance(superclasses, list) and len(superclasses) == N_COARSE and len(set(superclasses)) == N_COARSE):
         raise _fault(path, "superclasses", f"expected the {N_COARSE} distinct CIFAR-100 superclass names in label order")
+    moved = next((i for i, (a, b) in enumerate(zip(superclasses, CIFAR100_SUPERCLASSES)) if a != b), None)
+    if moved is not None:
+        raise _fault(path, "superclasses", f"not CIFAR-100's label order: position {moved} is "
+                                           f"{CIFAR100_SUPERCLASSES[moved]!r}, the file has {superclasses[moved]!r} "
+                                           "(superclass ids are read by position)")
     if not isinstance(raw["tasks"], Mapping) or not raw["tasks"]:
         raise _fault(path, "tasks", "expected a mapping of task names to task definitions")
     tasks = {str(name): _task(path, str(name), spec, tuple(superclasses)) for name, spec in raw["tasks"].items()}
+    _no_two_alike(path, tasks)
     return TaskFile(str(path), tuple(superclasses), tasks)
+
+
+def _partition(task: BinaryTask | ClassTask) -> tuple:
+    """What makes two tasks the same, labels renamed or flipped or not."""
+    if isinstance(task, ClassTask):
+        first: dict[int, int] = {}
+        return ("groups", tuple(first.setdefault(k, len(first)) for k in task.class_map))
+    if task.kind == "superclass":
+        other = tuple(i for i in range(N_COARSE) if i not in task.ones)
+        return ("superclass", min(task.ones, other))
+    return (task.kind, task.seed)
+
+
+def _no_two_alike(path, tasks: dict) -> None:
+    seen: dict[tuple, str] = {}
+    for name, task in tasks.items():
+        key = _partition(task)
+        if key in seen:
+            raise _fault(path, f"task {name}", f"defines the same task as {seen[key]} (the same partition"
+                                               f"{' or seed' if key[0] in ('equal_split', 'random') else ''}); "
+                                               "two copies would count one task twice")
+        seen[key] = name
 
 
 def fine_partition(task: BinaryTask, fine_to_coarse: np.ndarray) -> np.ndarray:
