@@ -65,11 +65,14 @@ def unpack_gzip(path: Path, raw: bytes) -> bytes:
 def unpack_tar(path: Path, raw: bytes, wanted: set[str]) -> dict[str, bytes]:
     try:
         with tarfile.open(fileobj=io.BytesIO(raw), mode="r:*") as tar:
-            found = {}
+            found, where = {}, {}
             for member in tar.getmembers():
                 base = member.name.rsplit("/", 1)[-1]
                 if base in wanted and member.isfile():
-                    found[base] = tar.extractfile(member).read()
+                    if base in found:
+                        raise _unreadable(path, raw, f"archive holds two members named {base} ({where[base]} and "
+                                                     f"{member.name}); which one is the data is ambiguous")
+                    found[base], where[base] = tar.extractfile(member).read(), member.name
     except (tarfile.TarError, OSError, EOFError) as err:
         raise _unreadable(path, raw, f"not a complete tar archive ({err})") from err
     missing = sorted(wanted - set(found))
@@ -86,11 +89,15 @@ def md5(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
 
 
-def parse_idx(content: bytes, what: str) -> np.ndarray:
+def parse_idx(content: bytes, what: str, rank_expected: int | None = None) -> np.ndarray:
     """IDX (the MNIST format): 2 zero bytes, a type byte (0x08 = uint8), a rank byte, big-endian dims."""
     if len(content) < 4 or content[:2] != b"\0\0" or content[2] != 0x08:
         raise DatasetError(f"{what}: not an IDX file of unsigned bytes")
     rank = content[3]
+    if rank_expected is not None and rank != rank_expected:
+        kind = {3: "images", 1: "labels"}.get(rank_expected, f"rank {rank_expected}")
+        raise DatasetError(f"{what}: expected {kind} (an IDX array of rank {rank_expected}), the file holds rank "
+                           f"{rank}; are the images and labels files swapped?")
     header = 4 + 4 * rank
     dims = tuple(int.from_bytes(content[4 + 4 * i : 8 + 4 * i], "big") for i in range(rank))
     expected = header + int(np.prod(dims))
@@ -101,11 +108,11 @@ def parse_idx(content: bytes, what: str) -> np.ndarray:
 
 def read_idx_dataset(contents: dict[str, bytes]) -> dict[str, np.ndarray]:
     def images(name: str) -> np.ndarray:
-        arr = parse_idx(contents[name], name)
+        arr = parse_idx(contents[name], name, 3)
         return arr.reshape(arr.shape[0], 1, arr.shape[1], arr.shape[2])
 
     def labels(name: str) -> np.ndarray:
-        return parse_idx(contents[name], name).astype(np.int64)
+        return parse_idx(contents[name], name, 1).astype(np.int64)
 
     arrays = {
         "x_train": images("train-images-idx3-ubyte"),
@@ -115,7 +122,9 @@ def read_idx_dataset(contents: dict[str, bytes]) -> dict[str, np.ndarray]:
     }
     for split in ("train", "test"):
         if len(arrays[f"x_{split}"]) != len(arrays[f"y_{split}"]):
-            raise DatasetError(f"{split}: {len(arrays[f'x_{split}'])} images but {len(arrays[f'y_{split}'])} labels")
+            prefix = "train" if split == "train" else "t10k"
+            raise DatasetError(f"{prefix}-images-idx3-ubyte has {len(arrays[f'x_{split}'])} images but "
+                               f"{prefix}-labels-idx1-ubyte {len(arrays[f'y_{split}'])} labels")
     return arrays
 
 
@@ -141,8 +150,21 @@ def load_cifar_pickle(content: bytes, what: str) -> dict:
         raise DatasetError(f"{what}: not a CIFAR python batch ({err})") from err
 
 
+def _field(batch, key: bytes, what: str):
+    """One entry of a CIFAR batch, which must be a dict holding it."""
+    if not isinstance(batch, dict):
+        raise DatasetError(f"{what}: expected a CIFAR batch (a dict with data and labels), got a {type(batch).__name__}")
+    if key not in batch:
+        raise DatasetError(f"{what}: the batch has no {key.decode()!r} entry (it has {', '.join(k.decode() if isinstance(k, bytes) else str(k) for k in batch)})")
+    return batch[key]
+
+
+def _labels(batch, key: bytes, what: str) -> np.ndarray:
+    return np.asarray(_field(batch, key, what), dtype=np.int64)
+
+
 def _cifar_images(batch: dict, what: str) -> np.ndarray:
-    data = np.asarray(batch[b"data"], dtype=np.uint8)
+    data = np.asarray(_field(batch, b"data", what), dtype=np.uint8)
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
         raise DatasetError(f"{what}: expected rows of 3072 bytes, got shape {data.shape}")
     return data.reshape(-1, 3, 32, 32)
@@ -152,10 +174,10 @@ def read_cifar10(contents: dict[str, bytes]) -> dict[str, np.ndarray]:
     train = [load_cifar_pickle(contents[f"data_batch_{i}"], f"data_batch_{i}") for i in range(1, 6)]
     test = load_cifar_pickle(contents["test_batch"], "test_batch")
     return {
-        "x_train": np.concatenate([_cifar_images(b, "data_batch") for b in train]),
-        "y_train": np.concatenate([np.asarray(b[b"labels"], dtype=np.int64) for b in train]),
+        "x_train": np.concatenate([_cifar_images(b, f"data_batch_{i}") for i, b in enumerate(train, 1)]),
+        "y_train": np.concatenate([_labels(b, b"labels", f"data_batch_{i}") for i, b in enumerate(train, 1)]),
         "x_test": _cifar_images(test, "test_batch"),
-        "y_test": np.asarray(test[b"labels"], dtype=np.int64),
+        "y_test": _labels(test, b"labels", "test_batch"),
     }
 
 
@@ -164,11 +186,11 @@ def read_cifar100(contents: dict[str, bytes]) -> dict[str, np.ndarray]:
     test = load_cifar_pickle(contents["test"], "test")
     return {
         "x_train": _cifar_images(train, "train"),
-        "y_train": np.asarray(train[b"fine_labels"], dtype=np.int64),
-        "y_train_coarse": np.asarray(train[b"coarse_labels"], dtype=np.int64),
+        "y_train": _labels(train, b"fine_labels", "train"),
+        "y_train_coarse": _labels(train, b"coarse_labels", "train"),
         "x_test": _cifar_images(test, "test"),
-        "y_test": np.asarray(test[b"fine_labels"], dtype=np.int64),
-        "y_test_coarse": np.asarray(test[b"coarse_labels"], dtype=np.int64),
+        "y_test": _labels(test, b"fine_labels", "test"),
+        "y_test_coarse": _labels(test, b"coarse_labels", "test"),
     }
 
 
@@ -305,18 +327,41 @@ def fetch(source: DatasetSource, mirror: str | None, verify: bool, raw_dir: Path
     """All of a dataset's arrays, plus a provenance record (files, actual and expected checksums)."""
     contents: dict[str, bytes] = {}
     provenance = {"dataset": source.name, "verified": verify, "files": {}}
+    paths = []
     for file in source.files:
         path = locate(source, file, mirror, raw_dir)
         try:
-            file_contents, actual = read_verified(path, file, verify)
+            file_contents, actual = read_verified_or_refetched(source, file, path, mirror, verify, raw_dir)
         except DatasetError:
             if path.is_relative_to(raw_dir):
                 path.unlink(missing_ok=True)  # a bad download must not be trusted next time
             raise
+        paths.append(str(path))
         contents.update(file_contents)
         provenance["files"][file.name] = {
             "md5": actual,
             "expected_md5": dict(file.members),
             "matches": actual == dict(file.members),
         }
-    return source.reader(contents), provenance
+    try:
+        arrays = source.reader(contents)
+    except DatasetError as err:
+        raise DatasetError(f"dataset {source.name} ({', '.join(paths)}): {err}. {MIRROR_HINT}") from None
+    return arrays, provenance
+
+
+def read_verified_or_refetched(source: DatasetSource, file: SourceFile, path: Path, mirror: str | None, verify: bool,
+                               raw_dir: Path) -> tuple[dict[str, bytes], dict[str, str]]:
+    """read_verified, except that a cached download (under raw_dir) that is unreadable or not the
+    expected content is discarded and downloaded once more: the mirror may have changed since."""
+    cached = path.is_relative_to(raw_dir)
+    if cached:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                contents, actual = read_verified(path, file, verify=True)
+                return contents, actual
+            except DatasetError:
+                path.unlink(missing_ok=True)
+                path = locate(source, file, mirror, raw_dir)
+    return read_verified(path, file, verify)
