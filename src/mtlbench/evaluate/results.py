@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from mtlbench.errors import ExpectedError
 from mtlbench.fileio import read_json
 from mtlbench.studies import Study
 from mtlbench.evaluate.metrics import classification_metrics, confusion, reconstruction_metrics, report, report_data
@@ -128,23 +131,52 @@ def _run_params(run: dict) -> dict[str, object]:
     }
 
 
+class ResultsError(ExpectedError):
+    """The train stage's results are missing, incomplete or damaged (said with the file and what to do)."""
+
+
+SEED_FOLDER = re.compile(r"seed(\d+)")
+
+
+def _damaged(path: Path, err: Exception, study: str) -> ResultsError:
+    return ResultsError(f"{path}: unreadable ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'damaged'}); "
+                        f"the train stage's output is damaged: `dvc checkout results/{study}` restores the cached "
+                        f"copy, or `dvc repro --force train@{study}` retrains")
+
+
+def seed_folders(variant_dir: Path, study: str) -> list[Path]:
+    """The variant's seed<k> folders in seed order; anything else there is an error, not a seed."""
+    entries = sorted(variant_dir.iterdir())
+    stray = [p for p in entries if not SEED_FOLDER.fullmatch(p.name)]
+    if stray:
+        raise ResultsError(f"{stray[0]}: not a seed folder of the train stage (expected seed<k>); move it out of "
+                           f"results/ or run `dvc repro` (the train stage removes what it did not write)")
+    return sorted(entries, key=lambda p: int(SEED_FOLDER.fullmatch(p.name).group(1)))
+
+
 def evaluate_study(study: Study, results_dir: Path, root: Path = Path(".")) -> list[VariantOutcome]:
     """Read every variant's seeds from the train stage's results and evaluate them (each variant
     on the tasks it trained, in the study's task order)."""
     outcomes = []
     variants = [v for v in study.variants if (results_dir / v).is_dir()]  # run.variants may select some
-    if not variants:
-        raise FileNotFoundError(f"{results_dir}: no trained variants; run the train stage first")
+    if not variants or not (results_dir / "context.json").is_file():
+        raise ResultsError(f"{results_dir}: no complete training results (the train stage writes context.json "
+                           f"last); run `dvc repro train@{study.name}`")
     specs = study.specs(root)
     for variant in variants:
-        seed_dirs = sorted((results_dir / variant).glob("seed*"), key=lambda p: int(p.name[4:]))
         seeds, params, names = [], {}, []
-        for seed_dir in seed_dirs:
-            run = read_json(seed_dir / "run.json")
+        for seed_dir in seed_folders(results_dir / variant, study.name):
+            try:
+                run = read_json(seed_dir / "run.json")
+            except (OSError, ValueError) as err:
+                raise _damaged(seed_dir / "run.json", err, study.name) from None
             params = _run_params(run)
             names = [t for t in study.tasks if t in run["tasks"]]
-            with np.load(seed_dir / "predictions.npz") as predictions:
-                tasks = [_task_outcome(specs[name], run, predictions) for name in names]
+            try:
+                with np.load(seed_dir / "predictions.npz") as predictions:
+                    tasks = [_task_outcome(specs[name], run, predictions) for name in names]
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+                raise _damaged(seed_dir / "predictions.npz", err, study.name) from None
             models = {p.stem: p for p in sorted(seed_dir.glob("model_*.pt"))}
             seeds.append(SeedOutcome(seed=run["seed"], tasks=tasks, models=models, results_hash=results_hash(seed_dir),
                                      model_tasks=model_tasks(names, models)))

@@ -6,11 +6,13 @@ layer plus owner ids), which is what a user would ship and what proves the param
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from mtlbench.errors import ExpectedError
 from mtlbench.fileio import atomic_path
 from mtlbench.models.dedicated import build_dedicated, build_shared
 from mtlbench.models.packing import pack, unpack
@@ -35,8 +37,16 @@ def save_model(path: Path, model: nn.Module, spec: dict | None = None) -> int:
     return size
 
 
+class ModelFileError(ExpectedError):
+    """A weight file that cannot be read back (named, with what to do)."""
+
+
 def load_model(path: Path) -> nn.Module:
-    saved = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as err:
+        raise ModelFileError(f"{path}: not a readable mtlbench model file ({str(err).splitlines()[0]}); restore it "
+                             "with `dvc checkout` or retrain with `dvc repro --force train@<study>`") from None
     written_as = saved.get("format", 1)  # files from before the format number are format 1
     if written_as != FORMAT:
         raise ValueError(f"{path} is a format-{written_as} model file; this mtlbench reads format "

@@ -9,6 +9,7 @@ from typing import Callable
 from mtlbench.config import ParamsError, load_params
 from mtlbench.data.sources import DatasetError
 from mtlbench.data.taskspec import TaskSpecError
+from mtlbench.errors import ExpectedError
 from mtlbench.studies import STUDIES, Study
 
 
@@ -28,7 +29,7 @@ def run_stage(body: Callable[[], None]) -> None:
     """Run a stage body; expected failures (bad params, bad data) end with one clear line, exit 2."""
     try:
         body()
-    except (ParamsError, DatasetError, TaskSpecError) as err:
+    except (ParamsError, DatasetError, TaskSpecError, ExpectedError) as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
 
