@@ -7,12 +7,40 @@ so writers go to a temporary name in the same folder and are renamed into place 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
+
+from mtlbench.errors import ExpectedError
+
+
+class DiskFullError(ExpectedError):
+    """The disk filled up while writing an output (nothing half-written is left)."""
+
+
+def no_space(dest: Path, needed_bytes: int | None) -> DiskFullError:
+    folder = next((p for p in (Path(dest).parent, *Path(dest).parents) if p.exists()), Path("."))
+    free = shutil.disk_usage(folder).free
+    needed = f"needed about {max(needed_bytes, 1) / 1e6:,.1f} MB, " if needed_bytes else ""
+    return DiskFullError(f"no space left on device: {dest} ({needed}{free / 1e6:,.1f} MB free there); free some space "
+                         "(e.g. `dvc gc -w`, old runs in mlartifacts/) and run again: earlier outputs are intact")
+
+
+def is_disk_full(err: BaseException, folder: Path, needed_bytes: int | None) -> bool:
+    """ENOSPC, or a write that failed in a library's own words (torch.save: "basic_ios::clear:
+    iostream error", "unexpected pos") while the folder's disk has less free space than it needed."""
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    if isinstance(err, (OSError, RuntimeError)):
+        try:
+            return shutil.disk_usage(folder).free < max(needed_bytes or 0, 1 << 20)
+        except OSError:
+            return False
+    return False
 
 
 def _umask() -> int:
@@ -28,23 +56,33 @@ def as_umask_allows(path: Path, directory: bool = False) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(dest: Path | str) -> Iterator[Path]:
-    """Yield a temporary path beside `dest`; rename it onto `dest` only if the block succeeds."""
+def atomic_path(dest: Path | str, needed_bytes: int | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside `dest`; rename it onto `dest` only if the block succeeds. A
+    full disk becomes a DiskFullError naming `dest` and about how much it needed."""
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+    except OSError as err:
+        if is_disk_full(err, dest.parent, needed_bytes):
+            raise no_space(dest, needed_bytes) from None
+        raise
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         as_umask_allows(tmp_path)
         tmp_path.replace(dest)
+    except (OSError, RuntimeError) as err:
+        if is_disk_full(err, dest.parent, needed_bytes):
+            raise no_space(dest, needed_bytes) from None
+        raise
     finally:
         tmp_path.unlink(missing_ok=True)
 
 
 def write_text(dest: Path | str, text: str) -> None:
-    with atomic_path(dest) as tmp:
+    with atomic_path(dest, len(text.encode())) as tmp:
         tmp.write_text(text)
 
 

@@ -20,7 +20,7 @@ def prepare(source: DatasetSource, mirror: str | None, verify: bool, raw_dir: Pa
     arrays, provenance = fetch(source, mirror, verify, raw_dir)
     provenance["shapes"] = {key: list(value.shape) for key, value in arrays.items()}
     npz_path, json_path = prepared_paths(out_dir, source.name)
-    with atomic_path(npz_path) as tmp:
+    with atomic_path(npz_path, sum(a.nbytes for a in arrays.values())) as tmp:
         with open(tmp, "wb") as handle:  # a file handle stops numpy from appending ".npz"
             np.savez(handle, **arrays)
     write_json(json_path, provenance)

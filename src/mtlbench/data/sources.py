@@ -23,6 +23,7 @@ from typing import Callable
 import numpy as np
 
 from mtlbench.config import MIRROR_ENV
+from mtlbench.fileio import is_disk_full, no_space
 
 MIRROR_HINT = (
     f"Set a mirror with the environment variable {MIRROR_ENV}=<directory or URL> or `data.mirror` in "
@@ -269,8 +270,10 @@ def _download(url: str, dest: Path) -> None:
         try:
             with urllib.request.urlopen(url, timeout=60) as response:
                 shutil.copyfileobj(response, tmp)
-        except BaseException:
+        except BaseException as err:
             Path(tmp.name).unlink(missing_ok=True)
+            if is_disk_full(err, dest.parent, None):
+                raise no_space(dest, None) from None
             raise
     Path(tmp.name).replace(dest)
 

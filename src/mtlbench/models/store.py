@@ -31,10 +31,22 @@ def save_model(path: Path, model: nn.Module, spec: dict | None = None) -> int:
     else:
         payload = {"spec": {"kind": "dedicated", **spec}, "state_dict": model.state_dict()}
     payload["format"] = FORMAT
-    with atomic_path(path) as tmp:
+    needed = sum(t.numel() * t.element_size() for t in _tensors(payload))
+    with atomic_path(path, needed) as tmp:
         torch.save(payload, tmp)
         size = tmp.stat().st_size
     return size
+
+
+def _tensors(value):
+    if torch.is_tensor(value):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _tensors(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _tensors(v)
 
 
 class ModelFileError(ExpectedError):

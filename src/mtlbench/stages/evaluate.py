@@ -12,7 +12,7 @@ from pathlib import Path
 
 from mtlbench.config import project_root
 from mtlbench.evaluate import evaluate_study, primary_metric
-from mtlbench.fileio import read_json, write_json
+from mtlbench.fileio import is_disk_full, no_space, read_json, write_json
 from mtlbench.outputs import write_study_outputs
 from mtlbench.stages import known_study, load_params, run_stage, study_arg
 from mtlbench.studies import Study
@@ -43,8 +43,13 @@ def main(argv: list[str] | None = None) -> None:
 
     stage = os.environ.get("DVC_STAGE", "outside dvc")  # DVC names the stage it runs, e.g. evaluate@<study>
     tracker = Tracker(params.mlflow.tracking_uri, params.mlflow.log_models, project_root(), stage)
-    record = tracker.log_study(study.name, outcomes, report_md, study.headline, context=context,
-                               description=experiment_description(study), figures=figures)
+    try:
+        record = tracker.log_study(study.name, outcomes, report_md, study.headline, context=context,
+                                   description=experiment_description(study), figures=figures)
+    except Exception as err:  # the MLflow store's disk: OSError (artifacts) or SQLite's "database or disk is full"
+        if is_disk_full(err, project_root(), None) or "disk is full" in str(err):
+            raise no_space(project_root() / "mlartifacts", None) from None
+        raise
     write_json(Path("results") / "mlflow" / f"{study.name}.json",
                {"tracking_uri": params.mlflow.tracking_uri, "experiment": study.name, "runs": record})
     for o in outcomes:

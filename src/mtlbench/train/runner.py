@@ -211,7 +211,7 @@ def keep_and_save(model: torch.nn.Module, tasks: list[TaskData], outputs: Sequen
 
 
 def _write_seed(seed_dir, study, variant, seed, protocol, params, tasks, summaries, predictions) -> None:
-    with atomic_path(seed_dir / "predictions.npz") as tmp:
+    with atomic_path(seed_dir / "predictions.npz", sum(a.nbytes for a in predictions.values())) as tmp:
         with open(tmp, "wb") as handle:
             np.savez(handle, **predictions)
     write_json(seed_dir / "run.json", {
