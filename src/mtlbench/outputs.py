@@ -95,7 +95,15 @@ def _csv(rows: list[dict], columns: Sequence[str] = CURVE_COLUMNS) -> str:
     return buffer.getvalue()
 
 
-def write_study_outputs(study_def: Study, outcomes: list[VariantOutcome], root: Path) -> tuple[str, dict]:
+def data_warnings(context: dict) -> list[str]:
+    """One warning per dataset whose files were not the official ones (data.verify: false)."""
+    return [f"{name}: trained and tested on files that are not the official ones (data.verify was false; their "
+            f"checksums are in data/prepared/{name}.json): these numbers are not comparable with the reference"
+            for name, d in sorted((context.get("data") or {}).items()) if d and not d.get("matches", True)]
+
+
+def write_study_outputs(study_def: Study, outcomes: list[VariantOutcome], root: Path,
+                        warnings: Sequence[str] = ()) -> tuple[str, dict]:
     """Write every evaluate-stage output of `study` under `root`; returns the markdown report and
     the details document (the MLflow figures are drawn from it).
     Confusion and curve plots cover the headline tasks (all when None); variants with several
@@ -103,10 +111,15 @@ def write_study_outputs(study_def: Study, outcomes: list[VariantOutcome], root: 
     a task whose loss weight changes per epoch (HPS schemes) has it as a `weight` column."""
     study, headline = study_def.name, study_def.headline
     shown = shown_in(headline)
-    details = details_document(study_def, outcomes)
-    write_json(root / "metrics" / f"{study}.json", metrics_document(details))
+    details = {**details_document(study_def, outcomes), **({"warnings": list(warnings)} if warnings else {})}
+    metrics = metrics_document(details)
+    # the DVC metric stays narrow: a flag only where the data were not the official files (the words are in the report)
+    write_json(root / "metrics" / f"{study}.json", {**metrics, **({"official_data": False} if warnings else {})})
     write_json(root / "reports" / "studies" / f"{study}.json", details)
     report_md = markdown_report(study, outcomes, headline)
+    if warnings:  # first thing a reader sees, under the title
+        title, rest = report_md.split("\n", 1)
+        report_md = "\n".join([title, "", *(f"> **Warning**: {w}" for w in warnings), rest])
     write_text(root / "reports" / f"{study}.md", report_md)
     with atomic_dir(root / "plots" / "confusion" / study, scratch=root / SCRATCH) as folder:
         for o in outcomes:

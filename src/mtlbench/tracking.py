@@ -219,6 +219,9 @@ class Tracker:
             metrics = {**_parent_metrics(outcome.summary, headline),
                        **_comparison_metrics(comparisons.get(outcome.variant, {}), headline)}
             note = parent_note(outcome, comparisons, headline)
+            if data_tags["mtlbench.data_matches_official"] != "True" and data:  # unverified files: said first
+                note = ("**Warning: trained on dataset files that are not the official ones (data.verify was "
+                        "false); not comparable with the reference.**\n\n" + note)
             results_hash = _key([s.results_hash for s in outcome.seeds])
             identity = {"mtlbench.study": study, "mtlbench.variant": outcome.variant, "mtlbench.role": "parent",
                         "mtlbench.results_hash": results_hash}

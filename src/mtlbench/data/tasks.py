@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mtlbench.data.prepared import load_arrays
+from mtlbench.data.prepared import load_arrays, load_provenance, prepared_paths
 from mtlbench.data.sources import DatasetError
 from mtlbench.data.taskspec import random_labels
 from mtlbench.studies import TaskSpec
@@ -56,6 +56,7 @@ class TaskData:
     spec: TaskSpec
     train: TensorSet
     test: TensorSet
+    official_data: bool | None = None  # the dataset's files matched the official checksums (None: unknown)
 
 
 def to_unit_float(images: torch.Tensor, resize: int | None = None) -> torch.Tensor:
@@ -89,10 +90,12 @@ def load_tasks(specs: list[TaskSpec], prepared_dir: Path, tasks_dir: Path, train
     arrays: dict[str, dict[str, np.ndarray]] = {}
     images: dict[tuple[str, int | None], tuple[torch.Tensor, torch.Tensor]] = {}
     labels: dict[str, dict[str, np.ndarray]] = {}
+    official: dict[str, bool | None] = {}
     loaded = []
     for spec in specs:
         if spec.dataset not in arrays:  # (setdefault would load the arrays again for every task)
             arrays[spec.dataset] = load_arrays(prepared_dir, spec.dataset)
+            official[spec.dataset] = official_files(prepared_dir, spec.dataset)
         data = arrays[spec.dataset]
         n = len(data["y_train"]) if train_limit is None else min(train_limit, len(data["y_train"]))
         key = (spec.dataset, spec.resize)
@@ -101,12 +104,23 @@ def load_tasks(specs: list[TaskSpec], prepared_dir: Path, tasks_dir: Path, train
                                 for x in (data["x_train"][:n], data["x_test"]))
         x_train, x_test = images[key]
         if not spec.is_classification:  # reconstruction: the target is the input itself (no copy)
-            loaded.append(TaskData(spec, TensorSet((x_train,), (x_train,)), TensorSet((x_test,), (x_test,))))
+            loaded.append(TaskData(spec, TensorSet((x_train,), (x_train,)), TensorSet((x_test,), (x_test,)),
+                                   official[spec.dataset]))
             continue
         y_train, y_test = _task_labels(spec, data, tasks_dir, labels)
         y_train, y_test = (torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64)).to(device) for y in (y_train[:n], y_test))
-        loaded.append(TaskData(spec, TensorSet((x_train,), (y_train,)), TensorSet((x_test,), (y_test,))))
+        loaded.append(TaskData(spec, TensorSet((x_train,), (y_train,)), TensorSet((x_test,), (y_test,)),
+                               official[spec.dataset]))
     return loaded
+
+
+def official_files(prepared_dir: Path, dataset: str) -> bool | None:
+    """Whether the prepared dataset came from files with the official checksums (its provenance
+    record says; None where there is none, e.g. arrays written by a test)."""
+    record = prepared_paths(prepared_dir, dataset)[1]
+    if not record.is_file():
+        return None
+    return all(f["matches"] for f in load_provenance(prepared_dir, dataset)["files"].values())
 
 
 def _task_labels(spec: TaskSpec, data: dict[str, np.ndarray], tasks_dir: Path,

@@ -13,7 +13,7 @@ from pathlib import Path
 from mtlbench.config import project_root
 from mtlbench.evaluate import evaluate_study, primary_metric
 from mtlbench.fileio import is_disk_full, no_space, read_json, write_json
-from mtlbench.outputs import write_study_outputs
+from mtlbench.outputs import data_warnings, write_study_outputs
 from mtlbench.stages import known_study, load_params, run_stage, study_arg
 from mtlbench.studies import Study
 from mtlbench.summary import study_figures
@@ -34,9 +34,12 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params()
     results_dir = Path("results") / study.name
     outcomes = evaluate_study(study, results_dir)
-    report_md, details = write_study_outputs(study, outcomes, Path("."))
     context_path = results_dir / "context.json"
     context = read_json(context_path) if context_path.is_file() else {}
+    warnings = data_warnings(context)
+    for warning in warnings:
+        print(f"warning: {study.name}: {warning}", file=sys.stderr)
+    report_md, details = write_study_outputs(study, outcomes, Path("."), warnings)
     figures = study_figures(details)
 
     from mtlbench.tracking import Tracker  # mlflow is slow to import; only this stage needs it

@@ -222,6 +222,7 @@ def _write_seed(seed_dir, study, variant, seed, protocol, params, tasks, summari
         "protocol": asdict(protocol),
         "train_rows": {t.spec.name: len(t.train) for t in tasks},
         "test_rows": {t.spec.name: len(t.test) for t in tasks},
+        "official_data": {t.spec.dataset: t.official_data for t in tasks},  # false: unverified files (data.verify)
         "device": str(tasks[0].train.targets[0].device),
         "torch": torch.__version__,
         "allocator": allocator_in_use(),
