@@ -37,7 +37,7 @@ readme: $(BIN)/.installed
 # Every multitask method on mnist_fashion_hps, in a scratch copy (CPU: ~1 hour; writes bench/mnist_fashion_hps_cpu/).
 hps-cpu: $(BIN)/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m mtlbench.study_run --study mnist_fashion_hps \
-		--set run.train_limit=5000 --set mlflow.log_models=false --out bench/mnist_fashion_hps_cpu
+		--set run.train_limit=3000 --set mlflow.log_models=false --out bench/mnist_fashion_hps_cpu
 
 exp: $(BIN)/.installed
 	$(BIN)/dvc exp show --no-pager --drop '^(?!Experiment$$|.*(gain|delta_m_pct)$$)'

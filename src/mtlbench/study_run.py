@@ -70,25 +70,26 @@ def main(argv: list[str] | None = None) -> int:
             params.setdefault(section, {})[key] = value
 
     started = time.time()
-    with tempfile.TemporaryDirectory(prefix="mtlbench-study-") as tmp:
-        repo = Path(tmp) / "repo"
-        copy_project(ROOT, repo, edit)
-        env = git_repo_env(repo, Path(mirror).resolve())
-        try:
-            init_repo(repo, env)
-            run_command(["dvc", "repro"], repo, env)
-        except CheckError as err:
-            print(f"study_run: {err}", file=sys.stderr)
-            return 1
+    tmp = Path(tempfile.mkdtemp(prefix="mtlbench-study-"))  # kept when anything fails: hours of training
+    repo = tmp / "repo"
+    copy_project(ROOT, repo, edit)
+    env = git_repo_env(repo, Path(mirror).resolve())
+    try:
+        init_repo(repo, env)
+        run_command(["dvc", "repro"], repo, env)
         with atomic_dir(args.out) as out:
             shutil.copy(repo / "metrics" / f"{args.study}.json", out / "metrics.json")
-            for suffix in ("json", "md"):
-                shutil.copy(repo / "reports" / "studies" / f"{args.study}.{suffix}", out / f"details.{suffix}")
+            shutil.copy(repo / "reports" / "studies" / f"{args.study}.json", out / "details.json")
+            shutil.copy(repo / "reports" / f"{args.study}.md", out / "report.md")
             shutil.copy(repo / "results" / args.study / "context.json", out / "context.json")
             write_json(out / "epoch_times.json", epoch_times(repo / "results" / args.study))
             write_json(out / "run.json", {"study": args.study, "set": args.set, "cpu": cpu_model(),
                                           "wall_s": round(time.time() - started, 1),
                                           "command": "python -m mtlbench.study_run " + " ".join(argv or sys.argv[1:])})
+    except (CheckError, OSError) as err:
+        print(f"study_run: {err}\nthe scratch project is kept: {repo}", file=sys.stderr)
+        return 1
+    shutil.rmtree(tmp)
     print(f"{args.study}: done in {time.time() - started:.0f} s; files in {args.out}", file=sys.stderr)
     return 0
 
