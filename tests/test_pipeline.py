@@ -66,7 +66,8 @@ def test_repro_twice_from_scratch_gives_identical_metrics_and_clean_status(proje
             "better", "worse", "no detectable difference")
         assert comparison["delta_m"]["mean"] == pytest.approx(comparison["delta_m_pct"])
         compact = json.loads(first[study])  # the DVC metric: narrow, everything in it numeric or null
-        assert set(compact) == {"dedicated", "rsn2", "rsn2_vs_dedicated"}
+        assert set(compact) == {"dedicated", "rsn2", "rsn2_vs_dedicated", "official_data"}
+        assert compact["official_data"] is False  # the mirror's synthetic files are not the official ones
         assert compact["rsn2_vs_dedicated"]["fashion"]["gain"] == pytest.approx(paired["mean"])
         assert compact["dedicated"]["digits"]["accuracy"] == doc["dedicated"]["digits"]["accuracy"]["mean"]
         report = (repo / "reports" / f"{study}.md").read_text()
