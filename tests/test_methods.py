@@ -129,12 +129,14 @@ def test_aligned_mtl_makes_the_gradients_orthonormal_at_the_smallest_singular_va
 def test_db_mtl_first_step_balances_log_gradients():
     # g1 / L1 = (1, 0), g2 / L2 = (0, 2); h = (1 - beta) g/L = (0.1, 0), (0, 0.2); scales (2, 1)
     grads = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
-    method = make_method("db_mtl", 2, beta=0.9)
+    method = make_method("db_mtl", 2, beta=0.9, sigma=0.5)
     method.register_buffer("history", torch.zeros(2, 2))
-    update, _ = method.combine(grads, LOSSES)
+    update, _ = method.combine(grads, LOSSES)  # step 1: rate 0.9
     assert update.tolist() == pytest.approx([0.2, 0.2], rel=1e-5)
-    update, _ = method.combine(grads, LOSSES)  # h = g/L + 0.9 (h - g/L) = 0.19, 0.38
-    assert method.history.flatten().tolist() == pytest.approx([0.19, 0.0, 0.0, 0.38], rel=1e-5)
+    update, _ = method.combine(grads, LOSSES)  # step 2: rate 0.9 / sqrt(2); h = g/L + rate (0.1 g/L - g/L)
+    rate = 0.9 / math.sqrt(2)
+    h = 1 - 0.9 * rate
+    assert method.history.flatten().tolist() == pytest.approx([h, 0.0, 0.0, 2 * h], rel=1e-5)
 
 
 def test_graddrop_keeps_one_sign_per_element():
