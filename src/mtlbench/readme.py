@@ -72,33 +72,52 @@ def pipeline_line(b: dict) -> str:
 def methods_section(run_dir: Path) -> str:
     """A study_run of every method (bench/mnist_fashion_hps_cpu): per variant and task the test
     accuracy mean +- SD, the paired difference to dedicated with its verdict, and the training
-    time per epoch relative to hps_sum."""
+    time per epoch relative to hps_sum. A later run of a few variants beside dedicated
+    (bench/mnist_fashion_hps_cpu_<variant>, after a fix) replaces their rows, only if its dedicated
+    models gave exactly the same numbers (same seeds, same data, deterministic)."""
     if not (run_dir / "details.json").is_file():
-        return "Not run yet: `make hps-cpu` (about an hour on 2 CPU cores), then `make readme`."
+        return "Not run yet: `make hps-cpu` (about half an hour on 2 CPU cores), then `make readme`."
     details, times, run = (read_json(run_dir / f) for f in ("details.json", "epoch_times.json", "run.json"))
     context = read_json(run_dir / "context.json")
-    tasks = list(dict.fromkeys(t for v in details["variants"].values() for t in v))
+    variants, comparisons = dict(details["variants"]), dict(details["comparisons"])
+    notes = []
+    for rerun in sorted(run_dir.parent.glob(f"{run_dir.name}_*")):
+        again = read_json(rerun / "details.json")
+        if again["variants"].get("dedicated") != details["variants"].get("dedicated"):
+            notes.append(f"`{rerun.name}` not used: its dedicated models differ from this run's")
+            continue
+        replaced = [v for v in again["variants"] if v != "dedicated"]
+        variants.update({v: again["variants"][v] for v in replaced})
+        comparisons.update({v: again["comparisons"][v] for v in replaced if v in again["comparisons"]})
+        times.update({v: t for v, t in read_json(rerun / "epoch_times.json").items() if v in replaced})
+        notes.append(f"{', '.join(replaced)}: rerun after a fix (`{read_json(rerun / 'run.json')['command']}`), beside "
+                     "dedicated models that gave exactly this run's numbers")
+    from mtlbench.studies import STUDIES
+
+    order = [v for v in STUDIES[details["study"]].variants if v in variants]
+    tasks = list(dict.fromkeys(t for v in variants.values() for t in v))
     base = times.get("hps_sum", {}).get("seconds_per_epoch")
     short = {"no detectable difference": "=", "better": "better", "worse": "worse"}
     lines = [f"`{run['command']}` on {run['cpu']} (torch {details['produced_on'].get('torch')}, "
              f"{details['produced_on'].get('seeds')} seeds, the first {context['train_limit']} training rows of each task, "
              f"full test sets, {run['wall_s'] / 60:.0f} min for the whole study). Test accuracy mean +- SD; the paired "
              "difference to dedicated in points with its 95% CI and verdict (= : no detectable difference); "
-             "seconds per training epoch relative to `hps_sum`.", "",
+             "seconds per training epoch relative to `hps_sum` (mean over all epochs of the 3 seeds), and the epochs "
+             "trained (all seeds; a dedicated row counts both tasks' models).", "",
              "| variant | " + " | ".join(f"{t} | vs dedicated" for t in tasks) + " | epoch time | epochs |",
              "|---" * (2 * len(tasks) + 3) + "|"]
-    for variant, summary in details["variants"].items():
-        cells = []
+    for variant in order:
+        summary, cells = variants[variant], []
         for task in tasks:
             s = summary[task]["accuracy"]
             cells.append(f"{s['mean']:.4f} +- {s['sd']:.4f}")
-            c = details["comparisons"].get(variant, {}).get(task, {}).get("paired")
+            c = comparisons.get(variant, {}).get(task, {}).get("paired")
             cells.append("" if c is None else f"{format_amount(c['mean'], 'accuracy')} {format_interval(c['ci95'], 100)} "
                                               f"{short.get(c['verdict'], c['verdict'])}")
         t = times.get(variant, {})
         rel = f"{t['seconds_per_epoch'] / base:.2f}x" if base and t else ""
         lines.append(f"| {variant} | " + " | ".join(cells) + f" | {rel} | {t.get('epochs', '')} |")
-    return "\n".join(lines)
+    return "\n".join(lines + ([""] + [f"- {n}" for n in notes] if notes else []))
 
 
 def units_line(path: Path) -> str:
