@@ -96,14 +96,17 @@ def methods_section(run_dir: Path) -> str:
 
     order = [v for v in STUDIES[details["study"]].variants if v in variants]
     tasks = list(dict.fromkeys(t for v in variants.values() for t in v))
+    quiet = root_bench(run_dir) / "methods.json"  # measured on a quiet machine (bench.methods) where present
+    relative = read_json(quiet)["relative_to_hps_sum"] if quiet.is_file() else None
     base = times.get("hps_sum", {}).get("seconds_per_epoch")
     short = {"no detectable difference": "=", "better": "better", "worse": "worse"}
     lines = [f"`{run['command']}` on {run['cpu']} (torch {details['produced_on'].get('torch')}, "
              f"{details['produced_on'].get('seeds')} seeds, the first {context['train_limit']} training rows of each task, "
              f"full test sets, {run['wall_s'] / 60:.0f} min for the whole study). Test accuracy mean +- SD; the paired "
              "difference to dedicated in points with its 95% CI and verdict (= : no detectable difference); "
-             "seconds per training epoch relative to `hps_sum` (mean over all epochs of the 3 seeds), and the epochs "
-             "trained (all seeds; a dedicated row counts both tasks' models).", "",
+             "seconds per training epoch relative to `hps_sum` (`python -m mtlbench.bench.methods`: seed 0, 3000 rows, "
+             "the median of epochs 2-3 on a quiet machine), and the epochs trained (all seeds; a dedicated row counts "
+             "both tasks' models).", "",
              "| variant | " + " | ".join(f"{t} | vs dedicated" for t in tasks) + " | epoch time | epochs |",
              "|---" * (2 * len(tasks) + 3) + "|"]
     for variant in order:
@@ -115,7 +118,10 @@ def methods_section(run_dir: Path) -> str:
             cells.append("" if c is None else f"{format_amount(c['mean'], 'accuracy')} {format_interval(c['ci95'], 100)} "
                                               f"{short.get(c['verdict'], c['verdict'])}")
         t = times.get(variant, {})
-        rel = f"{t['seconds_per_epoch'] / base:.2f}x" if base and t else ""
+        if relative is not None:
+            rel = f"{relative[variant]:.2f}x" if variant in relative else ""
+        else:
+            rel = f"{t['seconds_per_epoch'] / base:.2f}x" if base and t else ""
         lines.append(f"| {variant} | " + " | ".join(cells) + f" | {rel} | {t.get('epochs', '')} |")
     return "\n".join(lines + ([""] + [f"- {n}" for n in notes] if notes else []))
 
@@ -132,6 +138,10 @@ def units_line(path: Path) -> str:
             f"expected); mean unit time {b['mean_unit_s']['local']:.1f} s vs {b['mean_unit_s']['ray']:.1f} s; Ray adds "
             f"{b['ray_overhead_per_unit_s']:.1f} s per unit, the instance's start-up included; results identical: "
             f"{'yes' if b['identical_results'] else 'NO'}.")
+
+
+def root_bench(run_dir: Path) -> Path:
+    return run_dir.parent
 
 
 def replace_between(text: str, start: str, end: str, body: str) -> str:
