@@ -26,3 +26,14 @@ def idx_mirror(tmp_path) -> tuple[Path, dict[str, DatasetSource]]:
         files = tuple(SourceFile(f"{m}.gz", {m: md5s[m]}) for m in md5s)
         sources[name] = DatasetSource(name, official.subdir, (), files, official.reader)
     return mirror, sources
+
+
+@pytest.fixture
+def prepared(idx_mirror, tmp_path) -> Path:
+    """The idx_mirror's digits and fashion prepared (verified) into tmp_path/prepared."""
+    from mtlbench.data.prepared import prepare
+
+    mirror, sources = idx_mirror
+    for name in ("digits", "fashion"):
+        prepare(sources[name], str(mirror), True, tmp_path / "raw", tmp_path / "prepared")
+    return tmp_path / "prepared"

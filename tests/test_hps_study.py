@@ -17,15 +17,6 @@ from mtlbench.train.runner import check_methods, run_study, variant_plan
 STUDY = STUDIES["mnist_fashion_hps"]
 
 
-@pytest.fixture
-def prepared(idx_mirror, tmp_path):
-    from mtlbench.data.prepared import prepare
-
-    mirror, sources = idx_mirror
-    for name in ("digits", "fashion"):
-        prepare(sources[name], str(mirror), True, tmp_path / "raw", tmp_path / "prepared")
-    return tmp_path / "prepared"
-
 
 def small_params(tmp_path, **run):
     return parse_params({"run": {"seeds": [0], "device": "cpu", "train_limit": 120, "max_epochs": 2,

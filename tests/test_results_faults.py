@@ -16,15 +16,10 @@ STUDY = STUDIES["mnist_fashion_mlp"]
 
 
 @pytest.fixture
-def results(idx_mirror, tmp_path):
-    from mtlbench.data.prepared import prepare
-
-    mirror, sources = idx_mirror
-    for name in ("digits", "fashion"):
-        prepare(sources[name], str(mirror), True, tmp_path / "raw", tmp_path / "prepared")
+def results(prepared, tmp_path):
     params = parse_params({"run": {"seeds": [0, 1], "device": "cpu", "train_limit": 60, "max_epochs": 1,
                                    "variants": ["dedicated"], "progress": False}}, {}, tmp_path)
-    run_study(STUDY, params, tmp_path / "prepared", tmp_path / "results")
+    run_study(STUDY, params, prepared, tmp_path / "results")
     return tmp_path / "results"
 
 

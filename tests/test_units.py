@@ -16,15 +16,6 @@ from mtlbench.train.runner import run_study
 STUDY = STUDIES["mnist_fashion_mlp"]
 
 
-@pytest.fixture
-def prepared(idx_mirror, tmp_path):
-    from mtlbench.data.prepared import prepare
-
-    mirror, sources = idx_mirror
-    for name in ("digits", "fashion"):
-        prepare(sources[name], str(mirror), True, tmp_path / "raw", tmp_path / "prepared")
-    return tmp_path / "prepared"
-
 
 def params(tmp_path, **run):
     return parse_params({"run": {"seeds": [0], "device": "cpu", "train_limit": 60, "max_epochs": 1,
