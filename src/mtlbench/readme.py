@@ -96,7 +96,7 @@ def methods_section(run_dir: Path) -> str:
 
     order = [v for v in STUDIES[details["study"]].variants if v in variants]
     tasks = list(dict.fromkeys(t for v in variants.values() for t in v))
-    quiet = root_bench(run_dir) / "methods.json"  # measured on a quiet machine (bench.methods) where present
+    quiet = run_dir.parent / "methods.json"  # measured on a quiet machine (bench.methods) where present
     relative = read_json(quiet)["relative_to_hps_sum"] if quiet.is_file() else None
     base = times.get("hps_sum", {}).get("seconds_per_epoch")
     short = {"no detectable difference": "=", "better": "better", "worse": "worse"}
@@ -138,10 +138,6 @@ def units_line(path: Path) -> str:
             f"expected); mean unit time {b['mean_unit_s']['local']:.1f} s vs {b['mean_unit_s']['ray']:.1f} s; Ray adds "
             f"{b['ray_overhead_per_unit_s']:.1f} s per unit, the instance's start-up included; results identical: "
             f"{'yes' if b['identical_results'] else 'NO'}.")
-
-
-def root_bench(run_dir: Path) -> Path:
-    return run_dir.parent
 
 
 def replace_between(text: str, start: str, end: str, body: str) -> str:

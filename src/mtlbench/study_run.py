@@ -31,9 +31,9 @@ from mtlbench.runtime import cpu_model
 
 def parse_setting(text: str) -> tuple[str, str, object]:
     """`section.key=value`, the value read as YAML (as `dvc exp run -S` reads it)."""
-    key, _, value = text.partition("=")
+    key, equals, value = text.partition("=")
     section, _, name = key.partition(".")
-    if not name or not _:
+    if not (section and name and equals):
         raise SystemExit(f"--set {text!r}: expected section.key=value, e.g. run.train_limit=5000")
     return section, name, yaml.safe_load(value)
 
@@ -46,8 +46,8 @@ def epoch_times(results: Path) -> dict[str, dict[str, float]]:
         seconds = []
         for run_file in sorted(variant_dir.glob("seed*/run.json")):
             tasks = json.loads(run_file.read_text())["tasks"]
-            fits = {id(t): t for t in tasks.values()} if variant_dir.name == "dedicated" else dict([next(iter(tasks.items()))])
-            seconds += [r["seconds"] for t in fits.values() for r in t["history"]]
+            fits = list(tasks.values())  # dedicated: one fit per task; multitask: one joint fit, in every task
+            seconds += [r["seconds"] for t in (fits if variant_dir.name == "dedicated" else fits[:1]) for r in t["history"]]
         times[variant_dir.name] = {"seconds_per_epoch": mean(seconds), "epochs": len(seconds)}
     return times
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from mtlbench.models.cifar_small import CifarSmall
 from mtlbench.models.layout import FlattenHWC
-from mtlbench.models.shared import HeadBank, MultiInputMLP, SharedNet
+from mtlbench.models.shared import HeadBank, MultiInputMLP, SharedNet, mlp_hidden
 
 
 def keras_init_(module: nn.Module, generator: torch.Generator) -> nn.Module:
@@ -44,14 +44,8 @@ def keras_init_(module: nn.Module, generator: torch.Generator) -> nn.Module:
 
 def mlp(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
     """784 -> 6 x Dense(1000, relu) -> Dense(n_classes)."""
-    c, h, w = in_shape
-    layers: list[nn.Module] = [nn.Flatten()]
-    width = c * h * w
-    for _ in range(6):
-        layers += [nn.Linear(width, 1000), nn.ReLU()]
-        width = 1000
-    layers.append(nn.Linear(width, n_classes))
-    return nn.Sequential(*layers)
+    layers, width = mlp_hidden(in_shape)
+    return nn.Sequential(*layers, nn.Linear(width, n_classes))
 
 
 def cnn28(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:

@@ -74,6 +74,18 @@ class SharedNet(nn.Module):
         return self.heads(features)
 
 
+def mlp_hidden(in_shape: tuple[int, int, int]) -> tuple[list[nn.Module], int]:
+    """The mlp's layers before its head: Flatten -> 6 x Dense(1000, ReLU); and their width. The
+    dedicated mlp adds one Dense head, the multi-input HPS network one head per task."""
+    c, h, w = in_shape
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = c * h * w
+    for _ in range(6):
+        layers += [nn.Linear(width, 1000), nn.ReLU()]
+        width = 1000
+    return layers, width
+
+
 class MultiInputMLP(nn.Module):
     """Hard sharing across tasks with their own inputs (LibMTL's `multi_input`): forward(x_1, ..,
     x_K) -> (logits of task 1 on x_1, ..). The trunk is the mlp's six Dense(1000, ReLU) layers, run
@@ -87,12 +99,7 @@ class MultiInputMLP(nn.Module):
         super().__init__()
         if len(set(n_classes)) != 1:
             raise ValueError(f"mlp heads must all have one size, got {n_classes}")
-        c, h, w = in_shape
-        layers: list[nn.Module] = [nn.Flatten()]
-        width = c * h * w
-        for _ in range(6):
-            layers += [nn.Linear(width, 1000), nn.ReLU()]
-            width = 1000
+        layers, width = mlp_hidden(in_shape)
         self.trunk = nn.Sequential(*layers)
         self.heads = HeadBank(width, len(n_classes), n_classes[0])
         self.in_shapes = (tuple(in_shape),) * len(n_classes)  # one input per task (serving.FlatIO)
