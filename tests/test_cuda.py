@@ -14,7 +14,8 @@ from synthetic import two_task_images
 from mtlbench.data.tasks import TensorSet
 from mtlbench.models import build_dedicated
 from mtlbench.train.accel import Accel, configure_backends
-from mtlbench.train.epoch import EpochRunner, make_optimizer
+from mtlbench.train.epoch import EpochRunner
+from mtlbench.train.optim import make_optimizer
 from mtlbench.train.loop import fit, predict_logits
 from mtlbench.train.multiseed import fit_seeds, seed_models, seed_stack
 from mtlbench.train.protocols import KERAS_FAITHFUL
@@ -70,7 +71,7 @@ def _first_step(arch: str, accel: Accel, seeds: tuple[int, ...] = (0,)) -> tuple
     data = _data(128)
     data = TensorSet(data.inputs * streams, data.targets * streams)
     runner = EpochRunner(model, make_optimizer(model.parameters(), PROTOCOL, data.targets[0].device, accel),
-                         data, 128, Weighted([1.0] * streams).cuda(), accel=accel)
+                         data, replace(PROTOCOL, batch_size=128), Weighted([1.0] * streams).cuda(), accel=accel)
     losses = runner.epoch([torch.Generator().manual_seed(0) for _ in range(streams)])["task_loss"]
     return losses.tolist(), [p.grad.detach().clone() for p in model.parameters()]
 

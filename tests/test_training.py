@@ -11,6 +11,7 @@ from mtlbench.models import build_dedicated, count_parameters
 from mtlbench.train.accel import EAGER, Accel
 from mtlbench.train.early_stopping import EarlyStopping
 from mtlbench.train.loop import evaluate_losses, fit
+from mtlbench.train.objectives import Objective
 from mtlbench.train.protocols import KERAS_FAITHFUL
 from mtlbench.train.methods import Weighted
 
@@ -87,10 +88,12 @@ def test_fit_learns_and_is_deterministic_per_seed():
 def test_restores_the_weights_of_the_best_epoch():
     data = _blobs(300, seed=1)
     model = _tiny_mlp(0)
-    result = fit(model, data, _small_protocol(lr=0.05, patience=2, min_delta=0.0), seed=0, task_names=("t",))
+    protocol = _small_protocol(lr=0.05, patience=2, min_delta=0.0)
+    result = fit(model, data, protocol, seed=0, task_names=("t",))
     _, val = data.split_validation(0.2)
     assert result.best_epoch is not None
-    assert math.isclose(float(evaluate_losses(model, val, Weighted([1.0]))["loss"]), result.best_val_loss, rel_tol=1e-5)
+    restored = evaluate_losses(model, val, Weighted([1.0]), Objective.of(protocol))["loss"]
+    assert math.isclose(float(restored), result.best_val_loss, rel_tol=1e-5)
     assert result.history[result.best_epoch - 1]["val_loss"] == result.best_val_loss
 
 
@@ -179,7 +182,7 @@ def test_adam_is_fused_where_no_tail_and_updates_as_the_default_adam_within_floa
     """Fused Adam on CPU for tensors whose per-copy size has no vector tail (so stacked seeds update as
     lone ones, tests/test_multiseed.py); the few others take the default kernel. Either way it is
     Adam: a few steps land where torch.optim.Adam's default implementation lands, within float noise."""
-    from mtlbench.train.epoch import FUSED_CPU_ALIGN, make_optimizer
+    from mtlbench.train.optim import FUSED_CPU_ALIGN, make_optimizer
 
     cpu = torch.device("cpu")
     model = build_dedicated("mlp", (1, 4, 4), 10, seed=0)  # weights 16x1000 ... biases 1000 and 10

@@ -38,6 +38,7 @@ class RunConfig:
     executor: str = "local"  # local | ray: where the study's units train (train/executors.py)
     ray_address: str | None = None  # None: start a local Ray instance
     ray_gpus_per_unit: float = 1.0  # the share of a GPU each unit asks Ray for (CUDA)
+    protocol: str = "faithful"  # faithful: each study's own protocol | modern (train/protocols.MODERN)
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,25 @@ class HSConfig:
 
     epochs: int
     early_stopping: bool
+
+
+@dataclass(frozen=True)
+class ModernConfig:
+    """Overrides of the modern protocol (train/protocols.MODERN); null keeps its value. Only
+    under run.protocol: modern."""
+
+    epochs: int | None = None
+    lr: float | None = None
+    weight_decay: float | None = None
+    label_smoothing: float | None = None
+    warmup_epochs: int | None = None
+    augment: bool | None = None
+
+    def overrides(self) -> dict[str, Any]:
+        """As train/protocols.modern_protocol takes them (epochs is the protocol's max_epochs)."""
+        values = dict(vars(self))
+        values["max_epochs"] = values.pop("epochs")
+        return values
 
 
 class _AccelSettings:
@@ -101,6 +121,7 @@ class Params:
     cuda: CudaConfig
     cpu: CpuConfig
     hs: HSConfig
+    modern: ModernConfig = ModernConfig()
 
 
 # ---------------------------------------------------------------- value checks
@@ -124,6 +145,31 @@ def _optional_str(key: str, value: Any) -> str | None:
         return None
     if not isinstance(value, str) or not value.strip():
         raise ParamsError(f"{key}: expected null or a non-empty string, got {value!r}")
+    return value
+
+
+def _optional_number(low: float, high: float, high_open: bool = False) -> Callable[[str, Any], float | None]:
+    def check(key: str, value: Any) -> float | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                low <= value and (value < high if high_open else value <= high)):
+            raise ParamsError(f"{key}: expected null or a number from {low:g} to {high:g}"
+                              f"{' (exclusive)' if high_open else ''}, got {value!r}")
+        return float(value)
+
+    return check
+
+
+def _optional_bool(key: str, value: Any) -> bool | None:
+    return None if value is None else _bool(key, value)
+
+
+def _optional_count(key: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ParamsError(f"{key}: expected null or a non-negative integer, got {value!r}")
     return value
 
 
@@ -234,6 +280,7 @@ SCHEMA: Schema = {
         "executor": (_choice(("local", "ray")), "local"),
         "ray_address": (_optional_str, None),
         "ray_gpus_per_unit": (_gpu_share, 1.0),
+        "protocol": (_choice(("faithful", "modern")), "faithful"),
     },
     "data": {
         "mirror": (_optional_str, None),
@@ -252,6 +299,14 @@ SCHEMA: Schema = {
     "hs": {
         "epochs": (_positive_int, 30),
         "early_stopping": (_bool, False),
+    },
+    "modern": {
+        "epochs": (_optional_positive_int, None),
+        "lr": (_optional_number(1e-6, 1.0), None),
+        "weight_decay": (_optional_number(0.0, 1.0), None),
+        "label_smoothing": (_optional_number(0.0, 1.0, high_open=True), None),
+        "warmup_epochs": (_optional_count, None),
+        "augment": (_optional_bool, None),
     },
     "cuda": {
         "graphs": (_auto_or_bool, "auto"),
@@ -324,7 +379,23 @@ def parse_params(raw: Mapping[str, Any], env: Mapping[str, str], root: Path) -> 
         cuda=CudaConfig(**checked["cuda"]),
         cpu=CpuConfig(**checked["cpu"]),
         hs=HSConfig(**checked["hs"]),
+        modern=_modern(checked["modern"], run["protocol"]),
     )
+
+
+def _modern(section: dict[str, Any], protocol: str) -> ModernConfig:
+    """The modern section, which only the modern protocol reads: a value set under another protocol
+    would be silently ignored, so it is an error."""
+    given = [key for key, value in section.items() if value is not None]
+    if given and protocol != "modern":
+        raise ParamsError(f"modern.{given[0]}: is set ({section[given[0]]!r}) but run.protocol is {protocol!r}, "
+                          "which does not read the modern section; set run.protocol: modern, or set "
+                          f"modern.{given[0]} back to null")
+    modern = ModernConfig(**section)
+    if modern.epochs is not None and modern.warmup_epochs is not None and modern.warmup_epochs >= modern.epochs:
+        raise ParamsError(f"modern.warmup_epochs: {modern.warmup_epochs} leaves no epoch after the warm-up "
+                          f"(modern.epochs is {modern.epochs}); expected fewer warm-up epochs than epochs")
+    return modern
 
 
 def load_params(path: Path | str = "params.yaml", env: Mapping[str, str] | None = None) -> Params:

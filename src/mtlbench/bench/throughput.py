@@ -39,16 +39,17 @@ from mtlbench.models.layout import with_chw_flatten
 from mtlbench.models.rsn2 import RSN2Net, init_rsn2
 from mtlbench.runtime import allocator_in_use, omp_wait_policy
 from mtlbench.train.accel import OPTIONS, Accel, configure_backends, resolve_accel
-from mtlbench.train.epoch import EpochRunner, make_optimizer
+from mtlbench.train.epoch import EpochRunner
+from mtlbench.train.optim import make_optimizer
 from mtlbench.train.masks import compute_masks
 from mtlbench.train.multiseed import seed_stack
-from mtlbench.train.protocols import KERAS_FAITHFUL
+from mtlbench.train.protocols import KERAS_FAITHFUL as PROTOCOL
 from mtlbench.train.methods import Weighted
 from mtlbench.train.runner import resolve_device
 
 EPOCH_ROWS = 48000
 AUTO_SETTINGS = {option: "auto" for option in OPTIONS}
-BATCH = 512
+BATCH = PROTOCOL.batch_size  # keras-faithful's 512
 
 
 def _sync(device: torch.device) -> None:
@@ -124,8 +125,8 @@ def _time_epochs(one_epoch, repeats: int, device: torch.device) -> float:
 
 def time_mtlbench(model, data: TensorSet, repeats: int, device, accel: Accel) -> float:
     configure_backends(accel)
-    optimizer = make_optimizer(model.parameters(), KERAS_FAITHFUL, device, accel)
-    runner = EpochRunner(model, optimizer, data, BATCH, Weighted([1.0] * len(data.targets)).to(device), accel=accel)
+    optimizer = make_optimizer(model.parameters(), PROTOCOL, device, accel)
+    runner = EpochRunner(model, optimizer, data, PROTOCOL, Weighted([1.0] * len(data.targets)).to(device), accel=accel)
     shuffle = torch.Generator().manual_seed(0)
     return _time_epochs(lambda: runner.epoch(shuffle), repeats, device)
 
@@ -139,8 +140,8 @@ def time_stacked(name: str, data: TensorSet, n_seeds: int, repeats: int, device,
     configure_backends(accel)
     stack = seed_stack(name, (1, 28, 28), 10, range(n_seeds)).to(device)
     stacked = TensorSet(data.inputs * n_seeds, data.targets * n_seeds)
-    optimizer = make_optimizer(stack.parameters(), KERAS_FAITHFUL, device, accel, copies=n_seeds)
-    runner = EpochRunner(stack, optimizer, stacked, BATCH, Weighted([1.0] * n_seeds).to(device), accel=accel)
+    optimizer = make_optimizer(stack.parameters(), PROTOCOL, device, accel, copies=n_seeds)
+    runner = EpochRunner(stack, optimizer, stacked, PROTOCOL, Weighted([1.0] * n_seeds).to(device), accel=accel)
     shuffles = [torch.Generator().manual_seed(s) for s in range(n_seeds)]
     return _time_epochs(lambda: runner.epoch(shuffles), repeats, device)
 

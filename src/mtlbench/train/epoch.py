@@ -19,8 +19,10 @@ from torch import nn
 from mtlbench.data.tasks import TensorSet
 from mtlbench.models.layout import nhwc
 from mtlbench.models.rsn2 import MultiMaskedConv2d
+from mtlbench.train import augment
 from mtlbench.train.accel import EAGER, Accel
-from mtlbench.train.objectives import task_scores
+from mtlbench.train.objectives import Objective, task_scores
+from mtlbench.train.optim import StepSchedule
 from mtlbench.train.protocols import Protocol
 from mtlbench.train.methods import Method
 
@@ -29,30 +31,6 @@ WARMUP_STEPS = 3  # eager steps on a side stream before capture (allocator, cuBL
 
 def as_tuple(outputs) -> tuple[torch.Tensor, ...]:
     return (outputs,) if isinstance(outputs, torch.Tensor) else tuple(outputs)
-
-
-# 64 bytes of float32: a whole number of vectors on AVX2 (8 lanes) and AVX-512 (16 lanes)
-FUSED_CPU_ALIGN = 16
-
-
-def make_optimizer(params, protocol: Protocol, device: torch.device, accel: Accel = EAGER,
-                   copies: int = 1) -> torch.optim.Adam:
-    """Adam as the protocol says, mostly as PyTorch's fused kernel: one pass over each tensor instead
-    of a dozen (CPU mlp step: optimizer 19-21 -> 7-9 ms of ~160 ms); graph-safe on CUDA when the step
-    is captured. `copies`: how many models each tensor stacks along its first dimension (seeds).
-
-    On CPU the fused kernel updates whole vectors of elements, then the last few of a tensor one by
-    one, and the two paths round differently. A tensor whose per-copy size is a multiple of
-    FUSED_CPU_ALIGN has no such tail whether stacked or alone, so it is fused; the few others (small
-    biases, heads) take the default kernel, and a seed trained alone or stacked updates identically."""
-    params = list(params)
-    adam = {"lr": protocol.lr, "betas": protocol.betas, "eps": protocol.eps}
-    if device.type == "cuda":
-        return torch.optim.Adam(params, **adam, fused=True, capturable=accel.graphs)
-    untailed = lambda p: p.numel() // copies % FUSED_CPU_ALIGN == 0  # noqa: E731
-    groups = [{"params": [p for p in params if untailed(p)], "fused": True},
-              {"params": [p for p in params if not untailed(p)], "fused": False}]
-    return torch.optim.Adam([g for g in groups if g["params"]], **adam)
 
 
 def keras_tensors(model: nn.Module) -> Iterator[tuple[nn.Parameter, int]]:
@@ -86,16 +64,19 @@ class EpochRunner:
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
         train: TensorSet,
-        batch_size: int,
+        protocol: Protocol,
         method: Method,
-        grad_clip: float | None = None,
         accel: Accel = EAGER,
     ):
         """`method` turns the task losses into gradients (train/methods; fixed weights are
         `Weighted`); it must be on the data's device, bound to the model, its parameters in
-        `optimizer`. A method that is not graph-safe runs eagerly even with CUDA graphs on."""
-        self.model, self.optimizer, self.batch_size = model, optimizer, batch_size
-        self.method, self.grad_clip = method, grad_clip
+        `optimizer`. A method that is not graph-safe runs eagerly even with CUDA graphs on. The
+        protocol gives the batch size, gradient clipping, loss (objective), learning-rate
+        schedule and augmentation."""
+        self.model, self.optimizer, self.batch_size = model, optimizer, protocol.batch_size
+        self.method, self.grad_clip, self.objective = method, protocol.grad_clip, Objective.of(protocol)
+        self.schedule = StepSchedule(optimizer, protocol, -(-len(train) // protocol.batch_size))
+        self.augmented = [protocol.augment and augment.augments(x) for x in train.inputs]
         self.accel = accel if method.graph_safe or not accel.graphs else replace(accel, graphs=False)
         if accel.channels_last:
             to_channels_last(model)
@@ -123,49 +104,67 @@ class EpochRunner:
         self.sums.zero_()
         for start in range(0, n, self.batch_size):
             index = [order[start : start + self.batch_size] for order in orders]
+            moves = self._draw_moves(generators, len(index[0]))
+            self.schedule.before_step()
             if self.accel.graphs:
-                self._replay(index)
+                self._replay(index, moves)
             else:
                 self.optimizer.zero_grad(set_to_none=True)
-                self._step(index)
+                self._step(index, moves)
             if after_step is not None:
                 after_step()
         sums = (self.sums / n).cpu()
         return {"loss": sums[0], "task_loss": sums[1 : k + 1], "task_acc": sums[k + 1 : 2 * k + 1],
                 "task_weight": sums[2 * k + 1 :]}
 
-    def _step(self, index: list[torch.Tensor]) -> None:
-        """Forward, backward and update on the rows `index` (one index per stream, or one for all)."""
+    def _draw_moves(self, generators: list[torch.Generator], rows: int) -> list[torch.Tensor | None]:
+        """Each input stream's augmentation for the next batch (None: not augmented), drawn from
+        its stream's generator (one generator: from it, stream after stream)."""
+        moves = []
+        for s, (x, augmented) in enumerate(zip(self.train.inputs, self.augmented)):
+            generator = generators[s] if len(generators) > 1 else generators[0]
+            moves.append(augment.draw(generator, rows, x.shape[1]).to(self.device) if augmented else None)
+        return moves
+
+    def _step(self, index: list[torch.Tensor], moves: list[torch.Tensor | None]) -> None:
+        """Forward, backward and update on the rows `index` (one index per stream, or one for
+        all), each input stream augmented by its `moves` where it has them."""
         picks = index * len(self.train.targets) if len(index) == 1 else index
-        inputs = [x[i] for x, i in zip(self.train.inputs, picks)]
+        inputs = [x[i] if m is None else augment.apply(x[i], m) for x, i, m in zip(self.train.inputs, picks, moves)]
         targets = [y[i] for y, i in zip(self.train.targets, picks)]
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.accel.bf16, cache_enabled=False):
             outputs = as_tuple(self.forward(*inputs))
-        losses, correct = task_scores(outputs, targets)
+        losses, correct = task_scores(outputs, targets, self.objective)
         total, weights = self.method.backward(losses)
         if self.grad_clip is not None:
             clip_each_(self.model, self.grad_clip)
         self.optimizer.step()
         if self.method.wants_losses_after_step:
             with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.accel.bf16, cache_enabled=False):
-                self.method.after_step(task_scores(as_tuple(self.forward(*inputs)), targets)[0])
+                self.method.after_step(task_scores(as_tuple(self.forward(*inputs)), targets, self.objective)[0])
         with torch.no_grad():
             rows = len(targets[0])
             self.sums += torch.cat([total.view(1) * rows, losses.detach() * rows,
                                    correct.to(self.sums.dtype), weights.to(self.sums.dtype) * rows])
 
-    def _replay(self, index: list[torch.Tensor]) -> None:
+    def _replay(self, index: list[torch.Tensor], moves: list[torch.Tensor | None]) -> None:
         key = (len(index), len(index[0]))
         if key not in self.graphs:
             self.graphs[key] = self._capture(*key)
-        graph, buffers = self.graphs[key]
-        for buffer, rows in zip(buffers, index):
+        graph, (index_buffers, move_buffers) = self.graphs[key]
+        for buffer, rows in zip(index_buffers, index):
             buffer.copy_(rows)
+        for buffer, drawn in zip(move_buffers, moves):
+            if buffer is not None:
+                buffer.copy_(drawn)
         graph.replay()
 
-    def _capture(self, n_index: int, size: int) -> tuple[torch.cuda.CUDAGraph, list[torch.Tensor]]:
-        """Warm up and capture the step for batches of `size` rows, leaving the training state as it was."""
-        buffers = [torch.arange(size, device=self.device) for _ in range(n_index)]
+    def _capture(self, n_index: int, size: int) -> tuple[torch.cuda.CUDAGraph, tuple[list, list]]:
+        """Warm up and capture the step for batches of `size` rows, leaving the training state as it
+        was. The step reads its rows and augmentation from static buffers that each replay fills."""
+        index_buffers = [torch.arange(size, device=self.device) for _ in range(n_index)]
+        move_buffers = [torch.zeros(size, 3, dtype=torch.int64, device=self.device) if a else None
+                        for a in self.augmented]
         graph = torch.cuda.CUDAGraph()
         state = [*self.model.parameters(), *self.model.buffers(), *self.method.parameters(), *self.method.buffers()]
         with _training_state_kept(state, self.optimizer, self.sums):
@@ -174,12 +173,12 @@ class EpochRunner:
             with torch.cuda.stream(side):
                 for _ in range(WARMUP_STEPS):
                     self.optimizer.zero_grad(set_to_none=True)
-                    self._step(buffers)
+                    self._step(index_buffers, move_buffers)
             torch.cuda.current_stream().wait_stream(side)
             self.optimizer.zero_grad(set_to_none=True)  # the graph writes (not accumulates) its gradients
             with torch.cuda.graph(graph):
-                self._step(buffers)
-        return graph, buffers
+                self._step(index_buffers, move_buffers)
+        return graph, (index_buffers, move_buffers)
 
 
 def to_channels_last(model: nn.Module) -> None:

@@ -18,8 +18,9 @@ from torch import nn
 from mtlbench.data.tasks import TensorSet
 from mtlbench.train.accel import EAGER, Accel
 from mtlbench.train.early_stopping import EarlyStopping
-from mtlbench.train.epoch import EpochRunner, as_tuple, make_optimizer
-from mtlbench.train.objectives import is_classification, task_scores
+from mtlbench.train.epoch import EpochRunner, as_tuple
+from mtlbench.train.objectives import LOGITS, Objective, is_classification, task_scores
+from mtlbench.train.optim import make_optimizer
 from mtlbench.train.protocols import Protocol
 from mtlbench.train.methods import Method, Weighted
 
@@ -56,11 +57,13 @@ def predict_logits(model: nn.Module, inputs: Sequence[torch.Tensor], batch_size:
     return tuple(torch.cat(parts) for parts in zip(*chunks))
 
 
-def evaluate_losses(model: nn.Module, data: TensorSet, method: Method) -> dict[str, torch.Tensor]:
-    """Mean loss and accuracy per task (0 for reconstruction), and the total loss as the method
-    values it (tensors, not yet synced; the method's state is not touched)."""
+def evaluate_losses(model: nn.Module, data: TensorSet, method: Method,
+                    objective: Objective = LOGITS) -> dict[str, torch.Tensor]:
+    """Mean loss (as training computes it: `objective`) and accuracy per task (0 for
+    reconstruction), and the total loss as the method values it (tensors, not yet synced; the
+    method's state is not touched)."""
     outputs = predict_logits(model, data.inputs)
-    losses, correct = task_scores(outputs, data.targets)
+    losses, correct = task_scores(outputs, data.targets, objective)
     with torch.no_grad():
         total = method.total(losses)
     return {"loss": total, "task_loss": losses, "task_acc": correct / len(data)}
@@ -103,7 +106,7 @@ def fit(
     scheme.bind(model, list(model.parameters()))
     trained = [*model.parameters(), *scheme.parameters()]  # a method's own parameters (uncertainty) train too
     optimizer = make_optimizer(trained, protocol, device, accel)
-    runner = EpochRunner(model, optimizer, train, protocol.batch_size, scheme, protocol.grad_clip, accel)
+    runner = EpochRunner(model, optimizer, train, protocol, scheme, accel)
     shuffle = torch.Generator().manual_seed(seed)
     classification = [is_classification(y) for y in data.targets]
     stopper = EarlyStopping(protocol.patience, protocol.min_delta)
@@ -113,7 +116,7 @@ def fit(
     for epoch in range(1, protocol.max_epochs + 1):
         t0 = time.perf_counter()
         train_metrics = runner.epoch(shuffle)
-        val_metrics = evaluate_losses(model, val, scheme)
+        val_metrics = evaluate_losses(model, val, scheme, runner.objective)
         record = epoch_record(epoch, task_names, train_metrics, val_metrics, time.perf_counter() - t0, classification)
         if method is not None:  # the mean weight this epoch's steps used, then the method's update
             for name, w in zip(task_names, train_metrics["task_weight"].tolist()):

@@ -22,7 +22,8 @@ from mtlbench.models.dedicated import build_dedicated
 from mtlbench.models.rsn2 import RSN2Net
 from mtlbench.train.early_stopping import EarlyStopping
 from mtlbench.train.accel import EAGER, Accel
-from mtlbench.train.epoch import EpochRunner, make_optimizer, to_channels_last
+from mtlbench.train.epoch import EpochRunner, to_channels_last
+from mtlbench.train.optim import make_optimizer
 from mtlbench.train.loop import FitResult, epoch_record, evaluate_losses, print_progress
 from mtlbench.train.protocols import Protocol
 from mtlbench.train.methods import Weighted
@@ -88,7 +89,7 @@ def fit_seeds(
     train, val = stacked(train), stacked(val)
     optimizer = make_optimizer(stack.parameters(), protocol, train.targets[0].device, accel, copies=k)
     ones = Weighted([1.0] * k).to(train.targets[0].device)  # each slice's gradient is its own seed's
-    runner = EpochRunner(stack, optimizer, train, protocol.batch_size, ones, protocol.grad_clip, accel)
+    runner = EpochRunner(stack, optimizer, train, protocol, ones, accel)
     shuffles = [torch.Generator().manual_seed(seed) for seed in seeds]
     stoppers = [EarlyStopping(protocol.patience, protocol.min_delta) for _ in seeds]
     best: list[list[torch.Tensor] | None] = [None] * k
@@ -101,7 +102,7 @@ def fit_seeds(
         t0 = time.perf_counter()
         after_step = (lambda: [_put_slice_state(stack, i, s) for i, s in frozen.items()]) if frozen else None
         train_metrics = runner.epoch(shuffles, after_step=after_step)
-        val_metrics = evaluate_losses(stack, val, ones)
+        val_metrics = evaluate_losses(stack, val, ones, runner.objective)
         seconds = time.perf_counter() - t0
         for i in range(k):
             if i in frozen:

@@ -1,8 +1,17 @@
-"""Training protocols of SPEC.md section 2, as data."""
+"""Training protocols of SPEC.md section 2, as data.
+
+`run.protocol: faithful` (the default) trains each study with its own protocol, which reproduces
+the original code: keras_faithful for the MANN studies, hs for the CIFAR studies. `run.protocol:
+modern` trains every study with MODERN, one budget and schedule for dedicated and multitask models
+alike (README "Protocols" says how its hyperparameters were chosen).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+
+SCHEDULES = ("constant", "cosine")
+OPTIMIZERS = ("adam", "adamw")
 
 
 @dataclass(frozen=True)
@@ -18,9 +27,23 @@ class Protocol:
     min_delta: float
     restore_best: bool
     grad_clip: float | None = None  # Keras `clipnorm`: each gradient tensor scaled to at most this norm
+    optimizer: str = "adam"  # adam | adamw (decoupled weight decay)
+    # Keras' Adam adds eps to sqrt(v) before the bias correction ("epsilon hat"), PyTorch's after it:
+    # Keras' eps equals PyTorch's eps / sqrt(1 - beta2^t) at step t (train/optim.py).
+    epsilon_hat: bool = False
+    # Keras' sparse categorical cross-entropy on softmax outputs: the true class's probability is
+    # clipped to [1e-7, 1 - 1e-7] before the log, so a confidently wrong row costs 16.12 and has no
+    # gradient (train/objectives.py).
+    clip_probabilities: bool = False
+    label_smoothing: float = 0.0
+    weight_decay: float = 0.0
+    warmup_epochs: int = 0  # linear warm-up of the learning rate from 0 over these epochs
+    schedule: str = "constant"  # constant | cosine (decay to 0 at the last step of max_epochs)
+    augment: bool = False  # random shifts (1 channel) or shifts and flips (3 channels), train/augment.py
 
     def capped(self, max_epochs: int | None) -> "Protocol":
-        """The same protocol with at most `max_epochs` epochs (run.max_epochs)."""
+        """The same protocol with at most `max_epochs` epochs (run.max_epochs); a cosine schedule
+        then decays over the capped epochs."""
         return self if max_epochs is None else replace(self, max_epochs=min(self.max_epochs, max_epochs))
 
 
@@ -35,6 +58,8 @@ KERAS_FAITHFUL = Protocol(
     patience=3,
     min_delta=0.01,
     restore_best=True,
+    epsilon_hat=True,
+    clip_probabilities=True,
 )
 
 HS = Protocol(
@@ -51,7 +76,30 @@ HS = Protocol(
     grad_clip=1.0,
 )
 
-PROTOCOLS: dict[str, Protocol] = {KERAS_FAITHFUL.name: KERAS_FAITHFUL, HS.name: HS}
+# One budget for every model of a study: the same epochs and batches for dedicated and multitask
+# models, no early stopping, the epoch with the lowest validation loss restored (selection on the
+# validation split only). Values chosen on validation accuracy (README "Protocols").
+MODERN = Protocol(
+    name="modern",
+    lr=1e-3,
+    betas=(0.9, 0.999),
+    eps=1e-8,
+    batch_size=256,
+    max_epochs=10,
+    val_fraction=0.1,
+    patience=None,
+    min_delta=0.0,
+    restore_best=True,
+    optimizer="adamw",
+    label_smoothing=0.1,
+    weight_decay=0.05,
+    warmup_epochs=1,
+    schedule="cosine",
+    augment=True,
+)
+
+PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (KERAS_FAITHFUL, HS, MODERN)}
+RUN_PROTOCOLS = ("faithful", "modern")  # params run.protocol
 
 HS_PATIENCE = 5
 
@@ -60,3 +108,8 @@ def hs_protocol(epochs: int, early_stopping: bool) -> Protocol:
     """The hs protocol as params.yaml sets it: a fixed number of epochs, or early stopping on the
     validation loss (patience 5, best weights restored) with `epochs` as the cap."""
     return replace(HS, max_epochs=epochs, patience=HS_PATIENCE if early_stopping else None, restore_best=early_stopping)
+
+
+def modern_protocol(**overrides) -> Protocol:
+    """MODERN with the params' `modern` section's non-null values put in."""
+    return replace(MODERN, **{k: v for k, v in overrides.items() if v is not None})

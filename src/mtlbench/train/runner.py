@@ -39,7 +39,7 @@ from mtlbench.train.loop import FitResult, fit, predict_logits
 from mtlbench.train.masks import compute_masks
 from mtlbench.train.multiseed import fit_seeds, seed_models, seed_stack
 from mtlbench.train.objectives import per_image_mse
-from mtlbench.train.protocols import PROTOCOLS, Protocol, hs_protocol
+from mtlbench.train.protocols import PROTOCOLS, Protocol, hs_protocol, modern_protocol
 from mtlbench.train.units import (
     CONTEXT_FILE, SCRATCH, Unit, code_digest, place_unit, plan_units, settings_of, start_folder, unit_key,
 )
@@ -78,7 +78,13 @@ def stack_seeds(setting: str, device: torch.device, architecture: str) -> bool:
 
 
 def study_protocol(study: Study, params: Params) -> Protocol:
-    base = hs_protocol(params.hs.epochs, params.hs.early_stopping) if study.protocol == "hs" else PROTOCOLS[study.protocol]
+    """run.protocol: modern trains every study alike; faithful takes the study's own protocol."""
+    if params.run.protocol == "modern":
+        base = modern_protocol(**params.modern.overrides())
+    elif study.protocol == "hs":
+        base = hs_protocol(params.hs.epochs, params.hs.early_stopping)
+    else:
+        base = PROTOCOLS[study.protocol]
     return base.capped(params.run.max_epochs)
 
 
@@ -339,13 +345,14 @@ def run_context(study: Study, params: Params, device: torch.device, prepared_dir
         "train_limit": params.run.train_limit, "max_epochs": params.run.max_epochs, "tasks": params.run.tasks,
         "device": device.type, "stack_seeds": stack_seeds(params.run.stack_seeds, device, study.architecture),
         "accel": asdict(study_accel(study, params, device)),
+        "protocol": asdict(study_protocol(study, params)),  # run.protocol resolved, modern overrides in
     }
     rsn2_variants = [v.name for v in study.variant_specs if v.kind == RSN2]
     if rsn2_variants:  # one rsn2 variant: its settings; several: each variant's prune_percent
         prune = {v: prune_percent(study, v, params) for v in rsn2_variants}
         context["rsn2"] = {**asdict(params.rsn2),
                            "prune_percent": prune[rsn2_variants[0]] if len(prune) == 1 else prune}
-    if study.protocol == "hs":
+    if study.protocol == "hs" and params.run.protocol == "faithful":
         context["hs"] = asdict(params.hs)
     context["data"] = {}
     for dataset in study.datasets:
