@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # OpenMP's wait policy: tests/conftest.py makes waiting threads sleep (OMP_WAIT_POLICY=PASSIVE),
 # as tests run several processes at once; training keeps the OpenMP default (README, Speed).
 
-.PHONY: run test check check-update readme ui exp hps-cpu install clean
+.PHONY: run test check check-update readme ui exp hps-cpu modern-cpu install clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ readme: $(BIN)/.installed
 hps-cpu: $(BIN)/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m mtlbench.study_run --study mnist_fashion_hps \
 		--set run.train_limit=3000 --set mlflow.log_models=false --out bench/mnist_fashion_hps_cpu
+
+# mnist_fashion_mlp under the modern protocol, in a scratch copy (CPU: ~1 hour; writes bench/mnist_fashion_mlp_modern_cpu/).
+modern-cpu: $(BIN)/.installed
+	PATH="$(CURDIR)/$(BIN):$$PATH" OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m mtlbench.study_run --study mnist_fashion_mlp \
+		--set run.protocol=modern --set mlflow.log_models=false --out bench/mnist_fashion_mlp_modern_cpu
 
 exp: $(BIN)/.installed
 	$(BIN)/dvc exp show --no-pager --drop '^(?!Experiment$$|.*(gain|delta_m_pct)$$)'

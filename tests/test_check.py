@@ -130,3 +130,36 @@ def test_readme_results_section_is_generated_between_the_markers(tmp_path):
     unmarked = tmp_path / "unmarked.md"
     unmarked.write_text("no markers\n")
     assert readme_main([str(unmarked)]) == 2 and unmarked.read_text() == "no markers\n"
+
+
+def test_readme_protocols_section_sets_faithful_beside_modern_and_the_exactness_effect(tmp_path):
+    from mtlbench.fileio import write_json
+    from mtlbench.readme import PROTOCOLS_END, PROTOCOLS_START, main as readme_main
+
+    def with_epochs(details, epochs):
+        for tasks in details["variants"].values():
+            for summary in tasks.values():
+                summary["epochs"] = {"mean": epochs}
+        details["produced_on"] = {"cpu": "a CPU", "seeds": 3}
+        return details
+
+    faithful = with_epochs(_details("s", {"t1": [0.01, 0.012, 0.011]}), 6)  # mt better
+    modern = with_epochs(_details("s", {"t1": [0.001, -0.002, 0.0005]}), 15)  # no detectable difference
+    before = _details("s", {"t1": [0.01, 0.012, 0.011]})
+    before["variants"]["dedicated"]["t1"]["accuracy"]["mean"] = 0.85  # moved by 5 pt: beyond the 1 pt SD
+    write_json(tmp_path / "reports" / "studies" / "s.json", faithful)
+    write_json(tmp_path / "bench" / "s_faithful_before_exact" / "details.json", before)
+    run = tmp_path / "bench" / "s_modern_cpu"
+    write_json(run / "details.json", modern)
+    write_json(run / "run.json", {"command": "python -m mtlbench.study_run --study s", "cpu": "a CPU", "wall_s": 600})
+    write_json(run / "epoch_times.json", {"dedicated": {"seconds_per_epoch": 2.5}, "mt": {"seconds_per_epoch": 4.0}})
+    readme = tmp_path / "README.md"
+    from mtlbench.readme import END, START
+    readme.write_text(f"{START}\n{END}\n{PROTOCOLS_START}\nstale\n{PROTOCOLS_END}\n")
+    assert readme_main([str(readme)]) == 0
+    text = readme.read_text()
+    assert "stale" not in text
+    assert "| dedicated | t1 | 0.8500 +- 0.0100 | 0.9000 +- 0.0100 | +5.00 pt | yes (SD 1.00 pt) |" in text
+    assert "| mt | t1 | 0.9110 +- 0.0100 | 0.8998 +- 0.0100 | 15 | 4.0 |" in text
+    assert "| mt | t1 | +1.10 pt [+0.85, +1.35] better | -0.02 pt [-0.42, +0.38] = |" in text
+    assert "10 min for the whole study" in text

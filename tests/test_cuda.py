@@ -186,3 +186,24 @@ def test_cifar_small_with_batchnorm_and_reconstruction_graph_matches_eager():
         assert g["a_loss"] == pytest.approx(e["a_loss"], rel=1e-3)
     for key in eager_stats:
         torch.testing.assert_close(graph_stats[key], eager_stats[key], rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("protocol", [PROTOCOL, replace(PROTOCOL, name="modern-like", optimizer="adamw", epsilon_hat=False,
+                                                        clip_probabilities=False, label_smoothing=0.1, weight_decay=0.05,
+                                                        warmup_epochs=1, schedule="cosine", augment=True)])
+def test_keras_adam_and_the_modern_schedule_replay_in_graphs_as_eagerly(protocol):
+    """KerasAdam (its step count a device tensor) and the tensor learning rate the schedule fills
+    between replays: a captured step trains as the eager one, and the CPU's fused Adam with Keras'
+    epsilon per step lands where KerasAdam does."""
+    histories = []
+    for accel in (Accel(graphs=True), Accel()):
+        model = build_dedicated("mlp", SHAPE, 10, 0).cuda()
+        histories.append(fit(model, _data(), protocol, 0, ("t",), accel=accel).history)
+    for g, e in zip(*histories):
+        assert g["loss"] == pytest.approx(e["loss"], rel=1e-4)
+        assert g["val_t_accuracy"] == pytest.approx(e["val_t_accuracy"], abs=0.01)
+    cpu_model = build_dedicated("mlp", SHAPE, 10, 0)
+    data = _data()
+    cpu = fit(cpu_model, TensorSet(tuple(x.cpu() for x in data.inputs), tuple(y.cpu() for y in data.targets)),
+              protocol, 0, ("t",)).history
+    assert cpu[-1]["loss"] == pytest.approx(histories[1][-1]["loss"], rel=1e-3)

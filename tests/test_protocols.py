@@ -250,5 +250,41 @@ def test_modern_params_reach_the_protocol_of_every_study():
     for study in STUDIES.values():
         protocol = study_protocol(study, params)
         assert (protocol.name, protocol.lr, protocol.augment, protocol.max_epochs) == ("modern", 0.003, False, 3)
+    modern = _params(run={"protocol": "modern"})
+    assert not study_protocol(STUDIES["mnist_fashion_mlp"], modern).augment  # chosen on validation
+    assert study_protocol(STUDIES["mnist_fashion_cnn"], modern).augment
     faithful = study_protocol(STUDIES["mnist_fashion_mlp"], _params())
     assert faithful.epsilon_hat and faithful.clip_probabilities and faithful.name == "keras_faithful"
+
+
+def test_modern_study_runs_reproduce_exactly_through_the_runner(idx_mirror, tmp_path):
+    """run.protocol: modern end to end on real MNIST/Fashion rows: the conv study (augmented) and the
+    RSN2 variant, trained twice, give identical histories and predictions; the run context records
+    the resolved protocol (an MLflow param, part of every unit's key)."""
+    import json
+
+    import numpy as np
+
+    from mtlbench.data.prepared import prepare
+    from mtlbench.studies import STUDIES
+    from mtlbench.train.runner import run_study
+
+    mirror, sources = idx_mirror
+    for name in ("digits", "fashion"):
+        prepare(sources[name], str(mirror), True, tmp_path / "raw", tmp_path / "prepared")
+    params = parse_params({"run": {"seeds": [0], "device": "cpu", "train_limit": 64, "progress": False,
+                                   "protocol": "modern"}, "modern": {"epochs": 2}}, {}, tmp_path)
+    outs = [tmp_path / f"results-{i}" for i in (0, 1)]
+    for out in outs:
+        run_study(STUDIES["mnist_fashion_cnn"], params, tmp_path / "prepared", out)
+    context = json.loads((outs[0] / "context.json").read_text())
+    assert context["protocol"]["name"] == "modern" and context["protocol"]["augment"] is True
+    assert context["protocol"]["max_epochs"] == 2
+    for variant in ("dedicated", "rsn2"):
+        a, b = (out / variant / "seed0" for out in outs)
+        with np.load(a / "predictions.npz") as pa, np.load(b / "predictions.npz") as pb:
+            assert all(np.array_equal(pa[k], pb[k]) for k in pa.files)
+        ra, rb = (json.loads((d / "run.json").read_text())["tasks"] for d in (a, b))
+        for task in ("digits", "fashion"):
+            assert len(ra[task]["history"]) == 2
+            assert _untimed(ra[task]["history"]) == _untimed(rb[task]["history"])

@@ -80,7 +80,7 @@ def stack_seeds(setting: str, device: torch.device, architecture: str) -> bool:
 def study_protocol(study: Study, params: Params) -> Protocol:
     """run.protocol: modern trains every study alike; faithful takes the study's own protocol."""
     if params.run.protocol == "modern":
-        base = modern_protocol(**params.modern.overrides())
+        base = modern_protocol(study.architecture, **params.modern.overrides())
     elif study.protocol == "hs":
         base = hs_protocol(params.hs.epochs, params.hs.early_stopping)
     else:
