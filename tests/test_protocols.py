@@ -4,6 +4,7 @@ end: deterministic, and a seed trained alone or in a stack of seeds trains ident
 
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -217,10 +218,7 @@ def _params(**sections):
     raw = defaults()
     for section, values in sections.items():
         raw[section].update(values)
-    return parse_params(raw, {}, ROOT_FOR_TESTS)
-
-
-ROOT_FOR_TESTS = __import__("pathlib").Path("/repo")
+    return parse_params(raw, {}, Path("/repo"))
 
 
 def test_an_unknown_protocol_names_the_allowed_ones():

@@ -73,6 +73,23 @@ def pipeline_line(b: dict) -> str:
             f"(the models, RSN2 packed), mlflow.db {mb['mlflow_db']}.")
 
 
+SHORT_VERDICT = {"no detectable difference": "=", "better": "better", "worse": "worse"}
+
+
+def _mean_sd(summary: dict) -> str:
+    """A task's primary metric as 'mean +- SD' over the seeds."""
+    s = summary[primary_metric(summary)]
+    return f"{s['mean']:.4f} +- {s['sd']:.4f}"
+
+
+def _paired(comparisons: dict, variant: str, task: str) -> str:
+    """The variant's paired difference to dedicated on `task`, its 95% CI and the short verdict."""
+    c = comparisons.get(variant, {}).get(task, {}).get("paired")
+    if c is None:
+        return ""
+    return f"{format_amount(c['mean'], c['metric'])} {format_interval(c['ci95'], 100)} {SHORT_VERDICT.get(c['verdict'], c['verdict'])}"
+
+
 def methods_section(run_dir: Path) -> str:
     """A study_run of every method (bench/mnist_fashion_hps_cpu): per variant and task the test
     accuracy mean +- SD, the paired difference to dedicated with its verdict, and the training
@@ -103,7 +120,6 @@ def methods_section(run_dir: Path) -> str:
     quiet = run_dir.parent / "methods.json"  # measured on a quiet machine (bench.methods) where present
     relative = read_json(quiet)["relative_to_hps_sum"] if quiet.is_file() else None
     base = times.get("hps_sum", {}).get("seconds_per_epoch")
-    short = {"no detectable difference": "=", "better": "better", "worse": "worse"}
     lines = [f"`{run['command']}` on {run['cpu']} (torch {details['produced_on'].get('torch')}, "
              f"{details['produced_on'].get('seeds')} seeds, the first {context['train_limit']} training rows of each task, "
              f"full test sets, {run['wall_s'] / 60:.0f} min for the whole study). Test accuracy mean +- SD; the paired "
@@ -116,11 +132,7 @@ def methods_section(run_dir: Path) -> str:
     for variant in order:
         summary, cells = variants[variant], []
         for task in tasks:
-            s = summary[task]["accuracy"]
-            cells.append(f"{s['mean']:.4f} +- {s['sd']:.4f}")
-            c = comparisons.get(variant, {}).get(task, {}).get("paired")
-            cells.append("" if c is None else f"{format_amount(c['mean'], 'accuracy')} {format_interval(c['ci95'], 100)} "
-                                              f"{short.get(c['verdict'], c['verdict'])}")
+            cells += [_mean_sd(summary[task]), _paired(comparisons, variant, task)]
         t = times.get(variant, {})
         if relative is not None:
             rel = f"{relative[variant]:.2f}x" if variant in relative else ""
@@ -128,19 +140,6 @@ def methods_section(run_dir: Path) -> str:
             rel = f"{t['seconds_per_epoch'] / base:.2f}x" if base and t else ""
         lines.append(f"| {variant} | " + " | ".join(cells) + f" | {rel} | {t.get('epochs', '')} |")
     return "\n".join(lines + ([""] + [f"- {n}" for n in notes] if notes else []))
-
-
-def _mean_sd(summary: dict) -> str:
-    s = summary[primary_metric(summary)]
-    return f"{s['mean']:.4f} +- {s['sd']:.4f}"
-
-
-def _paired(comparisons: dict, variant: str, task: str) -> str:
-    c = comparisons.get(variant, {}).get(task, {}).get("paired")
-    if c is None:
-        return ""
-    short = {"no detectable difference": "=", "better": "better", "worse": "worse"}
-    return f"{format_amount(c['mean'], c['metric'])} {format_interval(c['ci95'], 100)} {short.get(c['verdict'], c['verdict'])}"
 
 
 def exactness_table(before: dict, after: dict) -> list[str]:
