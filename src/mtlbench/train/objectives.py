@@ -50,6 +50,8 @@ def task_loss(output: torch.Tensor, target: torch.Tensor, objective: Objective =
     if is_classification(target):
         if objective.clip_probabilities:
             return row_cross_entropy(output, target, objective).mean()
+        # PyTorch's own mean reduction, not the mean of row_cross_entropy: they round differently,
+        # and the hs studies' recorded numbers were made with this one
         return F.cross_entropy(output, target, label_smoothing=objective.label_smoothing)
     return F.mse_loss(output, target)
 

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-SCHEDULES = ("constant", "cosine")
-OPTIMIZERS = ("adam", "adamw")
-
 
 @dataclass(frozen=True)
 class Protocol:
@@ -99,7 +96,6 @@ MODERN = Protocol(
 )
 
 PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (KERAS_FAITHFUL, HS, MODERN)}
-RUN_PROTOCOLS = ("faithful", "modern")  # params run.protocol
 
 HS_PATIENCE = 5
 
