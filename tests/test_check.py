@@ -5,7 +5,10 @@ import json
 import subprocess
 import sys
 
-from mtlbench.check import compare, lock_drift, main, moved_table, numbers
+import pytest
+
+from mtlbench import check
+from mtlbench.check import choose_reference, compare, lock_drift, main, measured_tolerance, moved_table, numbers, robust, verdict
 from mtlbench.summary import build_summary, missing_note
 from mtlbench.verdict import judge, paired_comparison
 
@@ -26,9 +29,68 @@ def test_identical_values_pass_and_any_change_is_listed():
     assert table.splitlines()[0] == "| metric | expected | got |" and "| a | 0.9731 | 0.9731000000000001 |" in table
 
 
-def test_cross_machine_tolerance_is_explicit():
-    assert compare({"a": 0.970}, {"a": 0.975}, {"abs": 0.02, "rel": 0.05}) == []
-    assert compare({"a": 0.970}, {"a": 0.900}, {"abs": 0.02, "rel": 0.01}) != []
+def test_cross_machine_tolerance_is_absolute_and_inclusive():
+    assert compare({"a": 0.5}, {"a": 0.75}, 0.25) == []  # exact binary fractions: the bound itself passes
+    assert compare({"a": 0.5}, {"a": 0.7501}, 0.25) == [("a", 0.5, 0.7501)]
+    assert compare({"a": None}, {"a": 0.5}, 0.5) == [("a", None, 0.5)]
+
+
+SEED_KEY = "reports/studies/s.json:variants.rsn2.digits.accuracy.{}"
+
+
+def test_robust_numbers_are_each_seeds_primary_metric_only():
+    values = {SEED_KEY.format(0): 0.9, SEED_KEY.format(1): 0.8,
+              "reports/studies/s.json:variants.rsn2.digits.f1_macro.0": 0.7,
+              "reports/studies/s.json:comparisons.rsn2.digits.p_t": 0.04,
+              "metrics/s.json:rsn2.digits.accuracy": 0.85}
+    assert robust(values) == {SEED_KEY.format(0): 0.9, SEED_KEY.format(1): 0.8}
+    other = {**values, SEED_KEY.format(1): 0.8025, "reports/studies/t.json:variants.a.b.accuracy.0": 0.5}
+    tolerance = measured_tolerance({**values, "reports/studies/t.json:variants.a.b.accuracy.0": 0.5}, other, "here")
+    assert tolerance["by_study"] == {"s": pytest.approx(0.005), "t": 0.0}
+    assert tolerance["values"] == 3 and tolerance["moved"] == 1
+
+
+def _record(cpu, values, numerics="portable", **extra):
+    return {"machine": {"cpu": cpu, "torch": "2.14.1", "numerics": numerics}, "values": values, **extra}
+
+
+def test_reference_is_exact_on_a_recorded_cpu_else_the_portable_record_else_robust():
+    here = {"cpu": "Intel", "torch": "2.14.1", "numerics": "portable"}
+    amd, intel, native = _record("AMD", {}), _record("Intel", {}), _record("Intel", {}, numerics="native")
+    assert choose_reference([amd, intel], here) == (intel, "exact")
+    assert choose_reference([native, amd], here) == (amd, "portable")
+    assert choose_reference([native], here) == (native, "robust")
+
+
+def test_another_cpu_passes_bit_identical_or_within_the_recorded_tolerance_and_fails_beyond(capsys):
+    here = {"cpu": "Intel", "torch": "2.14.1", "numerics": "portable"}
+    values = {SEED_KEY.format(0): 0.9, "reports/studies/s.json:comparisons.rsn2.digits.p_t": 0.04}
+    amd = _record("AMD", values, cross_cpu_tolerance={"by_study": {"s": 0.01}, "how": "measured"})
+    assert verdict(amd, "portable", dict(values), here) == 0
+    assert "bit-identical to the record made on AMD" in capsys.readouterr().out
+    noisy = {SEED_KEY.format(0): 0.905, "reports/studies/s.json:comparisons.rsn2.digits.p_t": 0.4}
+    assert verdict(amd, "portable", noisy, here) == 0
+    out = capsys.readouterr().out
+    assert "2 of 2 numbers differ from the record made on AMD" in out and "within tolerance" in out
+    assert verdict(amd, "portable", {**noisy, SEED_KEY.format(0): 0.92}, here) == 1
+    assert "1 of 1 per-seed primary metrics moved" in capsys.readouterr().out
+    assert verdict(amd, "exact", noisy, {**here, "cpu": "AMD"}) == 1  # on the recorded CPU: exact
+
+
+@pytest.mark.parametrize("content, says", [
+    ("", "unreadable"), ('{"machines": [{"machine"', "unreadable"), ("{}", "at least one record"),
+    ('{"machines": "AMD"}', "at least one record"), ('{"machines": [{"machine": {"cpu": "x", "torch": "2"}}]}',
+                                                      "machines[0] needs"),
+])
+def test_a_damaged_expected_file_is_one_line_before_any_training(tmp_path, monkeypatch, capsys, content, says):
+    (tmp_path / "check").mkdir()
+    (tmp_path / "check" / "expected.json").write_text(content)
+    monkeypatch.setattr(check, "ROOT", tmp_path)
+    monkeypatch.setattr(check, "reproduce", lambda *a: pytest.fail("trained before reading the expected file"))
+    monkeypatch.setenv("MTLBENCH_DATA_MIRROR", str(tmp_path))
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and says in err and "git checkout -- check/expected.json" in err
 
 
 def test_no_mirror_is_a_clear_error(monkeypatch, capsys):

@@ -161,19 +161,26 @@ def _conv_data(rows: int = 192, shape=(1, 8, 8)) -> TensorSet:
 
 
 def test_channels_last_on_cpu_trains_as_nchw_within_float_noise_and_deterministically():
+    """NHWC sums each convolution in another order than NCHW, so the two trainings part by float
+    noise that grows with every step, at a rate that depends on the CPU's kernels (measured at epoch
+    3: 1e-7 relative on AMD EPYC, 2.8e-3 on Intel Sapphire Rapids). What bounds it on every CPU is
+    what "the same training" means: the gap stays an order of magnitude below the gap a different
+    seed makes, epoch by epoch; and one layout run twice is bit-identical."""
     data = _conv_data()
     protocol = _small_protocol(max_epochs=3, patience=None)
     runs = {}
-    for label, accel in (("nchw", EAGER), ("nhwc", Accel(channels_last=True)), ("nhwc again", Accel(channels_last=True))):
-        model = build_dedicated("cnn28", (1, 8, 8), 10, seed=0)
-        result = fit(model, data, protocol, seed=0, task_names=("t",), accel=accel)
+    for label, accel, seed in (("nchw", EAGER, 0), ("nhwc", Accel(channels_last=True), 0),
+                               ("nhwc again", Accel(channels_last=True), 0), ("nchw seed 1", EAGER, 1)):
+        model = build_dedicated("cnn28", (1, 8, 8), 10, seed=seed)
+        result = fit(model, data, protocol, seed=seed, task_names=("t",), accel=accel)
         runs[label] = ([r["val_loss"] for r in result.history], [p.detach().clone() for p in model.parameters()])
-    assert model[0].weight.is_contiguous(memory_format=torch.channels_last)
+        if label == "nhwc":
+            assert model[0].weight.is_contiguous(memory_format=torch.channels_last)
     (nchw_loss, nchw_w), (loss, w), (loss2, w2) = runs["nchw"], runs["nhwc"], runs["nhwc again"]
     assert loss == loss2 and all(torch.equal(a, b) for a, b in zip(w, w2))
-    assert nchw_loss != loss  # another summation order...
-    assert nchw_loss[0] == pytest.approx(loss[0], rel=1e-5)  # ...the same training, where float noise
-    assert nchw_loss == pytest.approx(loss, rel=2e-3)  # grows over epochs (measured: 2e-7, then 4e-4)
+    other_seed = runs["nchw seed 1"][0]
+    for epoch, (a, b, c) in enumerate(zip(nchw_loss, loss, other_seed), start=1):
+        assert abs(a - b) < 0.1 * abs(a - c), f"epoch {epoch}: layouts differ by {abs(a - b):.2e}, seeds by {abs(a - c):.2e}"
     # Adam steps a weight whose gradient is ~0 by ~lr in the direction of that gradient's rounding
     assert all(torch.allclose(a, b, atol=3 * protocol.lr) for a, b in zip(nchw_w, w))  # measured 1.8e-3
 

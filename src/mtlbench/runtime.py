@@ -71,6 +71,41 @@ def omp_wait_policy() -> str:
     return os.environ.get("OMP_WAIT_POLICY", "default").lower()
 
 
+NUMERICS_ENV = "MTLBENCH_NUMERICS"  # "portable": the same float results on every x86-64 CPU
+# What the kernel libraries would otherwise pick by CPU: ATen's vector width (its dispatch), MKL's
+# code branch (conditional numerical reproducibility: on non-Intel CPUs only AUTO and COMPATIBLE
+# exist, so COMPATIBLE is the one branch AMD and Intel share; STRICT: independent of alignment),
+# and the thread count (reductions split by thread). oneDNN has no such branch (its JIT blocks by
+# cache size), so portable numerics turn it off: convolutions take ATen's im2col + MKL path.
+PORTABLE_NUMERICS = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE,STRICT",
+                     "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2", NUMERICS_ENV: "portable"}
+
+
+def numerics_in_use(environ: Mapping[str, str] | None = None) -> str:
+    """"portable" where every PORTABLE_NUMERICS variable is set as it says, else "native"."""
+    environ = os.environ if environ is None else environ
+    if environ.get(NUMERICS_ENV) != "portable":
+        return "native"
+    wrong = [f"{k}={environ.get(k)!r} (needs {v!r})" for k, v in PORTABLE_NUMERICS.items() if environ.get(k) != v]
+    if wrong:
+        from mtlbench.errors import ExpectedError
+
+        raise ExpectedError(f"{NUMERICS_ENV}=portable needs the environment it names, set before Python "
+                            f"starts: {', '.join(wrong)}; use `env $(python -m mtlbench.runtime --portable-env) ...`")
+    return "portable"
+
+
+def apply_numerics() -> str:
+    """Configure torch for the numerics the environment asks for (before any training) and say which."""
+    numerics = numerics_in_use()
+    if numerics == "portable":
+        import torch
+
+        torch.backends.mkldnn.enabled = False
+        torch.set_num_threads(int(PORTABLE_NUMERICS["OMP_NUM_THREADS"]))
+    return numerics
+
+
 def cpu_model() -> str:
     """The CPU's model name as /proc/cpuinfo gives it (results record the machine they came from)."""
     try:
@@ -81,6 +116,9 @@ def cpu_model() -> str:
 
 
 if __name__ == "__main__":  # `python -m mtlbench.runtime`: which allocator training would use
+    if sys.argv[1:] == ["--portable-env"]:
+        print(" ".join(f"{k}={v}" for k, v in PORTABLE_NUMERICS.items()))
+        raise SystemExit(0)
     reexec_with_fast_allocator("mtlbench.runtime", sys.argv[1:])
     print(allocator_in_use())
 

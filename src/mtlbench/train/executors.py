@@ -23,6 +23,7 @@ from typing import Callable
 import torch
 
 from mtlbench.config import Params, ParamsError
+from mtlbench.runtime import PORTABLE_NUMERICS, apply_numerics, numerics_in_use
 from mtlbench.train.units import Unit
 
 RAY_RETRIES = 2  # a unit that fails is tried at most this many more times
@@ -86,6 +87,8 @@ def run_ray(units: list[Unit], study, params: Params, prepared_dir: Path, tasks_
     threads = torch.get_num_threads()
     env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     env.update({k: os.environ[k] for k in ("OMP_WAIT_POLICY", FAULT_ONCE_ENV, "PYTHONPATH") if k in os.environ})
+    if numerics_in_use() == "portable":  # workers compute as the driver's context.json says
+        env.update(PORTABLE_NUMERICS)
     task = ray.remote(train_unit_remote).options(
         **unit_resources(params, threads), max_retries=RAY_RETRIES, retry_exceptions=True,
         runtime_env={"env_vars": env})
@@ -112,6 +115,7 @@ def train_unit_remote(study, unit: Unit, params: Params, prepared_dir: str, task
     from mtlbench.train.runner import load_unit_tasks, train_unit
 
     torch.set_num_threads(threads)
+    apply_numerics()  # portable numerics pin their own thread count
     fault = os.environ.get(FAULT_ONCE_ENV)
     if fault and not Path(fault).exists():
         Path(fault).write_text(unit.label)

@@ -32,7 +32,7 @@ from mtlbench.models.dedicated import SHARED
 from mtlbench.models.packing import pack, packed_counts
 from mtlbench.models.rsn2 import RSN2Net, init_rsn2, rescale_kept_
 from mtlbench.models.store import save_model
-from mtlbench.runtime import allocator_in_use, omp_wait_policy
+from mtlbench.runtime import allocator_in_use, apply_numerics, numerics_in_use, omp_wait_policy
 from mtlbench.studies import DEDICATED, HPS, RSN2, Study
 from mtlbench.train.accel import STACK_AUTO, Accel, configure_backends, resolve_accel
 from mtlbench.train.loop import FitResult, fit, predict_logits
@@ -233,6 +233,7 @@ def _write_seed(seed_dir, study, variant, seed, protocol, params, tasks, summari
         "torch": torch.__version__,
         "allocator": allocator_in_use(),
         "omp_wait_policy": omp_wait_policy(),
+        "numerics": numerics_in_use(),
         "python": platform.python_version(),
         "tasks": summaries,
     })
@@ -346,6 +347,7 @@ def run_context(study: Study, params: Params, device: torch.device, prepared_dir
         "device": device.type, "stack_seeds": stack_seeds(params.run.stack_seeds, device, study.architecture),
         "accel": asdict(study_accel(study, params, device)),
         "protocol": asdict(study_protocol(study, params)),  # run.protocol resolved, modern overrides in
+        "numerics": numerics_in_use(),  # portable (the check's, runtime.PORTABLE_NUMERICS) or native
     }
     rsn2_variants = [v.name for v in study.variant_specs if v.kind == RSN2]
     if rsn2_variants:  # one rsn2 variant: its settings; several: each variant's prune_percent
@@ -389,6 +391,7 @@ def run_study(study: Study, params: Params, prepared_dir: Path, out_dir: Path, t
     train (run.executor) and land as each finishes; then the run's resolved settings, data
     digests and start and end times go to `out_dir/context.json`, which marks the folder complete."""
     started_at = time.time()
+    apply_numerics()
     device = resolve_device(params.run.device)
     plan = variant_plan(study, params)
     if not plan:
