@@ -12,7 +12,7 @@ from mtlbench.models import build_shared
 from mtlbench.models.store import load_model
 from mtlbench.serving import FlatIO, example_input, input_shapes
 from mtlbench.studies import STUDIES, RSN2Spec, Study, hps, rsn2
-from mtlbench.train.runner import check_methods, run_study, variant_plan
+from mtlbench.train.runner import check_builds, check_methods, run_study, variant_plan
 
 STUDY = STUDIES["mnist_fashion_hps"]
 
@@ -30,6 +30,7 @@ def test_every_study_and_variant_passes_the_checks_before_training(tmp_path):
         plan = variant_plan(study, params)
         assert [v for v, _ in plan] == list(study.variants), study.name
         check_methods(study, plan)
+        check_builds(study, plan)  # every network builds and takes one backward step on a tiny input
     assert {f"hps_{m}" for m in ("gradnorm", "mgda", "pcgrad", "gradvac", "imtl", "cagrad", "nash_mtl",
                                  "aligned_mtl", "rlw", "db_mtl", "famo", "graddrop", "sum", "mean", "fixed",
                                  "geometric", "uncertainty", "dwa")} <= set(STUDY.variants)
@@ -92,3 +93,9 @@ def test_two_variants_of_one_kind_in_one_study(tmp_path, prepared):
     context = json.loads((out / "context.json").read_text())
     assert context["rsn2"]["prune_percent"] == {"rsn2_p50": 50, "rsn2_p90": 90}
     assert isinstance(two, Study)
+    overridden = parse_params({"run": {"seeds": [0], "device": "cpu"}, "rsn2": {"prune_percent": 70}}, {}, tmp_path)
+    with pytest.raises(ParamsError, match=r"rsn2.prune_percent: 70 would give the rsn2 variants of mnist_fashion_mlp "
+                                          r"\(rsn2_p50, rsn2_p90\) one prune percent, making them identical"):
+        variant_plan(two, overridden)
+    alone = replace(two, variant_specs=two.variant_specs[:1])  # one rsn2 variant: the override is its value
+    assert variant_plan(alone, overridden) == [("rsn2_p50", ("digits", "fashion"))]

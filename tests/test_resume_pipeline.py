@@ -78,6 +78,15 @@ def test_a_killed_repro_resumes_from_its_finished_units(tmp_path):
     metric = f"metrics/{STUDY}.json"
     assert (repo / metric).read_bytes() == (whole / metric).read_bytes()
 
+    # a damaged unit file: the next repro retrains that unit (named), and dvc.lock records the good copy
+    damaged = repo / "results" / STUDY / "dedicated" / "seed1" / "predictions.npz"
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    repaired = sh(["dvc", "repro"], repo, env)
+    assert "unit dedicated/seed1: predictions.npz has changed" in repaired.stderr
+    assert "5 of 6 units up to date (kept); training 1" in repaired.stderr
+    assert (repo / metric).read_bytes() == (whole / metric).read_bytes()
+    assert "up to date" in sh(["dvc", "status"], repo, env).stdout.lower()
+
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["run"]["seeds"] = [0, 1, 2, 3]
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

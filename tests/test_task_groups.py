@@ -62,3 +62,26 @@ def test_fashion_groups_study_trains_on_the_mapped_labels(idx_mirror, tmp_path):
             assert p["footwear_true"].tolist() == [int(y in footwear) for y in fashion_test.tolist()]
         run = json.loads((tmp_path / "results" / variant / "seed0" / "run.json").read_text())
         assert set(run["tasks"]) == {"footwear", "upper_body", "warm"}
+
+
+def test_a_k_way_task_beside_binary_ones_stops_check_params_for_the_variant_that_cannot_hold_it(tmp_path):
+    """An HPS head bank holds one head size: a 3-way task beside two binary ones is refused before any
+    data loads, naming study, variant and the tasks' sizes; the kinds that can hold it pass."""
+    import shutil
+
+    from mtlbench.config import ParamsError
+    from mtlbench.train.runner import check_builds
+
+    study = STUDIES["fashion_groups"]
+    shutil.copytree("tasks", tmp_path / "tasks")
+    path = tmp_path / "tasks" / "fashion_groups.yaml"
+    path.write_text(path.read_text().replace(
+        "    ones: [Pullover, Coat, Ankle boot]\n    class_names: [other, warm]",
+        "    groups: [[Pullover, Coat], [Ankle boot], [T-shirt/top, Trouser, Dress, Shirt, Sandal, Sneaker, Bag]]"))
+    plan = [(v, study.tasks_of(v)) for v in study.variants]
+    check_builds(study, [p for p in plan if p[0] in ("dedicated", "rsn2")], tmp_path)
+    with pytest.raises(ParamsError, match=r"study fashion_groups, variant hps_sum \(hps, tasks footwear 2-way, "
+                                          r"upper_body 2-way, warm 3-way\): its network cannot be built: mlp heads "
+                                          r"must all have one size"):
+        check_builds(study, plan, tmp_path)
+    check_builds(study, plan)  # the committed file builds every variant

@@ -2,6 +2,7 @@
 atomically; and the same units on a real local Ray cluster, with identical numbers."""
 
 import hashlib
+from dataclasses import replace
 import json
 import sys
 from pathlib import Path
@@ -82,6 +83,64 @@ def test_a_unit_index_that_disagrees_with_the_folders_retrains(tmp_path, prepare
     after = files_of(out / "dedicated" / "seed0")
     assert after["predictions.npz"][0] == before["predictions.npz"][0]  # retrained, to the same numbers
     assert after["run.json"][1] != before["run.json"][1]
+
+
+def test_a_damaged_or_altered_unit_is_never_kept_and_is_named_when_it_retrains(tmp_path, prepared, capsys):
+    out = tmp_path / "results"
+    run_study(STUDY, params(tmp_path, seeds=[0, 1]), prepared, out)
+    good = metrics_of(out)
+    recorded = json.loads((out / "units.json").read_text())["dedicated/seed0"]["files"]
+    assert set(recorded) == {"predictions.npz", "run.json", "model_digits.pt", "model_fashion.pt"}
+    untouched = files_of(out / "dedicated" / "seed1")
+    damaged = out / "dedicated" / "seed0" / "predictions.npz"
+    damaged.write_bytes(damaged.read_bytes()[:100])  # truncated, as a full disk or a bad copy leaves it
+    run_study(STUDY, params(tmp_path, seeds=[0, 1], progress=True), prepared, out)
+    err = capsys.readouterr().err
+    assert ("unit dedicated/seed0: predictions.npz has changed since it was written (content digest differs); "
+            "retraining it") in err and "1 of 2 units up to date" in err
+    assert metrics_of(out) == good and files_of(out / "dedicated" / "seed1") == untouched
+    (out / "dedicated" / "seed1" / "model_digits.pt").unlink()
+    (out / "dedicated" / "seed0" / "notes.txt").write_text("mine")
+    run_study(STUDY, params(tmp_path, seeds=[0, 1], progress=True), prepared, out)
+    err = capsys.readouterr().err
+    assert "unit dedicated/seed1: model_digits.pt is missing; retraining it" in err
+    assert "unit dedicated/seed0: notes.txt was not written by training; retraining it" in err
+    assert metrics_of(out) == good and not (out / "dedicated" / "seed0" / "notes.txt").exists()
+
+
+def test_a_task_edit_retrains_exactly_the_units_of_that_task_and_a_protocol_edit_elsewhere_none(
+        tmp_path, prepared, monkeypatch, capsys):
+    """Units are keyed by their tasks' definitions and the resolved protocol, not by task names and
+    the protocols' source: editing one task of tasks/fashion_groups.yaml retrains the units that train
+    it; editing a modern-protocol constant retrains no faithful unit."""
+    import shutil
+
+    from mtlbench.train import protocols
+
+    root = Path(__file__).resolve().parents[1]
+    shutil.copytree(root / "tasks", tmp_path / "tasks")
+    monkeypatch.chdir(tmp_path)
+    study = STUDIES["fashion_groups"]
+    out = tmp_path / "results"
+
+    def run(tasks):
+        run_study(study, params(tmp_path, variants=["dedicated", "hps_sum"], tasks=tasks, progress=True),
+                  prepared, out)
+        return capsys.readouterr().err
+
+    run(["footwear", "upper_body"])
+    first = {u: files_of(out / u / "seed0") for u in ("dedicated", "hps_sum")}
+    task_file = tmp_path / "tasks" / "fashion_groups.yaml"
+    task_file.write_text(task_file.read_text().replace("ones: [Pullover, Coat, Ankle boot]", "ones: [Pullover, Coat]"))
+    assert "2 of 2 units up to date" in run(["footwear", "upper_body"])  # warm changed: not their task
+    monkeypatch.setattr(protocols, "MODERN", replace(protocols.MODERN, lr=0.5))
+    assert "2 of 2 units up to date" in run(["footwear", "upper_body"])  # a protocol they do not train under
+    assert {u: files_of(out / u / "seed0") for u in first} == first
+    task_file.write_text(task_file.read_text().replace("ones: [Sandal, Sneaker, Ankle boot]", "ones: [Sandal, Sneaker]"))
+    err = run(["footwear", "upper_body"])  # footwear changed: both units train it
+    assert "units up to date" not in err and "unit 2/2 done" in err
+    footwear = json.loads((out / "dedicated" / "seed0" / "run.json").read_text())
+    assert footwear["variant"] == "dedicated"
 
 
 def test_ray_executor_on_a_two_node_cluster_retries_a_failed_unit_and_matches_local(tmp_path, prepared, monkeypatch):

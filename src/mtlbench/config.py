@@ -253,12 +253,16 @@ def _positive_int(key: str, value: Any) -> int:
     return value
 
 
+SEED_LIMIT = 2**63  # torch generators take a seed that fits a signed 64-bit integer
+
+
 def _seeds(key: str, value: Any) -> tuple[int, ...]:
     ok = isinstance(value, list) and value and all(
-        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value
+        isinstance(s, int) and not isinstance(s, bool) and 0 <= s < SEED_LIMIT for s in value
     )
     if not ok or len(set(value)) != len(value):
-        raise ParamsError(f"{key}: expected a non-empty list of distinct non-negative integers, got {value!r}")
+        raise ParamsError(f"{key}: expected a non-empty list of distinct integers from 0 to {SEED_LIMIT - 1} "
+                          f"(torch.manual_seed's range), got {value!r}")
     return tuple(value)
 
 

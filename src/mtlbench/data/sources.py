@@ -52,6 +52,7 @@ class DatasetSource:
     files: tuple[SourceFile, ...]
     reader: Callable[[dict[str, bytes]], dict[str, np.ndarray]] = field(repr=False)
     class_names: tuple[str, ...] = ()
+    image_shape: tuple[int, int, int] = (1, 28, 28)  # one image, channels first (models are built from it)
 
 
 # ------------------------------------------------------------------ content readers
@@ -239,6 +240,7 @@ SOURCES: dict[str, DatasetSource] = {
             "test_batch": "40351d587109b95175f43aff81a1287e",
         }),),
         reader=read_cifar10,
+        image_shape=(3, 32, 32),
     ),
     "cifar100": DatasetSource(
         name="cifar100",
@@ -249,6 +251,7 @@ SOURCES: dict[str, DatasetSource] = {
             "test": "f0ef6b0ae62326f3e7ffdfab6717acfc",
         }),),
         reader=read_cifar100,
+        image_shape=(3, 32, 32),
     ),
 }
 

@@ -7,6 +7,8 @@ never assembled per sample in Python.
 
 from __future__ import annotations
 
+import hashlib
+
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +83,28 @@ def _label_columns(tasks_dir: Path, name: str) -> dict[str, np.ndarray]:
         raise DatasetError(f"{npz_path}: no task labels; run the prepare stage first (`dvc repro prepare`)")
     with np.load(npz_path) as data:
         return {"names": data["names"], "y_train": data["y_train"], "y_test": data["y_test"]}
+
+
+def task_identities(specs: dict[str, TaskSpec], tasks_dir: Path) -> dict[str, str]:
+    """What each task's labels depend on beyond the dataset's digest: its definition, and for a task
+    whose labels come from a label matrix, the SHA-256 of its column there. Units are keyed by them,
+    so a changed task retrains exactly the units that train it."""
+    matrices: dict[str, dict[str, np.ndarray]] = {}
+    identities = {}
+    for name, spec in specs.items():
+        identities[name] = repr(spec)
+        if spec.labels is None or not label_paths(tasks_dir, spec.labels)[0].is_file():
+            continue
+        if spec.labels not in matrices:
+            matrices[spec.labels] = _label_columns(tasks_dir, spec.labels)
+        matrix = matrices[spec.labels]
+        names = matrix["names"].tolist()
+        if name in names:
+            digest = hashlib.sha256()
+            for split in ("y_train", "y_test"):
+                digest.update(np.ascontiguousarray(matrix[split][:, names.index(name)]).tobytes())
+            identities[name] += f" labels:{digest.hexdigest()}"
+    return identities
 
 
 def load_tasks(specs: list[TaskSpec], prepared_dir: Path, tasks_dir: Path, train_limit: int | None,

@@ -140,8 +140,8 @@ SEED_FOLDER = re.compile(r"seed(\d+)")
 
 def _damaged(path: Path, err: Exception, study: str) -> ResultsError:
     return ResultsError(f"{path}: unreadable ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'damaged'}); "
-                        f"the train stage's output is damaged: `dvc checkout results/{study}` restores the cached "
-                        f"copy, or `dvc repro --force train@{study}` retrains")
+                        f"the train stage's output is damaged: `dvc repro train@{study}` retrains exactly the "
+                        f"units whose files no longer match the digests recorded in results/{study}/units.json")
 
 
 def seed_folders(variant_dir: Path, study: str) -> list[Path]:

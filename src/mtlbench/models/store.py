@@ -57,8 +57,9 @@ def load_model(path: Path) -> nn.Module:
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as err:
-        raise ModelFileError(f"{path}: not a readable mtlbench model file ({str(err).splitlines()[0]}); restore it "
-                             "with `dvc checkout` or retrain with `dvc repro --force train@<study>`") from None
+        raise ModelFileError(f"{path}: not a readable mtlbench model file ({str(err).splitlines()[0]}); "
+                             "`dvc repro train@<study>` retrains the units whose files no longer match their "
+                             "recorded digests") from None
     written_as = saved.get("format", 1)  # files from before the format number are format 1
     if written_as != FORMAT:
         raise ValueError(f"{path} is a format-{written_as} model file; this mtlbench reads format "

@@ -25,7 +25,7 @@ import torch
 
 from mtlbench.config import Params, ParamsError
 from mtlbench.data.prepared import load_provenance, prepared_paths
-from mtlbench.data.tasks import TaskData, TensorSet, load_tasks
+from mtlbench.data.tasks import TaskData, TensorSet, load_tasks, task_identities
 from mtlbench.fileio import atomic_path, write_json
 from mtlbench.models import build_dedicated, build_shared, count_parameters
 from mtlbench.models.dedicated import SHARED
@@ -162,7 +162,8 @@ def train_rsn2(study: Study, variant: str, tasks: list[TaskData], seeds: tuple[i
 
 
 def prune_percent(study: Study, variant: str, params: Params) -> int:
-    """rsn2.prune_percent when set (every rsn2 variant of the run), else the variant's own."""
+    """rsn2.prune_percent when set, else the variant's own. A params-level value applies only where the
+    run holds one rsn2 variant of the study (variant_plan refuses it beside several)."""
     return params.rsn2.prune_percent or study.variant(variant).rsn2.prune_percent
 
 
@@ -320,6 +321,11 @@ def variant_plan(study: Study, params: Params) -> list[tuple[str, tuple[str, ...
                               "select all of them, or leave rsn2 out with run.variants")
         if kept:
             plan.append((variant, kept))
+    several = [v for v, _ in plan if study.variant_kind(v) == RSN2]
+    if params.rsn2.prune_percent is not None and len(several) > 1:
+        raise ParamsError(f"rsn2.prune_percent: {params.rsn2.prune_percent} would give the rsn2 variants of "
+                          f"{study.name} ({', '.join(several)}) one prune percent, making them identical; set it "
+                          "to null (each variant keeps its own), or keep one of them with run.variants")
     return plan
 
 
@@ -337,6 +343,48 @@ def check_methods(study: Study, plan: list[tuple[str, tuple[str, ...]]]) -> None
             check_fits(spec.method, spec.method_options, len(tasks), SHARED[study.architecture])
         except MethodError as err:
             raise ParamsError(f"study {study.name}, variant {variant}: {err}") from None
+
+
+def tiny_build_and_step(study: Study, variant: str, specs: dict) -> None:
+    """Build the variant's network as its trainer will (CPU, seed 0) and run one forward and backward
+    pass on two zero images per task: what a study's variant would fail at after minutes of data
+    loading and training fails here in a fraction of a second."""
+    from mtlbench.data.sources import SOURCES
+
+    tasks = [specs[t] for t in study.tasks_of(variant)]
+    stored = [SOURCES[t.dataset].image_shape for t in tasks]
+    shapes = [(c, t.resize, t.resize) if t.resize else (c, h, w) for t, (c, h, w) in zip(tasks, stored)]
+    inputs = [torch.zeros(2, *shape) for shape in shapes]
+    kind = study.variant_kind(variant)
+    with torch.random.fork_rng(devices=[]):  # PyTorch's default inits draw from the global generator
+        outputs = _tiny_outputs(study, kind, tasks, shapes, inputs)
+        flat = list(outputs)
+        while any(isinstance(o, (tuple, list)) for o in flat):  # a network of several heads per task
+            flat = [x for o in flat for x in (o if isinstance(o, (tuple, list)) else (o,))]
+        torch.stack([o.float().sum() for o in flat]).sum().backward()
+
+
+def _tiny_outputs(study: Study, kind: str, tasks: list, shapes: list, inputs: list[torch.Tensor]):
+    if kind == DEDICATED:
+        return [build_dedicated(study.architecture, shape, t.n_classes, 0)(x) for t, shape, x in zip(tasks, shapes, inputs)]
+    if kind == RSN2:
+        return RSN2Net(study.architecture, tuple(shapes), tuple(t.n_classes for t in tasks))(*inputs)
+    model = build_shared(study.architecture, shapes[0], tuple(t.n_classes for t in tasks), 0)
+    return model(inputs[0]) if model.shared_representation else model(*inputs)
+
+
+def check_builds(study: Study, plan: list[tuple[str, tuple[str, ...]]], root: Path = Path(".")) -> None:
+    """Every planned variant builds and steps on a tiny input (tiny_build_and_step), or a ParamsError
+    naming study, variant and the fault, before any data is loaded."""
+    specs = study.specs(root)
+    for variant, _ in plan:
+        try:
+            tiny_build_and_step(study, variant, specs)
+        except (ValueError, RuntimeError, KeyError) as err:
+            sizes = ", ".join(f"{t} {specs[t].n_classes}-way" for t in study.tasks_of(variant))
+            raise ParamsError(f"study {study.name}, variant {variant} ({study.variant_kind(variant)}, tasks {sizes}): "
+                              f"its network cannot be built: {str(err).splitlines()[0]}; make the tasks fit the "
+                              "variant (see the message) or leave the variant out with run.variants") from None
 
 
 def run_context(study: Study, params: Params, device: torch.device, prepared_dir: Path) -> dict:
@@ -398,10 +446,12 @@ def run_study(study: Study, params: Params, prepared_dir: Path, out_dir: Path, t
         raise ParamsError(f"run.tasks / run.variants: nothing of study {study.name} is selected")
     check_methods(study, plan)
     study.specs()  # a bad task file stops here, before anything is removed
+    check_builds(study, plan)
     context = run_context(study, params, device, prepared_dir)
     units = plan_units(plan, params.run.seeds, context["stack_seeds"], study)
     code = code_digest()
-    keys = {u: unit_key(study, u, settings_of(context, study.variant_kind(u.variant)), code) for u in units}
+    identities = task_identities(study.specs(), tasks_dir)
+    keys = {u: unit_key(study, u, settings_of(context, study.variant_kind(u.variant)), code, identities) for u in units}
     index, todo = start_folder(out_dir, units, keys)
     progress = UnitProgress(study.name, len(units), len(units) - len(todo), params.run.progress)
     if todo:

@@ -4,8 +4,10 @@ seeds, which trains in one grouped network and so is one unit.
 Each finished unit's folders (`<variant>/seed<k>/`) land atomically in the study's results folder
 as soon as it finishes, and `units.json` there records the key it was trained under: a hash of the
 training code (every file the train stage imports), the unit's resolved settings and the
-content digests of its data. The next run trains only the units whose folder is missing or whose
-key changed; finished ones are left as they are (same files). `context.json`, written last, marks
+content digests of its data, and the SHA-256 of every file the unit wrote. The next run keeps a unit
+only when its key matches and every file still has its recorded digest (no file missing or added);
+a unit that fails either is retrained, with a line naming it and why. Kept ones are left as they
+are (same files). `context.json`, written last, marks
 the folder complete; it is removed first, so a killed run never looks finished.
 """
 
@@ -14,10 +16,11 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from mtlbench.codebase import digest, import_closure
+from mtlbench.codebase import PACKAGE, digest, import_closure
 from mtlbench.fileio import read_json, write_json
 from mtlbench.studies import DEDICATED, Study
 
@@ -55,23 +58,53 @@ def plan_units(plan: list[tuple[str, tuple[str, ...]]], seeds: tuple[int, ...], 
     return units
 
 
+# Modules that are data, not code: every value of theirs a unit uses is in its key already, resolved
+# (the protocol's fields in the settings, the variant's spec, the tasks' definitions), so editing one
+# study or one protocol re-keys the units that use it, not every unit of every study.
+DATA_MODULES = ("studies.py", "train/protocols.py")
+
+
 def code_digest() -> str:
     """SHA-256 over the train stage's code: the import closure of its entry module (the files
-    dvc.yaml declares for it, tests/test_stage_deps.py)."""
-    return digest(import_closure("mtlbench.stages.train"))
+    dvc.yaml declares for it, tests/test_stage_deps.py), but for DATA_MODULES."""
+    return digest([p for p in import_closure("mtlbench.stages.train")
+                   if p.relative_to(PACKAGE).as_posix() not in DATA_MODULES])
 
 
-def unit_key(study: Study, unit: Unit, settings: dict, code: str) -> str:
-    """What a unit's result depends on: code, the study's definition of its variant and tasks, the
-    resolved settings (protocol, limits, devices, accel, rsn2 and hs options, data digests)."""
+def unit_key(study: Study, unit: Unit, settings: dict, code: str, tasks: dict[str, str]) -> str:
+    """What a unit's result depends on: code, the study's definition of its variant, the definition
+    of each of its tasks (`tasks`: name -> data.tasks.task_identity, label column digest included),
+    the resolved settings (protocol, limits, devices, accel, rsn2 and hs options, data digests)."""
     spec = study.variant(unit.variant)
     document = {"code": code, "study": study.name, "architecture": study.architecture, "protocol": study.protocol,
-                "variant": repr(spec), "tasks": list(unit.tasks), "seeds": list(unit.seeds), "settings": settings}
+                "variant": repr(spec), "tasks": {t: tasks[t] for t in unit.tasks}, "seeds": list(unit.seeds),
+                "settings": settings}
     return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def file_digests(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file under a unit's folder, by its path inside it."""
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def damage(folder: Path, recorded: dict[str, str] | None) -> str | None:
+    """Why a finished unit's folder cannot be trusted (a file changed, missing or added since it was
+    written, or no digests recorded), or None where it verifies."""
+    if not recorded:
+        return "no file digests recorded"
+    found = file_digests(folder) if folder.is_dir() else {}
+    for name, digest_ in recorded.items():
+        if name not in found:
+            return f"{name} is missing"
+        if found[name] != digest_:
+            return f"{name} has changed since it was written (content digest differs)"
+    extra = sorted(set(found) - set(recorded))
+    return f"{extra[0]} was not written by training" if extra else None
+
+
 def read_index(out_dir: Path) -> dict[str, dict]:
-    """units.json: folder -> {key, seconds}; an unreadable index counts as empty (retrain)."""
+    """units.json: folder -> {key, seconds, files}; an unreadable index counts as empty (retrain)."""
     try:
         index = read_json(out_dir / UNITS_FILE)
     except (OSError, ValueError):
@@ -96,7 +129,12 @@ def start_folder(out_dir: Path, units: list[Unit], keys: dict[Unit, str]) -> tup
                 shutil.rmtree(seed_dir) if seed_dir.is_dir() else seed_dir.unlink()
         if not any(variant_dir.iterdir()):
             variant_dir.rmdir()
-    index = {f: e for f, e in read_index(out_dir).items() if f in wanted and (out_dir / f / "run.json").is_file()}
+    index = {f: e for f, e in read_index(out_dir).items() if f in wanted and isinstance(e, dict)}
+    for folder, entry in list(index.items()):
+        problem = damage(out_dir / folder, entry.get("files"))
+        if problem is not None:
+            print(f"[{out_dir.name}] unit {folder}: {problem}; retraining it", file=sys.stderr, flush=True)
+            del index[folder]
     todo = [u for u in units if any(index.get(f, {}).get("key") != keys[u] for f in u.folders)]
     write_json(out_dir / UNITS_FILE, index)
     return index, todo
@@ -112,8 +150,9 @@ def place_unit(out_dir: Path, scratch: Path, unit: Unit, key: str, seconds: floa
             stale = out_dir / SCRATCH / f"stale-{folder.replace('/', '-')}"
             shutil.rmtree(stale, ignore_errors=True)
             dest.rename(stale)
+        files = file_digests(scratch / folder)
         (scratch / folder).rename(dest)
-        index[folder] = {"key": key, "seconds": round(seconds, 3)}
+        index[folder] = {"key": key, "seconds": round(seconds, 3), "files": files}
     write_json(out_dir / UNITS_FILE, dict(sorted(index.items())))
 
 
