@@ -242,3 +242,56 @@ def test_a_method_plugs_in_from_a_module_of_ones_own(tmp_path, monkeypatch):
         assert all(r["a_weight"] == pytest.approx(1.0) for r in result.history)
     finally:
         METHODS.pop("toy_first_task")
+
+
+class _Probe(torch.nn.Module):
+    """One shared vector w and a scalar head per task; task k's loss is c_k (w . v) + b_k^2, so its
+    shared gradient is c_k v: zero, identical, parallel or opposite gradients by the choice of c."""
+
+    shared_representation = True
+
+    def __init__(self, n_tasks: int, size: int = 8):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.linspace(-1, 1, size))
+        self.heads = torch.nn.Parameter(torch.ones(n_tasks))
+        self.v = torch.linspace(0.5, 2.0, size)
+
+    def shared_parameters(self):
+        return [self.w]
+
+    def losses(self, scales):
+        return torch.stack([c * (self.w @ self.v) + b**2 for c, b in zip(scales, self.heads)])
+
+
+DEGENERATE = {"one zero": (1.0, 0.0, 2.0), "identical": (1.0, 1.0), "parallel": (1.0, 2.0),
+              "opposite": (1.0, -1.0), "all zero": (0.0, 0.0), "one task": (1.0,), "ratio 1e4": (1e2, 1e-2)}
+
+
+@pytest.mark.parametrize("case", DEGENERATE)
+@pytest.mark.parametrize("name", sorted(set(METHODS) - {"fixed", "mgda_ub"}))  # mgda_ub: mgda on a representation
+def test_every_method_writes_finite_gradients_and_weights_on_degenerate_inputs(name, case):
+    scales = DEGENERATE[case]
+    if len(scales) < getattr(METHODS[name], "min_tasks", 1):
+        pytest.skip(f"{name} needs {METHODS[name].min_tasks} tasks")
+    model = _Probe(len(scales))
+    method = make_method(name, len(scales))
+    method.bind(model, list(model.parameters()))
+    for _ in range(3):  # stateful methods (DWA, FAMO, GradVac, DB-MTL) over a few steps
+        model.zero_grad()
+        losses = model.losses(scales).abs() + 0.1  # positive, as the log-based methods need
+        value, weights = method.backward(losses)
+        assert all(torch.isfinite(p.grad).all() for p in model.parameters()), f"{name}, {case}: gradient"
+        assert torch.isfinite(weights).all() and torch.isfinite(value), f"{name}, {case}: weights {weights}"
+        method.after_step(losses.detach())
+        method.end_epoch(losses.detach())
+
+
+def test_imtl_treats_identical_gradients_alike_and_zero_gradients_give_a_zero_update():
+    g = torch.tensor([[1.0, 2.0, -1.0]] * 3)
+    update, weights = combine("imtl", g)
+    assert weights.tolist() == pytest.approx([1 / 3] * 3) and update.tolist() == pytest.approx([1.0, 2.0, -1.0])
+    model = _Probe(2)
+    method = make_method("aligned_mtl", 2)
+    method.bind(model, list(model.parameters()))
+    method.backward(model.losses((0.0, 0.0)) + 1.0)
+    assert model.w.grad.abs().max() == 0.0  # no task moves the shared vector: no update

@@ -81,6 +81,11 @@ def flat(tensors: list[torch.Tensor | None], like: list[torch.Tensor]) -> torch.
     return torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(tensors, like)])
 
 
+def finite(values: torch.Tensor) -> torch.Tensor:
+    """`values` with NaN and +-inf replaced by 0."""
+    return torch.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+
+
 def assign(params: list[nn.Parameter], vector: torch.Tensor) -> None:
     """Set each parameter's .grad to its slice of `vector` (contiguous, the parameter's dtype)."""
     offset = 0
@@ -98,7 +103,12 @@ def span_weights(grads: torch.Tensor, update: torch.Tensor) -> torch.Tensor:
     gram = grads @ grads.T
     ridge = 1e-10 * gram.diagonal().sum() + 1e-30
     eye = torch.eye(len(gram), device=gram.device, dtype=gram.dtype)
-    return torch.linalg.solve_ex(gram + ridge * eye, grads @ update)[0]
+    weights = torch.linalg.solve_ex(gram + ridge * eye, grads @ update)[0]
+    # identical or parallel gradients: that ridge is below float32's resolution (1.2e-7 relative) and
+    # the solve gives inf/NaN; there a ridge above it gives the near-minimum-norm weights (a solve,
+    # not a pseudo-inverse: eigh/SVD cannot be captured in a CUDA graph)
+    resolvable = torch.linalg.solve_ex(gram + (1e-5 * gram.diagonal().sum() + 1e-30) * eye, grads @ update)[0]
+    return torch.where(torch.isfinite(weights).all(), weights, resolvable)
 
 
 class GradientMethod(Method):
@@ -124,6 +134,10 @@ class GradientMethod(Method):
     def backward(self, losses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         grads, specific = self.task_gradients(losses)
         update, weights = self.combine(grads, losses.detach())
+        # a method's formula can divide by zero on degenerate gradients (all zero, exactly parallel);
+        # no step may then write NaN into the weights: what is not finite contributes nothing (an
+        # identity on finite values, so it changes no regular step's bits)
+        update, weights = finite(update), finite(weights)
         assign(self.shared, update)
         scale = weights if self.weights_scale_specific else torch.ones_like(weights)
         for i, p in enumerate(self.specific):

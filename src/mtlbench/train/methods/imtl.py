@@ -18,4 +18,8 @@ class IMTL(GradientMethod):
         d, u = grads[:1] - grads[1:], units[:1] - units[1:]
         rest = torch.linalg.solve_ex((d @ u.T).T, (grads[0] @ u.T))[0]  # a D U^T = g_1 U^T
         weights = torch.cat([1 - rest.sum().view(1), rest])
+        # identical or exactly parallel gradients make D U^T singular: every a summing to 1 is then
+        # impartial, and the uniform one is the answer that treats the tasks alike
+        uniform = torch.full_like(weights, 1.0 / len(weights))
+        weights = torch.where(torch.isfinite(weights).all(), weights, uniform)
         return weights @ grads, weights
