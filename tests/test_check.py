@@ -225,3 +225,12 @@ def test_readme_protocols_section_sets_faithful_beside_modern_and_the_exactness_
     assert "| mt | t1 | 0.9110 +- 0.0100 | 0.8998 +- 0.0100 | 15 | 4.0 |" in text
     assert "| mt | t1 | +1.10 pt [+0.85, +1.35] better | -0.02 pt [-0.42, +0.38] = |" in text
     assert "10 min for the whole study" in text
+
+
+def test_the_scores_figure_leaves_out_headline_tasks_no_selected_variant_ran():
+    """cifar100_binary with run.variants: [dedicated] trains T1..T5 of its ten headline tasks."""
+    from mtlbench.figures import scores_figure
+
+    details = _details("s", {"T1": [0.01, 0.02, 0.0]})
+    figure = scores_figure(details, ["T1", "T6"])
+    assert [ax.get_title() for ax in figure.axes if ax.get_title()] == ["T1: test accuracy"]

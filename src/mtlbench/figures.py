@@ -42,6 +42,7 @@ def scores_figure(details: dict, tasks: list[str] | None = None) -> Figure:
     whiskers on an axis zoomed to the intervals)."""
     variants = details["variants"]
     tasks = tasks or list(dict.fromkeys(t for v in variants.values() for t in v))
+    tasks = [t for t in tasks if any(t in v for v in variants.values())]  # headline tasks no variant ran
     fig, axes = _grid(len(tasks))
     for ax, task in zip(axes.flat, tasks):
         names = [v for v in variants if task in variants[v]]
