@@ -30,7 +30,7 @@ def test_every_study_and_variant_passes_the_checks_before_training(tmp_path):
         plan = variant_plan(study, params)
         assert [v for v, _ in plan] == list(study.variants), study.name
         check_methods(study, plan)
-        check_builds(study, plan)  # every network builds and takes one backward step on a tiny input
+        check_builds(study, plan, study.specs())  # every network builds and takes one backward step on a tiny input
     assert {f"hps_{m}" for m in ("gradnorm", "mgda", "pcgrad", "gradvac", "imtl", "cagrad", "nash_mtl",
                                  "aligned_mtl", "rlw", "db_mtl", "famo", "graddrop", "sum", "mean", "fixed",
                                  "geometric", "uncertainty", "dwa")} <= set(STUDY.variants)

@@ -79,9 +79,10 @@ def test_a_k_way_task_beside_binary_ones_stops_check_params_for_the_variant_that
         "    ones: [Pullover, Coat, Ankle boot]\n    class_names: [other, warm]",
         "    groups: [[Pullover, Coat], [Ankle boot], [T-shirt/top, Trouser, Dress, Shirt, Sandal, Sneaker, Bag]]"))
     plan = [(v, study.tasks_of(v)) for v in study.variants]
-    check_builds(study, [p for p in plan if p[0] in ("dedicated", "rsn2")], tmp_path)
+    edited = study.specs(tmp_path)
+    check_builds(study, [p for p in plan if p[0] in ("dedicated", "rsn2")], edited)
     with pytest.raises(ParamsError, match=r"study fashion_groups, variant hps_sum \(hps, tasks footwear 2-way, "
                                           r"upper_body 2-way, warm 3-way\): its network cannot be built: mlp heads "
                                           r"must all have one size"):
-        check_builds(study, plan, tmp_path)
-    check_builds(study, plan)  # the committed file builds every variant
+        check_builds(study, plan, edited)
+    check_builds(study, plan, study.specs())  # the committed file builds every variant

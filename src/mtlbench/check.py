@@ -41,16 +41,14 @@ from mtlbench.config import MIRROR_ENV
 from mtlbench.evaluate import task_comparisons
 from mtlbench.fileio import write_json
 from mtlbench.formats import idx_bytes, write_cifar10, write_cifar100
-from mtlbench.runtime import PORTABLE_NUMERICS, cpu_model
+from mtlbench.runtime import NUMERICS_ENV, PORTABLE_NUMERICS, cpu_model
 
 ROOT = Path(__file__).resolve().parents[2]
 PROFILE = Path("check/profile.yaml")
 EXPECTED = Path("check/expected.json")
 PROJECT_FILES = ("dvc.yaml", ".gitignore", ".dvcignore", "MLproject", "python_env.yaml")
-# Each seed's primary metric on a CPU without an exact record, where the portable record is not exact
-# there either: the largest difference measured between two sets of CPU kernels on one machine
-# (portable against native numerics, every per-seed primary metric of the profile), doubled. Where it
-# was measured and on how many values: the record's `cross_cpu_tolerance`.
+# The metrics compared per seed on a CPU without an exact record, where the portable record is not
+# exact there either, within the record's `cross_cpu_tolerance` (measured_tolerance says how).
 ROBUST_METRICS = ("accuracy", "mse")
 
 
@@ -79,7 +77,6 @@ def git_repo_env(repo: Path, mirror: Path) -> dict[str, str]:
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
         PYTHONPATH=str(repo / "src"),  # the copy's code is what runs and what DVC hashes
         MTLBENCH_DATA_MIRROR=str(mirror),
-        **PORTABLE_NUMERICS,  # the same float results on every x86-64 CPU (runtime.py)
         GIT_AUTHOR_NAME="mtlbench", GIT_AUTHOR_EMAIL="mtlbench@localhost",
         GIT_COMMITTER_NAME="mtlbench", GIT_COMMITTER_EMAIL="mtlbench@localhost",
     )
@@ -170,7 +167,7 @@ def machine() -> dict[str, str]:
 
     return {"cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "torch": torch.__version__.split("+")[0], "python": platform.python_version(),
-            "numerics": PORTABLE_NUMERICS["MTLBENCH_NUMERICS"]}
+            "numerics": PORTABLE_NUMERICS[NUMERICS_ENV]}  # what the profile trains under
 
 
 def load_expected(path: Path) -> list[dict]:
@@ -213,24 +210,25 @@ def robust(values: dict[str, float | None]) -> dict[str, float | None]:
     return kept
 
 
+def _study_of(key: str) -> str:
+    return key.split(":", 1)[0].removeprefix("reports/studies/").removesuffix(".json")
+
+
 def measured_tolerance(a: dict[str, float | None], b: dict[str, float | None], how: str) -> dict:
     """Per study, the robust numbers' largest difference between two runs of the profile under other
     kernels on one machine, doubled; and how it was measured. A study the kernels did not move
     (measured 0) keeps tolerance 0: exactness is what was measured there."""
     worst: dict[str, float] = {}
     moved = 0
-    for key in robust(a):
+    kept = robust(a)
+    for key in kept:
         if b.get(key) is None or a[key] is None:
             continue
-        study = key.split(":", 1)[0].removeprefix("reports/studies/").removesuffix(".json")
+        study = _study_of(key)
         worst[study] = max(worst.get(study, 0.0), abs(a[key] - b[key]))
         moved += a[key] != b[key]
     return {"by_study": {study: round(2 * d, 6) for study, d in sorted(worst.items())},
-            "values": len(robust(a)), "moved": moved, "how": how}
-
-
-def _study_of(key: str) -> str:
-    return key.split(":", 1)[0].removeprefix("reports/studies/").removesuffix(".json")
+            "values": len(kept), "moved": moved, "how": how}
 
 
 def compare(expected: dict[str, float | None], got: dict[str, float | None],
@@ -292,7 +290,7 @@ def reproduce(root: Path, workdir: Path, mirror_source: Path) -> dict[str, float
             params[section].update(values)
 
     copy_project(root, repo, edit)
-    env = git_repo_env(repo, mirror)
+    env = {**git_repo_env(repo, mirror), **PORTABLE_NUMERICS}  # the same float results on every x86-64 CPU
     init_repo(repo, env)
     run_command(["dvc", "repro"], repo, env)
     return collect(repo)
@@ -330,11 +328,12 @@ def verdict(reference: dict, how: str, got: dict[str, float | None], here: dict)
           + (f", within the tolerance per study recorded with it ({tolerance['how']}): {tolerance['by_study']}"
              if tolerance else " (no tolerance recorded: exactly)")
           + "; `make check-update` on this CPU adds its exact values")
-    moved = compare(robust(reference["values"]), robust(got), tolerance["by_study"] if tolerance else None)
+    per_seed = robust(got)
+    moved = compare(robust(reference["values"]), per_seed, tolerance["by_study"] if tolerance else None)
     if moved:
-        print(f"{len(moved)} of {len(robust(got))} per-seed primary metrics moved:\n{moved_table(moved)}")
+        print(f"{len(moved)} of {len(per_seed)} per-seed primary metrics moved:\n{moved_table(moved)}")
         return 1
-    print(f"all {len(robust(got))} per-seed primary metrics within tolerance")
+    print(f"all {len(per_seed)} per-seed primary metrics within tolerance")
     return 0
 
 

@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 from typing import Mapping
 
+from mtlbench.errors import ExpectedError
+
 ALLOCATOR_ENV = "MTLBENCH_ALLOCATOR"  # "system" keeps the default allocator
 JEMALLOC_CONF = "dirty_decay_ms:-1,muzzy_decay_ms:-1"
 THP_ENV = "THP_MEM_ALLOC_ENABLE"  # read by PyTorch once, at its first CPU allocation
@@ -88,8 +90,6 @@ def numerics_in_use(environ: Mapping[str, str] | None = None) -> str:
         return "native"
     wrong = [f"{k}={environ.get(k)!r} (needs {v!r})" for k, v in PORTABLE_NUMERICS.items() if environ.get(k) != v]
     if wrong:
-        from mtlbench.errors import ExpectedError
-
         raise ExpectedError(f"{NUMERICS_ENV}=portable needs the environment it names, set before Python "
                             f"starts: {', '.join(wrong)}; use `env $(python -m mtlbench.runtime --portable-env) ...`")
     return "portable"

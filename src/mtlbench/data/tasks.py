@@ -8,7 +8,6 @@ never assembled per sample in Python.
 from __future__ import annotations
 
 import hashlib
-
 import math
 from dataclasses import dataclass
 from pathlib import Path

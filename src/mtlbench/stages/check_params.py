@@ -20,7 +20,7 @@ def main() -> None:
     for name in params.run.studies:
         plan = variant_plan(STUDIES[name], params)
         check_methods(STUDIES[name], plan)  # methods that cannot train say so now
-        check_builds(STUDIES[name], plan)  # so do networks that cannot be built for their tasks
+        check_builds(STUDIES[name], plan, STUDIES[name].specs())  # so do networks that cannot be built
     print(f"params.yaml is valid: studies {list(params.run.studies)}, seeds {list(params.run.seeds)}", file=sys.stderr)
 
 

@@ -373,10 +373,9 @@ def _tiny_outputs(study: Study, kind: str, tasks: list, shapes: list, inputs: li
     return model(inputs[0]) if model.shared_representation else model(*inputs)
 
 
-def check_builds(study: Study, plan: list[tuple[str, tuple[str, ...]]], root: Path = Path(".")) -> None:
-    """Every planned variant builds and steps on a tiny input (tiny_build_and_step), or a ParamsError
-    naming study, variant and the fault, before any data is loaded."""
-    specs = study.specs(root)
+def check_builds(study: Study, plan: list[tuple[str, tuple[str, ...]]], specs: dict) -> None:
+    """Every planned variant builds and steps on a tiny input (tiny_build_and_step) for the study's
+    task `specs`, or a ParamsError naming study, variant and the fault, before any data is loaded."""
     for variant, _ in plan:
         try:
             tiny_build_and_step(study, variant, specs)
@@ -445,12 +444,12 @@ def run_study(study: Study, params: Params, prepared_dir: Path, out_dir: Path, t
     if not plan:
         raise ParamsError(f"run.tasks / run.variants: nothing of study {study.name} is selected")
     check_methods(study, plan)
-    study.specs()  # a bad task file stops here, before anything is removed
-    check_builds(study, plan)
+    specs = study.specs()  # a bad task file stops here, before anything is removed
+    check_builds(study, plan, specs)
     context = run_context(study, params, device, prepared_dir)
     units = plan_units(plan, params.run.seeds, context["stack_seeds"], study)
     code = code_digest()
-    identities = task_identities(study.specs(), tasks_dir)
+    identities = task_identities(specs, tasks_dir)
     keys = {u: unit_key(study, u, settings_of(context, study.variant_kind(u.variant)), code, identities) for u in units}
     index, todo = start_folder(out_dir, units, keys)
     progress = UnitProgress(study.name, len(units), len(units) - len(todo), params.run.progress)

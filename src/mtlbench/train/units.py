@@ -6,9 +6,9 @@ as soon as it finishes, and `units.json` there records the key it was trained un
 training code (every file the train stage imports), the unit's resolved settings and the
 content digests of its data, and the SHA-256 of every file the unit wrote. The next run keeps a unit
 only when its key matches and every file still has its recorded digest (no file missing or added);
-a unit that fails either is retrained, with a line naming it and why. Kept ones are left as they
-are (same files). `context.json`, written last, marks
-the folder complete; it is removed first, so a killed run never looks finished.
+a unit whose files do not verify is retrained, with a line naming it and why. Kept ones are left as
+they are (same files). `context.json`, written last, marks the folder complete; it is removed first,
+so a killed run never looks finished.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def code_digest() -> str:
 
 def unit_key(study: Study, unit: Unit, settings: dict, code: str, tasks: dict[str, str]) -> str:
     """What a unit's result depends on: code, the study's definition of its variant, the definition
-    of each of its tasks (`tasks`: name -> data.tasks.task_identity, label column digest included),
+    of each of its tasks (`tasks`: name -> data.tasks.task_identities, label column digest included),
     the resolved settings (protocol, limits, devices, accel, rsn2 and hs options, data digests)."""
     spec = study.variant(unit.variant)
     document = {"code": code, "study": study.name, "architecture": study.architecture, "protocol": study.protocol,
@@ -94,10 +94,10 @@ def damage(folder: Path, recorded: dict[str, str] | None) -> str | None:
     if not recorded:
         return "no file digests recorded"
     found = file_digests(folder) if folder.is_dir() else {}
-    for name, digest_ in recorded.items():
+    for name, expected in recorded.items():
         if name not in found:
             return f"{name} is missing"
-        if found[name] != digest_:
+        if found[name] != expected:
             return f"{name} has changed since it was written (content digest differs)"
     extra = sorted(set(found) - set(recorded))
     return f"{extra[0]} was not written by training" if extra else None
@@ -130,11 +130,13 @@ def start_folder(out_dir: Path, units: list[Unit], keys: dict[Unit, str]) -> tup
         if not any(variant_dir.iterdir()):
             variant_dir.rmdir()
     index = {f: e for f, e in read_index(out_dir).items() if f in wanted and isinstance(e, dict)}
-    for folder, entry in list(index.items()):
-        problem = damage(out_dir / folder, entry.get("files"))
-        if problem is not None:
-            print(f"[{out_dir.name}] unit {folder}: {problem}; retraining it", file=sys.stderr, flush=True)
-            del index[folder]
+    for unit in units:  # files are verified only where the key would keep the unit
+        for folder in unit.folders:
+            if folder in index and index[folder].get("key") == keys[unit]:
+                problem = damage(out_dir / folder, index[folder].get("files"))
+                if problem is not None:
+                    print(f"[{out_dir.name}] unit {folder}: {problem}; retraining it", file=sys.stderr, flush=True)
+                    del index[folder]
     todo = [u for u in units if any(index.get(f, {}).get("key") != keys[u] for f in u.folders)]
     write_json(out_dir / UNITS_FILE, index)
     return index, todo
