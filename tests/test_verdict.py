@@ -8,7 +8,7 @@ from scipy import stats
 
 from mtlbench.verdict import (
     BETTER, NO_DIFFERENCE, NO_TEST, RANDOM, WORSE, holm, judge, minimum_detectable, paired_comparison, paired_t_p,
-    sign_flip_p, verdict_text,
+    sign_flip_p, t_test_power, verdict_text,
 )
 
 
@@ -50,9 +50,37 @@ def test_holm_by_hand():
     assert holm([0.6, 0.6]) == [1.0, 1.0]
 
 
-def test_minimum_detectable_by_hand():
-    # n=4, sd=0.01: (t_.975,3 + t_.8,3) * 0.01 / 2 = (3.18245 + 0.97847) * 0.005
-    assert minimum_detectable(0.01, 4) == pytest.approx((3.182446 + 0.978472) * 0.005, rel=1e-5)
+@pytest.mark.parametrize("n", [2, 3, 4, 6, 10, 30])
+def test_minimum_detectable_has_exactly_80_percent_power_as_statsmodels_solves_it(n):
+    power = pytest.importorskip("statsmodels.stats.power")
+    effect = power.TTestPower().solve_power(nobs=n, alpha=0.05, power=0.8, alternative="two-sided")
+    assert minimum_detectable(0.01, n) == pytest.approx(effect * 0.01, rel=1e-6)
+    assert t_test_power(minimum_detectable(1.0, n), n) == pytest.approx(0.8, abs=1e-9)
+
+
+def test_the_textbook_approximation_falls_short_of_80_percent_at_three_seeds():
+    # (t_.975,2 + t_.8,2) / sqrt(3) SDs: the approximation the verdicts used before, 0.77 power
+    approx = (stats.t.ppf(0.975, 2) + stats.t.ppf(0.8, 2)) / np.sqrt(3)
+    assert t_test_power(approx, 3) == pytest.approx(0.77, abs=0.005)
+    assert minimum_detectable(1.0, 3) > approx
+
+
+def test_accuracy_intervals_stay_inside_the_metric_s_range():
+    from mtlbench.evaluate.comparisons import seed_statistics
+
+    # the committed baseline's rsn2 digits seeds: the plain t-interval is [0.806, 1.079]
+    s = seed_statistics([0.9742, 0.9744, 0.8789], (0.0, 1.0))
+    assert s["ci95"][1] == 1.0 and s["ci95"][0] == pytest.approx(0.806, abs=1e-3)
+    assert seed_statistics([0.9742, 0.9744, 0.8789])["ci95"][1] == pytest.approx(1.079, abs=1e-3)
+    c = paired_comparison([-0.9, 0.9, 0.95], "accuracy")  # a difference of accuracies lies in [-1, 1]
+    assert c["ci95"][0] == -1.0 and c["ci95"][1] == 1.0
+
+
+def test_a_detectable_difference_beyond_the_range_is_said_in_words():
+    text = verdict_text("digits", "rsn2", "accuracy", judge({"digits": paired_comparison([-0.5, 0.4], "accuracy")})["digits"])
+    assert "no difference within the metric's range is detectable with n = 2 seeds" in text and " pt)" not in text
+    text = verdict_text("digits", "rsn2", "accuracy", judge({"digits": paired_comparison([0.01, -0.005, 0.002], "accuracy")})["digits"])
+    assert "smallest detectable" in text
 
 
 def test_ties_and_constant_differences():

@@ -16,7 +16,8 @@ from typing import Sequence
 
 from mtlbench.figures import curves_figure, forest_figure, png_bytes, scores_figure
 from mtlbench.evaluate import task_comparisons
-from mtlbench.verdict import BETTER, NO_DIFFERENCE, NO_TEST, RANDOM, WORSE, format_amount, format_interval, verdict_text
+from mtlbench.verdict import (BETTER, NO_DIFFERENCE, NO_TEST, RANDOM, WORSE, difference_bounds, format_amount,
+                              format_interval, verdict_text)
 
 
 def summary_rows(details: Sequence[dict]) -> tuple[list[dict], list[dict]]:
@@ -65,10 +66,16 @@ def answer(task_rows: list[dict], delta_rows: list[dict]) -> str:
     undecided = [r for r in judged if r["verdict"] == NO_DIFFERENCE and r["min_detectable"] is not None]
     if undecided:
         largest = max(undecided, key=lambda r: r["min_detectable"])
-        parts.append(f"Where no difference was found, the smallest difference these seeds could detect (80% power) "
-                     f"was as large as {format_amount(largest['min_detectable'], largest['metric'], signed=False)} "
-                     f"{largest['metric']} ({largest['task']}, "
-                     f"{largest['study']}): smaller differences need more seeds to show.")
+        bounds = difference_bounds(largest["metric"])
+        if bounds is not None and largest["min_detectable"] > bounds[1]:
+            parts.append(f"Where no difference was found, some comparisons could not detect any difference within the "
+                         f"metric's range with their seeds (80% power; {largest['task']}, {largest['study']}, "
+                         f"n = {largest['n']}): they need more seeds to say anything.")
+        else:
+            parts.append(f"Where no difference was found, the smallest difference these seeds could detect (80% power) "
+                         f"was as large as {format_amount(largest['min_detectable'], largest['metric'], signed=False)} "
+                         f"{largest['metric']} ({largest['task']}, "
+                         f"{largest['study']}): smaller differences need more seeds to show.")
     if delta_rows:
         above = [r["label"] for r in delta_rows if r["ci95"] is not None and r["ci95"][0] > 0]
         below = [r["label"] for r in delta_rows if r["ci95"] is not None and r["ci95"][1] < 0]

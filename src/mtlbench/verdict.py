@@ -14,9 +14,11 @@ matched init) and the data order, so each seed gives one paired difference d_k =
   per variant), and the verdict: better / worse where the adjusted p < ALPHA, else "no detectable
   difference";
 - the smallest difference the study could detect: the true mean difference that a two-sided
-  t-test at ALPHA would find with POWER at this n and the observed SD of the differences,
-  (t_{1-ALPHA/2, n-1} + t_{POWER, n-1}) * sd / sqrt(n). A "no detectable difference" with a large
-  one means too few seeds, not equal methods.
+  t-test at ALPHA would find with POWER at this n and the observed SD of the differences, from the
+  exact noncentral-t power (the usual (t_{1-ALPHA/2} + t_{POWER}) sd / sqrt(n) approximation gives
+  only 0.77 power at n = 3). A "no detectable difference" with a large one means too few seeds, not
+  equal methods; where it exceeds the metric's whole range, the text says that no difference is
+  detectable at this n.
 
 Random-label tasks (chance accuracy by construction) keep their differences but no verdict and no
 place in the Holm family.
@@ -29,6 +31,7 @@ import math
 from typing import Sequence
 
 import numpy as np
+from scipy import optimize
 from scipy import stats as scipy_stats
 
 ALPHA = 0.05
@@ -66,15 +69,50 @@ def holm(pvalues: Sequence[float]) -> list[float]:
     return adjusted
 
 
+def t_test_power(effect: float, n: int) -> float:
+    """Power of the two-sided one-sample t-test at ALPHA for a true mean of `effect` SDs, n pairs:
+    P(|T| > t_crit) with T noncentral t (df n - 1, noncentrality effect sqrt(n))."""
+    df, nc = n - 1, effect * math.sqrt(n)
+    crit = scipy_stats.t.ppf(1 - ALPHA / 2, df)
+    # scipy's noncentral t returns NaN where a tail underflows (far below 1e-30): that tail is 0
+    upper, lower = (float(np.nan_to_num(p, nan=0.0)) for p in (scipy_stats.nct.sf(crit, df, nc),
+                                                                scipy_stats.nct.cdf(-crit, df, nc)))
+    return upper + lower
+
+
 def minimum_detectable(sd: float, n: int) -> float:
-    """The true mean difference a two-sided paired t-test at ALPHA detects with POWER (n >= 2)."""
-    df = n - 1
-    return float((scipy_stats.t.ppf(1 - ALPHA / 2, df) + scipy_stats.t.ppf(POWER, df)) * sd / math.sqrt(n))
+    """The true mean difference a two-sided paired t-test at ALPHA detects with POWER (n >= 2), from
+    the exact power (`t_test_power`); 0 when the differences have no spread."""
+    if sd == 0:
+        return 0.0
+    # at 100 SDs even n = 2 has power 1 (and scipy's noncentral t turns NaN far beyond)
+    effect = optimize.brentq(lambda e: t_test_power(e, n) - POWER, 1e-9, 100.0, xtol=1e-12)
+    return float(effect * sd)
 
 
-def paired_comparison(differences: Sequence[float]) -> dict:
+# The range a metric's value can take, and so the largest possible difference of two values.
+BOUNDED = {"accuracy": (0.0, 1.0), "macro_f1": (0.0, 1.0), "macro_precision": (0.0, 1.0),
+           "macro_recall": (0.0, 1.0), "mse": (0.0, math.inf)}
+
+
+def within(interval: Sequence[float] | None, bounds: tuple[float, float] | None) -> list[float] | None:
+    """A t-interval cut to the values the metric can take (an accuracy's mean cannot pass 1)."""
+    if interval is None or bounds is None:
+        return None if interval is None else list(interval)
+    return [max(interval[0], bounds[0]), min(interval[1], bounds[1])]
+
+
+def difference_bounds(metric: str) -> tuple[float, float] | None:
+    """The range of a difference of two values of `metric` (None where it is unbounded)."""
+    low, high = BOUNDED.get(metric, (-math.inf, math.inf))
+    span = high - low
+    return None if math.isinf(span) else (-span, span)
+
+
+def paired_comparison(differences: Sequence[float], metric: str | None = None) -> dict:
     """Statistics of the paired differences (already signed: positive = multitask better). With one
-    pair only the difference itself: no spread, no interval, no test."""
+    pair only the difference itself: no spread, no interval, no test. The interval is cut to the
+    range a difference of `metric` can take."""
     d = np.asarray(differences, dtype=np.float64)
     n = len(d)
     out = {"n": n, "mean": float(d.mean()), "values": [float(v) for v in d]}
@@ -83,7 +121,8 @@ def paired_comparison(differences: Sequence[float]) -> dict:
                 "min_detectable": None}
     sd = float(d.std(ddof=1))
     half = float(scipy_stats.t.ppf(1 - ALPHA / 2, n - 1)) * sd / math.sqrt(n)
-    return {**out, "sd": sd, "ci95": [out["mean"] - half, out["mean"] + half], "p_t": paired_t_p(d),
+    ci = within([out["mean"] - half, out["mean"] + half], difference_bounds(metric) if metric else None)
+    return {**out, "sd": sd, "ci95": ci, "p_t": paired_t_p(d),
             "p_sign_flip": sign_flip_p(d), "p_sign_flip_floor": 2.0 / 2**n, "min_detectable": minimum_detectable(sd, n)}
 
 
@@ -115,6 +154,14 @@ def format_interval(ci: Sequence[float] | None, scale: float = 1.0, unit: str = 
     return "-" if ci is None else f"[{scale * ci[0]:+.2f}{unit}, {scale * ci[1]:+.2f}{unit}]"
 
 
+def detectable_text(amount: float, metric: str, n: int) -> str:
+    """"smallest detectable 0.72 pt", or, where that is beyond the metric's range, the plain fact."""
+    bounds = difference_bounds(metric)
+    if bounds is not None and amount > bounds[1]:
+        return f"no difference within the metric's range is detectable with n = {n} seeds"
+    return f"smallest detectable {format_amount(amount, metric, signed=False)}"
+
+
 def verdict_text(task: str, variant: str, metric: str, c: dict) -> str:
     """One line a reader can quote, e.g. "fashion: rsn2 +0.53 pt accuracy, 95% CI [-0.40, +1.50],
     n=3: no detectable difference (Holm p=0.31; smallest detectable +2.1 pt)"."""
@@ -130,5 +177,5 @@ def verdict_text(task: str, variant: str, metric: str, c: dict) -> str:
         notes[-1] += f" (its floor at n={c['n']})" if c["p_sign_flip"] <= c["p_sign_flip_floor"] else \
             f" (cannot go below {c['p_sign_flip_floor']:.3g} at n={c['n']})"
     if c["verdict"] == NO_DIFFERENCE:
-        notes.append(f"smallest detectable {format_amount(c['min_detectable'], metric, signed=False)}")
+        notes.append(detectable_text(c["min_detectable"], metric, c["n"]))
     return f"{text} ({'; '.join(notes)})"

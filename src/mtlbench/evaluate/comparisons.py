@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 from scipy import stats as scipy_stats
 
-from mtlbench.verdict import judge, paired_comparison
+from mtlbench.verdict import BOUNDED, difference_bounds, judge, paired_comparison, within
 from mtlbench.evaluate.metrics import LOWER_IS_BETTER, TEST_METRICS, primary_metric
 from typing import TYPE_CHECKING
 
@@ -24,15 +24,16 @@ SUMMARY_METRICS = (
 )
 
 
-def seed_statistics(values: Sequence[float]) -> dict:
-    """Mean, sample SD (ddof=1), n, min, max and a 95% t-interval; SD and CI are null for n < 2."""
+def seed_statistics(values: Sequence[float], bounds: tuple[float, float] | None = None) -> dict:
+    """Mean, sample SD (ddof=1), n, min, max and a 95% t-interval, cut to `bounds` (the values the
+    metric can take: an accuracy's interval stays inside [0, 1]); SD and CI are null for n < 2."""
     arr = np.asarray(values, dtype=np.float64)
     n = len(arr)
     mean = float(arr.mean())
     sd = float(arr.std(ddof=1)) if n > 1 else None
     if sd is not None:
         half = float(scipy_stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
-        ci = [mean - half, mean + half]
+        ci = within([mean - half, mean + half], bounds)
     else:
         ci = None
     return {"mean": mean, "sd": sd, "n": n, "min": float(arr.min()), "max": float(arr.max()),
@@ -44,7 +45,7 @@ def summarize(per_seed: dict[str, dict[str, dict[int, dict[str, float]]]]) -> di
     return {
         model: {
             task: {
-                metric: seed_statistics([by_seed[s][metric] for s in sorted(by_seed)])
+                metric: seed_statistics([by_seed[s][metric] for s in sorted(by_seed)], BOUNDED.get(metric))
                 for metric in SUMMARY_METRICS
                 if all(metric in m for m in by_seed.values())
             }
@@ -93,12 +94,12 @@ def compare_to_dedicated(outcomes: list[VariantOutcome], baseline: str = "dedica
                 mine, ref = outcome.summary[task][metric]["mean"], base.summary[task][metric]["mean"]
                 paired = _paired_differences(outcome, base, task, metric)
                 entry[task][f"{metric}_diff"] = mine - ref
-                entry[task][f"{metric}_paired_diff"] = seed_statistics(paired) if paired else None
+                entry[task][f"{metric}_paired_diff"] = seed_statistics(paired, difference_bounds(metric)) if paired else None
                 sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
                 if task not in random_tasks:
                     relative.setdefault(metric, {})[task] = sign * (mine - ref) / ref if ref else 0.0
                 if metric == primary and paired:
-                    signed_pairs[task] = {"metric": metric, **paired_comparison([sign * d for d in paired])}
+                    signed_pairs[task] = {"metric": metric, **paired_comparison([sign * d for d in paired], metric)}
                     if task not in random_tasks:
                         per_seed_relative[task] = [sign * d / ref if ref else 0.0 for d in paired]
         for task, judged in judge(signed_pairs, random_tasks).items():

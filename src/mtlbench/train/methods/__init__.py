@@ -106,5 +106,31 @@ def make_method(name: str, n_tasks: int, weights=None, **options: Any) -> Method
     return METHODS[name](n_tasks, **options)
 
 
+def kind_of(method: Method) -> str:
+    """How a method acts: on the combined loss, on the shared gradients, or through learned weights."""
+    if isinstance(method, GradientMethod):
+        return "gradient"
+    if isinstance(method, LossLevel):
+        return "loss"
+    return "representation gradients" if method.needs_representation else "loss weights from gradient norms"
+
+
+def methods_table() -> list[str]:
+    """The registry as a Markdown table: each method's paper, kind, options with their defaults, the
+    authors' code it was compared with, and every difference from that code (README, generated)."""
+    lines = ["| method | paper | kind | options (default) | authors' code compared | differences from the authors' code |",
+             "|---|---|---|---|---|---|"]
+    for name, factory in METHODS.items():
+        method = factory(2, weights=(0.5, 0.5)) if name == "fixed" else factory(2)
+        options = ", ".join(f"`{p.name}={p.default!r}`" for p in inspect.signature(factory).parameters.values()
+                            if p.name != "n_tasks" and p.default is not inspect.Parameter.empty)
+        if name == "fixed":
+            options = "`weights` (required)"
+        lines.append(f"| `{name}` | {method.paper or '-'} | {kind_of(method)} | {options or '-'} | "
+                     f"{method.reference or '-'} | {method.deviations or '-'} |")
+    return lines
+
+
 __all__ = ["METHODS", "GradientMethod", "LossLevel", "Method", "MethodError", "DynamicWeightAverage",
-           "GeometricMean", "Uncertainty", "Weighted", "check_fits", "check_method", "make_method", "option_names", "register"]
+           "GeometricMean", "Uncertainty", "Weighted", "check_fits", "check_method", "kind_of", "make_method", "methods_table", "option_names",
+           "register"]

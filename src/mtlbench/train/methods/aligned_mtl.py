@@ -15,6 +15,10 @@ class AlignedMTL(GradientMethod):
     (rank-deficient G). eigh is not graph-capturable on CUDA (it checks convergence on the host), so
     this method runs eagerly."""
 
+    paper = "Senushkin et al., CVPR 2023"
+    reference = "LibMTL LibMTL/weighting/Aligned_MTL.py (backward)"
+    deviations = "none known; no reference test here yet"
+
     graph_safe = False
 
     def combine(self, grads, losses):

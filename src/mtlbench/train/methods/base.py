@@ -30,6 +30,11 @@ class Method(nn.Module):
     min_tasks = 1
     graph_safe = True
     wants_losses_after_step = False  # after_step() hears the batch's losses after the update (FAMO)
+    # for the generated methods table (`methods_table`): the paper, the authors' code compared with
+    # (repository, file, function) and every difference from it; a method of one's own may leave them
+    paper = ""
+    reference = ""
+    deviations = ""
 
     def __init__(self, n_tasks: int):
         super().__init__()
@@ -139,7 +144,7 @@ class GradientMethod(Method):
         # identity on finite values, so it changes no regular step's bits)
         update, weights = finite(update), finite(weights)
         assign(self.shared, update)
-        scale = weights if self.weights_scale_specific else torch.ones_like(weights)
+        scale = self.head_scales(losses.detach(), weights)
         for i, p in enumerate(self.specific):
             parts = [s[i] * c for s, c in zip(specific, scale) if s[i] is not None]
             p.grad = torch.stack(parts).sum(0) if parts else torch.zeros_like(p)
@@ -147,3 +152,7 @@ class GradientMethod(Method):
 
     def combine(self, grads: torch.Tensor, losses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
+
+    def head_scales(self, losses: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """What each task's head gradient is multiplied by (see the class docstring)."""
+        return weights if self.weights_scale_specific else torch.ones_like(weights)

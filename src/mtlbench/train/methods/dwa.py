@@ -12,6 +12,10 @@ class DynamicWeightAverage(LossLevel):
     """w_k(t) = K softmax_k(r_k(t-1) / T), r_k(t-1) = L_k(t-1) / L_k(t-2), from the epochs' mean
     training losses; all weights 1 for the first two epochs. Weights sum to K."""
 
+    paper = "Liu et al., CVPR 2019"
+    reference = "LibMTL LibMTL/weighting/DWA.py (backward, T = 2)"
+    deviations = "none known; no reference test here yet"
+
     def __init__(self, n_tasks: int, temperature: float = 2.0):
         super().__init__(n_tasks)
         self.temperature = temperature

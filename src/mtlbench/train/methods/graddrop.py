@@ -14,6 +14,10 @@ class GradDrop(GradientMethod):
     P < U; the update is the sum of what is kept. (The paper applies it at a layer's activations;
     on the parameters it needs no hook into the model.) U comes from torch's device generator."""
 
+    paper = "Chen et al., NeurIPS 2020"
+    reference = "LibMTL LibMTL/weighting/GradDrop.py (backward, leak 0)"
+    deviations = "applied to the shared parameters' gradients, where the paper and LibMTL (rep_grad) apply it at the shared representation"
+
     def uniform(self, like: torch.Tensor) -> torch.Tensor:
         return torch.rand(like.shape, device=like.device, dtype=like.dtype)
 

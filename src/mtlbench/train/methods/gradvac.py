@@ -15,6 +15,10 @@ class GradVac(GradientMethod):
     g_i += g_j |g_i| (t sqrt(1 - phi^2) - phi sqrt(1 - t^2)) / (|g_j| sqrt(1 - t^2)).
     With all targets 0 this is PCGrad's projection. The update is the sum of the altered g_i."""
 
+    paper = "Wang et al., ICLR 2021"
+    reference = "LibMTL LibMTL/weighting/GradVac.py (backward, GradVac_group_type 0: whole model)"
+    deviations = "none (tests/test_method_references.py, over several steps)"
+
     def __init__(self, n_tasks: int, beta: float = 0.5):
         super().__init__(n_tasks)
         self.beta = beta

@@ -34,6 +34,10 @@ class LossLevel(Method):
 class Weighted(LossLevel):
     """Fixed weights: total = sum_k w_k L_k. `sum` is all ones, `mean` all 1/K."""
 
+    paper = "SPEC.md section 5"
+    reference = "LibMTL LibMTL/weighting/EW.py (equal weighting)"
+    deviations = "none"
+
     def __init__(self, weights: Sequence[float]):
         super().__init__(len(weights))
         self.register_buffer("weights", torch.tensor([float(w) for w in weights]))

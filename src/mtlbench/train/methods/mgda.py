@@ -9,28 +9,18 @@ from __future__ import annotations
 import torch
 
 from mtlbench.train.methods.base import GradientMethod, Method
-
-FRANK_WOLFE_STEPS = 250  # LibMTL's MinNormSolver.MAX_ITER
-
-
-def min_norm_weights(gram: torch.Tensor, steps: int = FRANK_WOLFE_STEPS) -> torch.Tensor:
-    """argmin over the simplex of a^T M a (M = G G^T), by Frank-Wolfe with exact line search
-    (Sener and Koltun's Algorithm 2) and a fixed number of steps, all tensor operations. For two
-    tasks the first step is the closed form a_1 = clamp((g2 - g1).g2 / |g1 - g2|^2, 0, 1)."""
-    k = len(gram)
-    a = torch.full((k,), 1.0 / k, device=gram.device, dtype=gram.dtype)
-    eye = torch.eye(k, device=gram.device, dtype=gram.dtype)
-    for _ in range(steps):
-        e = eye[torch.argmin(gram @ a)]  # the vertex of steepest descent
-        # min over g in [0, 1] of |(1 - g) v + g u|^2 with v = G^T a, u = G^T e
-        vv, uu, uv = a @ gram @ a, e @ gram @ e, a @ gram @ e
-        denom = vv + uu - 2 * uv
-        gamma = torch.where(denom > 0, ((vv - uv) / denom.clamp(min=1e-30)).clamp(0, 1), torch.zeros_like(denom))
-        a = (1 - gamma) * a + gamma * e
-    return a
+from mtlbench.train.methods.simplex import min_norm_weights
 
 
 class MGDA(GradientMethod):
+    """The min-norm point of the task gradients' hull, solved to convergence (simplex.py): exact
+    for two tasks, interior-point Newton beyond (the authors' Frank-Wolfe stops after 250 steps)."""
+
+    paper = "Sener and Koltun, NeurIPS 2018"
+    reference = "LibMTL LibMTL/weighting/MGDA.py (MinNormSolver, backward)"
+    deviations = ("min-norm point solved to convergence (closed form for K = 2, interior-point Newton beyond) "
+                  "where LibMTL stops Frank-Wolfe after 250 steps; gradients not normalised (LibMTL's default mgda_gn='none')")
+
     def combine(self, grads, losses):
         weights = min_norm_weights(grads @ grads.T)
         return weights @ grads, weights
@@ -42,6 +32,9 @@ class MGDAUB(Method):
 
     needs_representation = True
     min_tasks = 2
+    paper = "Sener and Koltun, NeurIPS 2018"
+    reference = "LibMTL LibMTL/weighting/MGDA.py with rep_grad=True (gradients of the shared representation)"
+    deviations = "min-norm point solved to convergence, as `mgda`"
 
     def bind(self, model, trained):
         super().bind(model, trained)

@@ -13,6 +13,10 @@ class PCGrad(GradientMethod):
     g_i <- g_i - (g_i . g_j / |g_j|^2) g_j; the update is the sum of the projected gradients. The
     order comes from torch's device generator (for two tasks it does not matter)."""
 
+    paper = "Yu et al., NeurIPS 2020"
+    reference = "LibMTL LibMTL/weighting/PCGrad.py (backward)"
+    deviations = "none (tests/test_method_references.py; the random order comes from torch's generator)"
+
     def combine(self, grads, losses):
         k = len(grads)
         projected = grads.clone()

@@ -13,6 +13,10 @@ class RandomLossWeighting(LossLevel):
     from torch's generator on the losses' device (seeded by the fit, captured by CUDA graphs), so
     a run is reproducible. `total` (validation) is the mean loss, the draw's expectation."""
 
+    paper = "Lin et al., TMLR 2022"
+    reference = "LibMTL LibMTL/weighting/RLW.py (backward)"
+    deviations = "validation's total is the mean loss (the draw's expectation)"
+
     def __init__(self, n_tasks: int):
         super().__init__(n_tasks)
         self.register_buffer("drawn", torch.full((n_tasks,), 1.0 / n_tasks))
