@@ -24,7 +24,8 @@ from mtlbench.studies import CIFAR10_NAMES, STUDIES
 from mtlbench.train.loop import fit, predict_logits
 from mtlbench.train.objectives import correct_count, per_image_mse, task_loss, task_scores
 from mtlbench.train.protocols import hs_protocol
-from mtlbench.train.runner import kept_test_outputs, variant_plan
+from mtlbench.train.kinds.common import kept_test_outputs
+from mtlbench.train.runner import variant_plan
 
 STUDY = STUDIES["cifar10_aux"]
 
@@ -132,7 +133,7 @@ def _outcome(variant: str, values: dict[str, dict[str, list[float]]]) -> Variant
                  for task, metrics in values.items()]
         seeds.append(SeedOutcome(i, tasks))
     per_seed = {task: {s.seed: t.metrics for s in seeds for t in s.tasks if t.task == task} for task in values}
-    return VariantOutcome(variant, {}, seeds, summarize({variant: per_seed})[variant])
+    return VariantOutcome(variant, {}, seeds, summarize({variant: per_seed})[variant], STUDY.variant_kind(variant))
 
 
 def test_delta_m_counts_a_falling_mse_as_a_gain_and_leaves_random_tasks_out():

@@ -242,7 +242,7 @@ def test_modern_values_are_checked():
 
 def test_modern_params_reach_the_protocol_of_every_study():
     from mtlbench.studies import STUDIES
-    from mtlbench.train.runner import study_protocol
+    from mtlbench.train.kinds.common import study_protocol
 
     params = _params(run={"protocol": "modern", "max_epochs": 3}, modern={"lr": 0.003, "augment": False})
     for study in STUDIES.values():

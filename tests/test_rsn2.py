@@ -138,7 +138,7 @@ def test_phases_train_only_the_weighted_tasks():
     from mtlbench.studies import TASKS
     from mtlbench.train.loop import fit
     from mtlbench.train.protocols import KERAS_FAITHFUL
-    from mtlbench.train.runner import phase_train_set
+    from mtlbench.train.kinds.common import phase_train_set
 
     g = torch.Generator().manual_seed(0)
     tasks = [TaskData(TASKS[name], TensorSet((torch.rand(40, *shape, generator=g),), (torch.randint(0, 10, (40,), generator=g),)),

@@ -32,7 +32,7 @@ def _outcome(seeds=(0, 1), folder=None) -> VariantOutcome:
         seed_outcomes.append(SeedOutcome(seed, [task], models, results_hash=f"hash{seed}", model_tasks={"model_t": ["t"]}))
         per_seed[seed] = metrics
     summary = summarize({"dedicated": {"t": per_seed}})["dedicated"]
-    return VariantOutcome("dedicated", {"study": "s", "lr": 0.001}, seed_outcomes, summary)
+    return VariantOutcome("dedicated", {"study": "s", "lr": 0.001}, seed_outcomes, summary, "dedicated")
 
 
 @pytest.fixture

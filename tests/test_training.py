@@ -136,7 +136,7 @@ def test_architectures_match_spec_shapes_and_sizes():
 
 def test_options_resolve_per_architecture_and_device():
     from mtlbench.train.accel import AUTO, CPU_AUTO, EAGER, resolve_accel
-    from mtlbench.train.runner import stack_seeds
+    from mtlbench.train.kinds.common import stack_seeds
 
     auto = {option: "auto" for option in ("graphs", "tf32", "bf16", "channels_last", "compile")}
     cpu_auto = {"channels_last": "auto"}

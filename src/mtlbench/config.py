@@ -13,10 +13,10 @@ from typing import Any, Callable, Mapping
 
 import yaml
 
+from mtlbench.data.sources import MIRROR_ENV  # noqa: F401 (re-exported: stages and tools read it here)
 from mtlbench.studies import STUDIES
 
 DEVICES = ("auto", "cpu", "cuda")
-MIRROR_ENV = "MTLBENCH_DATA_MIRROR"
 TRACKING_ENV = "MLFLOW_TRACKING_URI"
 
 

@@ -17,7 +17,7 @@ from mtlbench.evaluate import (
 )
 from mtlbench.fileio import atomic_dir, write_json, write_text
 from mtlbench.runtime import cpu_model
-from mtlbench.studies import Study
+from mtlbench.studies import BASELINE_KIND, Study
 
 SCRATCH = Path(".mtlbench-tmp")  # temporary folders of plot outputs, outside the plot definitions
 
@@ -67,7 +67,7 @@ def details_document(study: Study, outcomes: list[VariantOutcome]) -> dict:
     methods = {}
     for o in outcomes:
         kind = study.variant_kind(o.variant)
-        budget = (sum(by["params_total"]["mean"] for by in o.summary.values()) if kind == "dedicated"
+        budget = (sum(by["params_total"]["mean"] for by in o.summary.values()) if kind == BASELINE_KIND
                   else next(iter(o.summary.values()))["params_packed"]["mean"])  # one model for all its tasks
         methods[o.variant] = {"kind": kind, "architecture": o.params.get("architecture"), "params": budget,
                               "tasks": list(o.summary),

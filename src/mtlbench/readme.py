@@ -9,6 +9,7 @@ from pathlib import Path
 
 from mtlbench.evaluate import primary_metric, verdict_lines
 from mtlbench.fileio import read_json, write_text
+from mtlbench.studies import BASELINE_KIND
 from mtlbench.summary import answer, summary_rows
 from mtlbench.train.methods import methods_table
 from mtlbench.verdict import format_amount, format_interval
@@ -92,6 +93,11 @@ def _paired(comparisons: dict, variant: str, task: str) -> str:
     return f"{format_amount(c['mean'], c['metric'])} {format_interval(c['ci95'], 100)} {SHORT_VERDICT.get(c['verdict'], c['verdict'])}"
 
 
+def baseline_of(details: dict) -> str | None:
+    """The name of a study's baseline variant in its details.json (found by its kind)."""
+    return next((v for v, m in details["methods"].items() if m["kind"] == BASELINE_KIND), None)
+
+
 def methods_section(run_dir: Path) -> str:
     """A study_run of every method (bench/mnist_fashion_hps_cpu): per variant and task the test
     accuracy mean +- SD, the paired difference to dedicated with its verdict, and the training
@@ -104,12 +110,13 @@ def methods_section(run_dir: Path) -> str:
     context = read_json(run_dir / "context.json")
     variants, comparisons = dict(details["variants"]), dict(details["comparisons"])
     notes = []
+    baseline = baseline_of(details)
     for rerun in sorted(run_dir.parent.glob(f"{run_dir.name}_*")):
         again = read_json(rerun / "details.json")
-        if again["variants"].get("dedicated") != details["variants"].get("dedicated"):
+        if again["variants"].get(baseline) != details["variants"].get(baseline):
             notes.append(f"`{rerun.name}` not used: its dedicated models differ from this run's")
             continue
-        replaced = [v for v in again["variants"] if v != "dedicated"]
+        replaced = [v for v in again["variants"] if v != baseline]
         variants.update({v: again["variants"][v] for v in replaced})
         comparisons.update({v: again["comparisons"][v] for v in replaced if v in again["comparisons"]})
         times.update({v: t for v, t in read_json(rerun / "epoch_times.json").items() if v in replaced})

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from mtlbench.data.classes import CIFAR10_NAMES, DIGIT_NAMES, FASHION_NAMES
+
 
 CLASSIFICATION, RECONSTRUCTION = "classification", "reconstruction"
 
@@ -43,14 +45,6 @@ class TaskSpec:
         return self.kind == CLASSIFICATION
 
 
-DIGIT_NAMES = tuple(str(i) for i in range(10))
-FASHION_NAMES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)
-
-CIFAR10_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-DATASET_CLASSES = {"digits": DIGIT_NAMES, "fashion": FASHION_NAMES, "cifar10": CIFAR10_NAMES}  # class-group task files
 CIFAR10_ANIMALS = ("bird", "cat", "deer", "dog", "frog", "horse")
 CIFAR10_AUX_RANDOM_SEED = 7001  # the cifar10_aux random task's labels, the same in every run
 
@@ -78,7 +72,10 @@ class RSN2Spec:
     phases: tuple[tuple[float, ...], ...] | None = None
 
 
-DEDICATED, RSN2, HPS = "dedicated", "rsn2", "hps"  # the variant kinds train/runner.py can train
+DEDICATED, RSN2, HPS = "dedicated", "rsn2", "hps"  # the variant kinds of train/kinds/
+# The kind every other variant is compared with: one network per task. Its variant may have any
+# name; evaluation, the summary and the README find it by this kind.
+BASELINE_KIND = DEDICATED
 
 
 @dataclass(frozen=True)
@@ -133,6 +130,11 @@ class Study:
 
     def variant_kind(self, variant: str) -> str:
         return self.variant(variant).kind
+
+    @property
+    def baseline_variant(self) -> str | None:
+        """The variant every other is compared with (the first of BASELINE_KIND), None if none."""
+        return next((v.name for v in self.variant_specs if v.kind == BASELINE_KIND), None)
 
     def tasks_of(self, variant: str) -> tuple[str, ...]:
         return self.variant(variant).tasks or self.tasks

@@ -27,6 +27,7 @@ from mtlbench.check import ROOT, CheckError, copy_project, git_repo_env, init_re
 from mtlbench.config import MIRROR_ENV
 from mtlbench.fileio import atomic_dir, write_json
 from mtlbench.runtime import cpu_model
+from mtlbench.studies import BASELINE_KIND, STUDIES, Study
 
 
 def parse_setting(text: str) -> tuple[str, str, object]:
@@ -38,16 +39,16 @@ def parse_setting(text: str) -> tuple[str, str, object]:
     return section, name, yaml.safe_load(value)
 
 
-def epoch_times(results: Path) -> dict[str, dict[str, float]]:
+def epoch_times(results: Path, study: Study) -> dict[str, dict[str, float]]:
     """Each variant's mean seconds per training epoch over its seeds' epochs (a multitask run
-    counts once, not once per task)."""
+    counts once, not once per task; the baseline kind trains one model per task)."""
     times: dict[str, dict[str, float]] = {}
     for variant_dir in sorted(p for p in results.iterdir() if p.is_dir()):
         seconds = []
         for run_file in sorted(variant_dir.glob("seed*/run.json")):
             tasks = json.loads(run_file.read_text())["tasks"]
             fits = list(tasks.values())  # dedicated: one fit per task; multitask: one joint fit, in every task
-            seconds += [r["seconds"] for t in (fits if variant_dir.name == "dedicated" else fits[:1]) for r in t["history"]]
+            seconds += [r["seconds"] for t in (fits if study.variant_kind(variant_dir.name) == BASELINE_KIND else fits[:1]) for r in t["history"]]
         times[variant_dir.name] = {"seconds_per_epoch": mean(seconds), "epochs": len(seconds)}
     return times
 
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copy(repo / "reports" / "studies" / f"{args.study}.json", out / "details.json")
             shutil.copy(repo / "reports" / f"{args.study}.md", out / "report.md")
             shutil.copy(repo / "results" / args.study / "context.json", out / "context.json")
-            write_json(out / "epoch_times.json", epoch_times(repo / "results" / args.study))
+            write_json(out / "epoch_times.json", epoch_times(repo / "results" / args.study, STUDIES[args.study]))
             write_json(out / "run.json", {"study": args.study, "set": args.set, "cpu": cpu_model(),
                                           "wall_s": round(time.time() - started, 1),
                                           "command": "python -m mtlbench.study_run " + " ".join(argv or sys.argv[1:])})

@@ -16,6 +16,7 @@ from typing import Sequence
 
 from mtlbench.figures import curves_figure, forest_figure, png_bytes, scores_figure
 from mtlbench.evaluate import task_comparisons
+from mtlbench.studies import BASELINE_KIND
 from mtlbench.verdict import (BETTER, NO_DIFFERENCE, NO_TEST, RANDOM, WORSE, difference_bounds, format_amount,
                               format_interval, verdict_text)
 
@@ -25,7 +26,7 @@ def summary_rows(details: Sequence[dict]) -> tuple[list[dict], list[dict]]:
     task_rows, delta_rows = [], []
     for d in details:
         methods = d["methods"]
-        dedicated_total = methods.get("dedicated", {}).get("params")
+        dedicated_total = next((m["params"] for m in methods.values() if m["kind"] == BASELINE_KIND), None)
         for variant, entry in d["comparisons"].items():
             method = methods[variant]
             common = {"study": d["study"], "variant": variant, "kind": method["kind"],

@@ -22,8 +22,9 @@ from typing import Callable
 
 import numpy as np
 
-from mtlbench.config import MIRROR_ENV
 from mtlbench.fileio import is_disk_full, no_space
+
+MIRROR_ENV = "MTLBENCH_DATA_MIRROR"  # a local copy of the dataset hosts (tests, CI, offline machines)
 
 MIRROR_HINT = (
     f"Set a mirror with the environment variable {MIRROR_ENV}=<directory or URL> or `data.mirror` in "

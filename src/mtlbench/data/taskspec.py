@@ -122,7 +122,7 @@ def _group_task(path, name: str, raw: Any, classes: tuple[str, ...]) -> ClassTas
 
 
 def _load_group_file(path: Path, raw: Mapping) -> TaskFile:
-    from mtlbench.studies import DATASET_CLASSES
+    from mtlbench.data.classes import DATASET_CLASSES
 
     if set(raw) != {"dataset", "tasks"}:
         raise TaskSpecError(f"{path}: a class-group file has exactly the keys `dataset` and `tasks`")

@@ -9,6 +9,7 @@ from typing import Sequence
 import numpy as np
 from scipy import stats as scipy_stats
 
+from mtlbench.studies import BASELINE_KIND
 from mtlbench.verdict import BOUNDED, difference_bounds, judge, paired_comparison, within
 from mtlbench.evaluate.metrics import LOWER_IS_BETTER, TEST_METRICS, primary_metric
 from typing import TYPE_CHECKING
@@ -60,8 +61,9 @@ def task_comparisons(entry: dict) -> dict[str, dict]:
     return {k: v for k, v in entry.items() if not k.startswith("delta_m")}
 
 
-def compare_to_dedicated(outcomes: list[VariantOutcome], baseline: str = "dedicated") -> dict:
-    """Per multitask variant: mean difference to the study's own dedicated runs per task and metric
+def compare_to_dedicated(outcomes: list[VariantOutcome]) -> dict:
+    """Per multitask variant: mean difference to the study's own dedicated runs (the variant of
+    studies.BASELINE_KIND, whatever its name) per task and metric
     (plus the paired per-seed differences' statistics), and delta-m, the average relative change
     over tasks in percent, signed so that positive means better (Maninis et al. 2019: an MSE that
     falls counts as a gain): `delta_m_pct` over every task by its primary metric (accuracy, or MSE
@@ -74,10 +76,10 @@ def compare_to_dedicated(outcomes: list[VariantOutcome], baseline: str = "dedica
     (mtlbench.verdict); `delta_m` holds the seed statistics of the per-seed delta-m (seed k's
     signed relative change to dedicated seed k, over the tasks' dedicated means, so its mean is
     `delta_m_pct`)."""
-    by_name = {o.variant: o for o in outcomes}
-    if baseline not in by_name:
+    base = next((o for o in outcomes if o.kind == BASELINE_KIND), None)
+    if base is None:
         return {}
-    base = by_name[baseline]
+    baseline = base.variant
     comparisons = {}
     for outcome in outcomes:
         shared = [task for task in outcome.summary if task in base.summary]

@@ -15,7 +15,7 @@ import numpy as np
 
 from mtlbench.errors import ExpectedError
 from mtlbench.fileio import read_json
-from mtlbench.studies import Study
+from mtlbench.studies import BASELINE_KIND, Study
 from mtlbench.evaluate.metrics import classification_metrics, confusion, reconstruction_metrics, report, report_data
 from mtlbench.evaluate.comparisons import summarize
 
@@ -92,12 +92,13 @@ class VariantOutcome:
     params: dict[str, object]
     seeds: list[SeedOutcome]
     summary: dict = field(default_factory=dict)  # task -> metric -> seed statistics
+    kind: str = ""  # the variant's kind (studies.Variant.kind): the baseline is found by it
 
 
-def _task_outcome(spec, run: dict, predictions) -> TaskOutcome:
+def _task_outcome(spec, run: dict, predictions, joint: bool) -> TaskOutcome:
     name, n = spec.name, spec.n_classes
     fit = run["tasks"][name]
-    records = fit_records(fit, joint=run["variant"] != "dedicated")
+    records = fit_records(fit, joint=joint)
     if not spec.is_classification:
         metrics = {**reconstruction_metrics(predictions[f"{name}_mse"]), **records}
         samples = (predictions[f"{name}_sample_true"], predictions[f"{name}_sample_pred"])
@@ -174,14 +175,16 @@ def evaluate_study(study: Study, results_dir: Path, root: Path = Path(".")) -> l
             names = [t for t in study.tasks if t in run["tasks"]]
             try:
                 with np.load(seed_dir / "predictions.npz") as predictions:
-                    tasks = [_task_outcome(specs[name], run, predictions) for name in names]
+                    joint = study.variant_kind(variant) != BASELINE_KIND  # one fit for all its tasks
+                    tasks = [_task_outcome(specs[name], run, predictions, joint) for name in names]
             except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
                 raise _damaged(seed_dir / "predictions.npz", err, study.name) from None
             models = {p.stem: p for p in sorted(seed_dir.glob("model_*.pt"))}
             seeds.append(SeedOutcome(seed=run["seed"], tasks=tasks, models=models, results_hash=results_hash(seed_dir),
                                      model_tasks=model_tasks(names, models)))
         per_seed = {name: {s.seed: s.tasks[i].metrics for s in seeds} for i, name in enumerate(names)}
-        outcomes.append(VariantOutcome(variant, params, seeds, summarize({variant: per_seed})[variant]))
+        outcomes.append(VariantOutcome(variant, params, seeds, summarize({variant: per_seed})[variant],
+                                       study.variant_kind(variant)))
     return outcomes
 
 
@@ -229,7 +232,7 @@ def grouped_mean_curves(outcome: "VariantOutcome", seed: "SeedOutcome") -> dict[
     """{"real": curves, "random": curves} for a seed whose tasks were trained in one joint fit; empty
     for dedicated models, single tasks and phased training (separate fits: nothing to average)."""
     joint = [r["loss"] for r in seed.tasks[0].history]
-    if outcome.variant == "dedicated" or len(seed.tasks) < 2 or any(
+    if outcome.kind == BASELINE_KIND or len(seed.tasks) < 2 or any(
             [r["loss"] for r in t.history] != joint for t in seed.tasks[1:]):
         return {}
     return {group: mean_curves(members) for group, members in task_groups(seed.tasks).items()}

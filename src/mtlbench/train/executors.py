@@ -24,6 +24,7 @@ import torch
 
 from mtlbench.config import Params, ParamsError
 from mtlbench.runtime import PORTABLE_NUMERICS, apply_numerics, numerics_in_use
+from mtlbench.train.kinds import load_unit_tasks, train_unit
 from mtlbench.train.units import Unit
 
 RAY_RETRIES = 2  # a unit that fails is tried at most this many more times
@@ -112,8 +113,6 @@ def run_ray(units: list[Unit], study, params: Params, prepared_dir: Path, tasks_
 def train_unit_remote(study, unit: Unit, params: Params, prepared_dir: str, tasks_dir: str, root: str,
                       threads: int) -> tuple[dict[str, bytes], float]:
     """One unit inside a Ray worker: load its tasks, train into a temporary folder, return the files."""
-    from mtlbench.train.runner import load_unit_tasks, train_unit
-
     torch.set_num_threads(threads)
     apply_numerics()  # portable numerics pin their own thread count
     fault = os.environ.get(FAULT_ONCE_ENV)

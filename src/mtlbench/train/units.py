@@ -22,7 +22,7 @@ from pathlib import Path
 
 from mtlbench.codebase import PACKAGE, digest, import_closure
 from mtlbench.fileio import read_json, write_json
-from mtlbench.studies import DEDICATED, Study
+from mtlbench.studies import Study
 
 UNITS_FILE = "units.json"
 CONTEXT_FILE = "context.json"
@@ -44,18 +44,6 @@ class Unit:
     @property
     def folders(self) -> list[str]:
         return [f"{self.variant}/seed{s}" for s in self.seeds]
-
-
-def plan_units(plan: list[tuple[str, tuple[str, ...]]], seeds: tuple[int, ...], stacked: bool,
-               study: Study) -> list[Unit]:
-    """The units of the variant plan: one per variant and seed, except stacked dedicated seeds."""
-    units = []
-    for variant, tasks in plan:
-        if stacked and study.variant_kind(variant) == DEDICATED:
-            units.append(Unit(variant, tasks, tuple(seeds)))
-        else:
-            units += [Unit(variant, tasks, (seed,)) for seed in seeds]
-    return units
 
 
 # Modules that are data, not code: every value of theirs a unit uses is in its key already, resolved
@@ -156,14 +144,3 @@ def place_unit(out_dir: Path, scratch: Path, unit: Unit, key: str, seconds: floa
         (scratch / folder).rename(dest)
         index[folder] = {"key": key, "seconds": round(seconds, 3), "files": files}
     write_json(out_dir / UNITS_FILE, dict(sorted(index.items())))
-
-
-def settings_of(context: dict, kind: str) -> dict:
-    """The part of the resolved run context a unit of `kind` depends on: not the run's times, not
-    run.tasks (the unit's own tasks are in its key), RSN2 options only for RSN2 units, seed
-    stacking only for dedicated ones."""
-    dropped = {"started_at", "ended_at", "tasks"} | ({"rsn2"} if kind != "rsn2" else set()) \
-        | ({"stack_seeds"} if kind != DEDICATED else set())
-    return {k: v for k, v in context.items() if k not in dropped}
-
-

@@ -1,0 +1,75 @@
+"""What a variant kind is: how variants of one kind (dedicated, RSN2, HPS, ...) are checked,
+built, trained, cut into resumable units and keyed. One file per kind, registered in KINDS
+(train/kinds/__init__.py), as the multitask methods are; train/runner.py only plans and calls them.
+
+A kind owns:
+- `check(study, variant, tasks, params)` and `check_plan(study, variants, params)`: what it refuses
+  before any data is loaded (ParamsError), one variant at a time and all of its variants together;
+- `context(study, variants, params)`: its own resolved settings for the run context (RSN2's);
+- `tiny_outputs(study, variant, specs, shapes, inputs)`: its network built as `train` builds it,
+  run on a tiny input (check_builds steps it backward: a network that cannot be built or trained
+  fails in check_params, not after minutes of training);
+- `build_tiny(study, variant, specs, shapes)` and `store_spec(study, in_shape, n_classes)`: that
+  network, and what models/store.py saves to rebuild it (tests/test_kinds.py builds, steps, saves
+  and reloads every study x variant of the catalogue);
+- `train(study, variant, tasks, seeds, params, out_dir)`: fit, predict the test sets and write
+  `seed<k>/` (common.write_seed) for each seed;
+- `units(variant, tasks, seeds, stacked)`: the resumable units its seeds train in;
+- `settings(context)`: the part of the resolved run context its results depend on (with the
+  variant's spec, task identities, data digests and the training code, the unit key).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from mtlbench.config import Params
+from mtlbench.data.tasks import TaskData
+from mtlbench.studies import Study
+from mtlbench.train.units import Unit
+
+# run-context entries no unit depends on (the run's times; run.tasks: each unit's tasks are in its key)
+NOT_RESULTS = frozenset({"started_at", "ended_at", "tasks"})
+# run-context entries that belong to one kind: a unit of another kind leaves them out of its key
+KIND_OWNED = frozenset({"rsn2", "stack_seeds"})
+
+
+class VariantKind:
+    name = ""
+    owns: frozenset[str] = frozenset()  # the KIND_OWNED context entries this kind's results depend on
+
+    def check(self, study: Study, variant: str, tasks: tuple[str, ...], params: Params) -> None:
+        """Refuse (ParamsError) what cannot train, before any data is loaded."""
+
+    def check_plan(self, study: Study, variants: list[str], params: Params) -> None:
+        """Refuse what this kind's planned variants of a study cannot be together."""
+
+    def context(self, study: Study, variants: list[str], params: Params) -> dict:
+        """This kind's resolved settings for the run context (`variants`: the study's of this kind)."""
+        return {}
+
+    def build_tiny(self, study: Study, variant: str, specs: list, shapes: list) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def tiny_outputs(self, study: Study, variant: str, specs: list, shapes: list, inputs: list[torch.Tensor]):
+        raise NotImplementedError
+
+    def store_spec(self, study: Study, in_shape: tuple, n_classes) -> dict | None:
+        """What models/store.py saves beside the weights to rebuild the network (None: the file
+        describes itself, as RSN2's packed form does)."""
+        return None
+
+    def train(self, study: Study, variant: str, tasks: list[TaskData], seeds: tuple[int, ...], params: Params,
+              out_dir: Path) -> None:
+        raise NotImplementedError
+
+    def units(self, variant: str, tasks: tuple[str, ...], seeds: tuple[int, ...], stacked: bool) -> list[Unit]:
+        """One unit per seed (a kind that trains seeds together overrides this)."""
+        return [Unit(variant, tasks, (seed,)) for seed in seeds]
+
+    def settings(self, context: dict) -> dict:
+        """The resolved run context without what no result of this kind depends on."""
+        dropped = NOT_RESULTS | (KIND_OWNED - self.owns)
+        return {k: v for k, v in context.items() if k not in dropped}
