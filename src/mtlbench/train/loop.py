@@ -1,8 +1,10 @@
 """The training loop: device-resident tensors, seeded shuffling, Keras-style early stopping.
 
-One loop serves dedicated and multitask models. A model takes one input per task and returns one
-output per task (a dedicated model: one of each); each task's loss is its cross-entropy (or MSE for a
-reconstruction, train/objectives.py), turned into gradients by the multitask method (train/methods).
+One loop (`train_members`) serves dedicated and multitask models, one at a time (`fit`) or several
+seeds stacked in one grouped network (`multiseed.fit_seeds`). A model takes one input per task and
+returns one output per task (a dedicated model: one of each); each task's loss is its cross-entropy
+(or MSE for a reconstruction, train/objectives.py), turned into gradients by the multitask method
+(train/methods).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -82,6 +84,72 @@ def epoch_record(epoch: int, names: Sequence[str], train: dict, val: dict, secon
     return record
 
 
+@dataclass
+class Member:
+    """What the loop trains and stops: the whole model (`fit`), or one seed's slice of a seed stack
+    (`multiseed.fit_seeds`). Each member has its own early stopping, best weights and history; a
+    member that has stopped is frozen (a stack puts its slice back after every step)."""
+
+    label: str
+    names: tuple[str, ...]
+    pick: Callable[[dict], dict]  # its part of an epoch's train or validation metrics
+    get_state: Callable[[], object]
+    put_state: Callable[[object], None]
+    classification: Sequence[bool] | None = None  # which of its tasks report accuracy (None: all)
+    stopper: EarlyStopping | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+    ended_at: list[float] = field(default_factory=list)
+    best: object = None
+    frozen: object = None
+
+    def result(self, wall: float, started_at: float, extra: dict | None = None) -> FitResult:
+        return FitResult(history=self.history, epochs_trained=len(self.history), best_epoch=self.stopper.best_epoch,
+                         best_val_loss=self.stopper.best, wall_time_s=wall, stopped_early=self.stopper.should_stop,
+                         extra=extra or {}, started_at=started_at, epoch_ended_at=self.ended_at)
+
+
+def train_members(model: nn.Module, runner: EpochRunner, val: TensorSet, scheme: Method, members: list[Member],
+                  shuffle: torch.Generator | Sequence[torch.Generator], protocol: Protocol, progress: bool = False,
+                  method: Method | None = None) -> float:
+    """The one training loop (nanoGPT's, in Keras' terms): epochs of `runner`, validation, each
+    member's record, early stopping and best weights; the best weights restored at the end. With a
+    `method`, each epoch's record holds the mean weight its steps gave each task, and the method
+    hears the epoch's losses. Returns the wall time in seconds."""
+    started = time.perf_counter()
+    for member in members:
+        member.stopper = EarlyStopping(protocol.patience, protocol.min_delta)
+    for epoch in range(1, protocol.max_epochs + 1):
+        t0 = time.perf_counter()
+        stopped = [m for m in members if m.frozen is not None]
+        after_step = (lambda: [m.put_state(m.frozen) for m in stopped]) if stopped else None
+        train_metrics = runner.epoch(shuffle, after_step=after_step)
+        val_metrics = evaluate_losses(model, val, scheme, runner.objective)
+        seconds = time.perf_counter() - t0
+        for member in (m for m in members if m.frozen is None):
+            record = epoch_record(epoch, member.names, member.pick(train_metrics), member.pick(val_metrics), seconds,
+                                  member.classification)
+            if method is not None:  # the mean weight this epoch's steps used
+                for name, w in zip(member.names, train_metrics["task_weight"].tolist()):
+                    record[f"{name}_weight"] = w
+            member.history.append(record)
+            member.ended_at.append(time.time())
+            if member.stopper.update(epoch, record["val_loss"]) and protocol.restore_best:
+                member.best = member.get_state()
+            if progress:
+                print_progress(member.label, record, protocol.max_epochs, started)
+            if member.stopper.should_stop:
+                member.frozen = member.get_state()
+        if method is not None:  # the method's update from the epoch's losses (DWA)
+            method.end_epoch(train_metrics["task_loss"].to(runner.device))
+        if all(m.frozen is not None for m in members):
+            break
+    wall = time.perf_counter() - started
+    for member in members:
+        if protocol.restore_best and member.best is not None:
+            member.put_state(member.best)
+    return wall
+
+
 def fit(
     model: nn.Module,
     data: TensorSet,
@@ -107,42 +175,12 @@ def fit(
     trained = [*model.parameters(), *scheme.parameters()]  # a method's own parameters (uncertainty) train too
     optimizer = make_optimizer(trained, protocol, device, accel)
     runner = EpochRunner(model, optimizer, train, protocol, scheme, accel)
-    shuffle = torch.Generator().manual_seed(seed)
-    classification = [is_classification(y) for y in data.targets]
-    stopper = EarlyStopping(protocol.patience, protocol.min_delta)
-    best_state, history, ended_at = None, [], []
-    started, started_at = time.perf_counter(), time.time()
-
-    for epoch in range(1, protocol.max_epochs + 1):
-        t0 = time.perf_counter()
-        train_metrics = runner.epoch(shuffle)
-        val_metrics = evaluate_losses(model, val, scheme, runner.objective)
-        record = epoch_record(epoch, task_names, train_metrics, val_metrics, time.perf_counter() - t0, classification)
-        if method is not None:  # the mean weight this epoch's steps used, then the method's update
-            for name, w in zip(task_names, train_metrics["task_weight"].tolist()):
-                record[f"{name}_weight"] = w
-            method.end_epoch(train_metrics["task_loss"].to(device))
-        history.append(record)
-        ended_at.append(time.time())
-        if stopper.update(epoch, record["val_loss"]) and protocol.restore_best:
-            best_state = _snapshot(model)
-        if progress:
-            print_progress(label, record, protocol.max_epochs, started)
-        if stopper.should_stop:
-            break
-
-    if protocol.restore_best and best_state is not None:
-        model.load_state_dict(best_state)
-    return FitResult(
-        history=history,
-        epochs_trained=len(history),
-        best_epoch=stopper.best_epoch,
-        best_val_loss=stopper.best,
-        wall_time_s=time.perf_counter() - started,
-        stopped_early=stopper.should_stop,
-        started_at=started_at,
-        epoch_ended_at=ended_at,
-    )
+    whole = Member(label, tuple(task_names), pick=lambda metrics: metrics, get_state=lambda: _snapshot(model),
+                   put_state=model.load_state_dict, classification=[is_classification(y) for y in data.targets])
+    started_at = time.time()
+    wall = train_members(model, runner, val, scheme, [whole], torch.Generator().manual_seed(seed), protocol,
+                         progress, method)
+    return whole.result(wall, started_at)
 
 
 def print_progress(label: str, record: dict[str, float], max_epochs: int, started: float) -> None:

@@ -12,6 +12,7 @@ On CPU this reproduces single-seed training bit for bit (tests/test_multiseed.py
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Sequence
 
 import torch
@@ -20,11 +21,10 @@ from torch import nn
 from mtlbench.data.tasks import TensorSet
 from mtlbench.models.dedicated import build_dedicated
 from mtlbench.models.rsn2 import RSN2Net
-from mtlbench.train.early_stopping import EarlyStopping
 from mtlbench.train.accel import EAGER, Accel
 from mtlbench.train.epoch import EpochRunner, to_channels_last
 from mtlbench.train.optim import make_optimizer
-from mtlbench.train.loop import FitResult, epoch_record, evaluate_losses, print_progress
+from mtlbench.train.loop import FitResult, Member, train_members
 from mtlbench.train.protocols import Protocol
 from mtlbench.train.methods import Weighted
 
@@ -82,7 +82,8 @@ def fit_seeds(
     progress: bool = False,
     accel: Accel = EAGER,
 ) -> list[FitResult]:
-    """`fit` for every seed at once on one task's `data`; one FitResult per seed."""
+    """`fit` for every seed at once on one task's `data` (loop.train_members, one member per seed's
+    slice); one FitResult per seed."""
     k = len(seeds)
     train, val = data.split_validation(protocol.val_fraction)
     stacked = lambda part: TensorSet(part.inputs * k, part.targets * k)  # noqa: E731  (every seed sees all rows)
@@ -90,44 +91,14 @@ def fit_seeds(
     optimizer = make_optimizer(stack.parameters(), protocol, train.targets[0].device, accel, copies=k)
     ones = Weighted([1.0] * k).to(train.targets[0].device)  # each slice's gradient is its own seed's
     runner = EpochRunner(stack, optimizer, train, protocol, ones, accel)
-    shuffles = [torch.Generator().manual_seed(seed) for seed in seeds]
-    stoppers = [EarlyStopping(protocol.patience, protocol.min_delta) for _ in seeds]
-    best: list[list[torch.Tensor] | None] = [None] * k
-    frozen: dict[int, list[torch.Tensor]] = {}
-    histories: list[list[dict]] = [[] for _ in seeds]
-    ended_at: list[list[float]] = [[] for _ in seeds]
-    started, started_at = time.perf_counter(), time.time()
+    members = [Member(f"{label} seed={seed}", (task_name,), pick=_own(i), get_state=partial(_slice_state, stack, i),
+                      put_state=partial(_put_slice_state, stack, i)) for i, seed in enumerate(seeds)]
+    started_at = time.time()
+    wall = train_members(stack, runner, val, ones, members, [torch.Generator().manual_seed(s) for s in seeds],
+                         protocol, progress)
+    return [m.result(wall, started_at, {"trained_with_seeds": list(seeds)}) for m in members]
 
-    for epoch in range(1, protocol.max_epochs + 1):
-        t0 = time.perf_counter()
-        after_step = (lambda: [_put_slice_state(stack, i, s) for i, s in frozen.items()]) if frozen else None
-        train_metrics = runner.epoch(shuffles, after_step=after_step)
-        val_metrics = evaluate_losses(stack, val, ones, runner.objective)
-        seconds = time.perf_counter() - t0
-        for i in range(k):
-            if i in frozen:
-                continue
-            own = lambda m: {"loss": m["task_loss"][i], "task_loss": m["task_loss"][i : i + 1],  # noqa: E731
-                             "task_acc": m["task_acc"][i : i + 1]}
-            record = epoch_record(epoch, (task_name,), own(train_metrics), own(val_metrics), seconds)
-            histories[i].append(record)
-            ended_at[i].append(time.time())
-            if stoppers[i].update(epoch, record["val_loss"]) and protocol.restore_best:
-                best[i] = _slice_state(stack, i)
-            if progress:
-                print_progress(f"{label} seed={seeds[i]}", record, protocol.max_epochs, started)
-            if stoppers[i].should_stop:
-                frozen[i] = _slice_state(stack, i)
-        if len(frozen) == k:
-            break
 
-    wall = time.perf_counter() - started
-    for i in range(k):
-        if protocol.restore_best and best[i] is not None:
-            _put_slice_state(stack, i, best[i])
-    return [
-        FitResult(history=histories[i], epochs_trained=len(histories[i]), best_epoch=stoppers[i].best_epoch,
-                  best_val_loss=stoppers[i].best, wall_time_s=wall, stopped_early=stoppers[i].should_stop,
-                  extra={"trained_with_seeds": list(seeds)}, started_at=started_at, epoch_ended_at=ended_at[i])
-        for i in range(k)
-    ]
+def _own(i: int):
+    """Seed i's part of a stack's epoch metrics (its slice's loss is its own loss)."""
+    return lambda m: {"loss": m["task_loss"][i], "task_loss": m["task_loss"][i : i + 1], "task_acc": m["task_acc"][i : i + 1]}
