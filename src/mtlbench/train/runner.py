@@ -30,7 +30,8 @@ from mtlbench.studies import Study
 from mtlbench.train.executors import run_local, run_ray
 from mtlbench.train.kinds import KINDS, load_unit_tasks, resolve_device, train_unit
 from mtlbench.train.kinds.common import stack_seeds, study_accel, study_protocol
-from mtlbench.train.units import CONTEXT_FILE, SCRATCH, Unit, code_digest, place_unit, start_folder, unit_key
+from mtlbench.train.plan import print_plan
+from mtlbench.train.units import CONTEXT_FILE, SCRATCH, Unit, code_digest, place_unit, read_index, start_folder, unit_key
 
 
 def selected_variants(study: Study, wanted: tuple[str, ...] | None) -> tuple[str, ...]:
@@ -142,8 +143,10 @@ def run_study(study: Study, params: Params, prepared_dir: Path, out_dir: Path, t
     identities = task_identities(specs, tasks_dir)
     keys = {u: unit_key(study, u, KINDS[study.variant_kind(u.variant)].settings(context), code, identities)
             for u in units}
+    recorded = read_index(out_dir)  # before start_folder drops the stale: their times still estimate well
     index, todo = start_folder(out_dir, units, keys)
-    progress = UnitProgress(study.name, len(units), len(units) - len(todo), params.run.progress)
+    estimates = print_plan(study, units, todo, params, prepared_dir, device, recorded)
+    progress = UnitProgress(study.name, estimates, params.run.progress)
     if todo:
         scratch = out_dir / SCRATCH
         scratch.mkdir()
@@ -162,18 +165,29 @@ def run_study(study: Study, params: Params, prepared_dir: Path, out_dir: Path, t
 
 
 class UnitProgress:
-    """One line per finished unit: units done of all, and an ETA from the units' measured times."""
+    """One line per finished unit: units done of all, and the ETA of the rest: the plan's estimates
+    scaled by how the finished units compared with theirs (or their mean time, where a unit has no
+    estimate)."""
 
-    def __init__(self, study: str, total: int, kept: int, enabled: bool):
-        self.study, self.total, self.done, self.enabled = study, total, kept, enabled
+    def __init__(self, study: str, estimates: dict[Unit, float | None], enabled: bool):
+        self.study, self.estimates, self.enabled = study, estimates, enabled
+        self.left = list(estimates)
+        self.done, self.total = 0, len(estimates)
         self.seconds: list[float] = []
-        if kept:  # said even in quiet logs: it explains why a resumed run is short
-            print(f"[{study}] {kept} of {total} units up to date (kept); training {total - kept}", file=sys.stderr, flush=True)
+        self.estimated: list[float | None] = []
+
+    def eta(self) -> float:
+        measured = sum(self.seconds)
+        planned = [e for e in self.estimated if e]
+        if len(planned) == len(self.estimated) and all(self.estimates[u] for u in self.left) and planned:
+            return measured / sum(planned) * sum(self.estimates[u] for u in self.left)
+        return len(self.left) * measured / max(1, len(self.seconds))
 
     def finished(self, unit: Unit, seconds: float) -> None:
         self.done += 1
+        self.left.remove(unit)
         self.seconds.append(seconds)
+        self.estimated.append(self.estimates.get(unit))
         if self.enabled:
-            left = (self.total - self.done) * sum(self.seconds) / len(self.seconds)
-            print(f"[{self.study}] unit {self.done}/{self.total} done: {unit.label} in {seconds:.0f}s "
-                  f"(ETA {left / 60:.1f} min for {self.total - self.done} more)", file=sys.stderr, flush=True)
+            print(f"[{self.study}] unit {self.done}/{self.total} trained: {unit.label} in {seconds:.0f}s "
+                  f"(ETA {self.eta() / 60:.1f} min for {len(self.left)} more)", file=sys.stderr, flush=True)

@@ -1,0 +1,150 @@
+"""The plan a train run prints before it trains: per variant its seeds, the units kept from an
+earlier run and those to train, and an estimated wall time for the whole study, so that a run of
+hours says so in its first seconds (and names the quick path) instead of after the first unit.
+
+The estimate is an upper bound: a timing probe of each planned network on this machine (a few
+optimizer steps on a batch of zero images at the protocol's batch size, on the run's device) times
+the steps an epoch takes times every epoch the protocol allows; early stopping usually ends sooner.
+A unit that ran before (its seconds are in units.json) is estimated by what it took.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import torch
+
+from mtlbench.config import Params
+from mtlbench.data.prepared import load_provenance
+from mtlbench.studies import HPS, RSN2, Study
+from mtlbench.train.kinds import KINDS
+from mtlbench.train.kinds.common import study_protocol
+from mtlbench.train.methods import METHODS, GradientMethod
+from mtlbench.train.units import Unit
+
+LONG_RUN_S = 30 * 60  # a plan longer than this names the quick path
+QUICK_PATH = ("for a first result in minutes: `make smoke` (mnist_fashion_mlp, 2000 rows, 3 epochs, 2 seeds, "
+              "as a DVC experiment outside the workspace)")
+PROBE_STEPS = 3
+
+
+def step_seconds(study: Study, variant: str, specs: dict, batch: int, device: torch.device) -> float:
+    """Seconds of one optimizer step of the variant's network on `batch` zero images per task."""
+    from mtlbench.train.runner import tiny_shapes
+
+    tasks, shapes = tiny_shapes(study, variant, specs)
+    kind = KINDS[study.variant_kind(variant)]
+    with torch.random.fork_rng(devices=[]):
+        built = kind.build_tiny(study, variant, tasks, shapes)
+    models = built if isinstance(built, list) else [built]
+    inputs = [torch.zeros(batch, *shape, device=device) for shape in shapes]
+    total = 0.0
+    for i, model in enumerate(models):
+        model.to(device)
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-9)
+        x = [inputs[i]] if isinstance(built, list) else inputs
+        for step in range(PROBE_STEPS + 1):  # the first step warms up (allocations, kernels)
+            started = time.perf_counter()
+            out = model(x[0]) if getattr(model, "shared_representation", False) else model(*x)
+            outs = out if isinstance(out, (tuple, list)) else (out,)
+            optimizer.zero_grad()
+            torch.stack([o.float().square().mean() for o in outs]).sum().backward()
+            optimizer.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if step:
+                total += (time.perf_counter() - started) / PROBE_STEPS
+    return total
+
+
+def backward_passes(study: Study, variant: str, n_tasks: int) -> int:
+    """A gradient-level method takes one backward pass per task through the shared network."""
+    spec = study.variant(variant)
+    if spec.kind == HPS and isinstance(METHODS[spec.method], type) and issubclass(METHODS[spec.method], GradientMethod):
+        return n_tasks
+    return 1
+
+
+def train_rows(study: Study, tasks: tuple[str, ...], params: Params, prepared_dir) -> int | None:
+    """Training rows a fit of these tasks sees per epoch (paired tasks: the shortest), None where
+    the prepared data has no recorded shapes (arrays written by hand)."""
+    specs = study.specs()
+    rows = []
+    for task in tasks:
+        try:
+            shapes = load_provenance(prepared_dir, specs[task].dataset)["shapes"]
+        except (OSError, ValueError, KeyError):
+            return None
+        n = next((v[0] for k, v in shapes.items() if "train" in k), None)
+        if n is None:
+            return None
+        rows.append(min(n, params.run.train_limit or n))
+    return min(rows)
+
+
+def estimate_unit(study: Study, unit: Unit, params: Params, prepared_dir, device: torch.device,
+                  probes: dict[str, float]) -> float | None:
+    """Upper bound of a unit's seconds (module docstring), None where the rows are unknown."""
+    protocol = study_protocol(study, params)
+    kind = study.variant_kind(unit.variant)
+    fits = [(t,) for t in unit.tasks] if kind == "dedicated" else [unit.tasks]
+    phases = len(study.variant(unit.variant).rsn2.phases or (1,)) if kind == RSN2 else 1
+    if unit.variant not in probes:
+        probes[unit.variant] = step_seconds(study, unit.variant, study.specs(), protocol.batch_size, device)
+    seconds = 0.0
+    for tasks in fits:
+        rows = train_rows(study, tasks, params, prepared_dir)
+        if rows is None:
+            return None
+        steps = -(-int(rows * (1 - protocol.val_fraction)) // protocol.batch_size)
+        seconds += steps * protocol.max_epochs * phases
+    per_step = probes[unit.variant] / len(fits) * backward_passes(study, unit.variant, len(unit.tasks))
+    return seconds * per_step * len(unit.seeds)
+
+
+def plan_lines(study: Study, units: list[Unit], todo: list[Unit], estimates: dict[Unit, float | None],
+               device: torch.device) -> list[str]:
+    """The plan as the lines the train stage prints."""
+    variants = list(dict.fromkeys(u.variant for u in units))
+    known = [estimates[u] for u in todo if estimates.get(u) is not None]
+    total = sum(known)
+    head = (f"[{study.name}] plan on {device.type}: {len(units)} units, {len(units) - len(todo)} kept, "
+            f"{len(todo)} to train")
+    if todo and len(known) == len(todo):
+        head += f"; estimated at most {_duration(total)} (early stopping usually ends sooner)"
+    lines = [head]
+    for variant in variants:
+        mine = [u for u in units if u.variant == variant]
+        train = [u for u in mine if u in todo]
+        seeds = sorted(s for u in mine for s in u.seeds)
+        each = [estimates[u] for u in train if estimates.get(u) is not None]
+        cost = f", about {_duration(max(each))} a unit" if each else ""
+        lines.append(f"  {variant:<24} seeds {', '.join(map(str, seeds))}: {len(mine) - len(train)} kept, "
+                     f"{len(train)} to train{cost}")
+    if total > LONG_RUN_S:
+        lines.append(f"  this is a long run; {QUICK_PATH}")
+    return lines
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def print_plan(study: Study, units: list[Unit], todo: list[Unit], params: Params, prepared_dir,
+               device: torch.device, recorded: dict[str, dict]) -> dict[Unit, float | None]:
+    """Estimate the units to train (recorded seconds where a unit ran before, else the probe) and
+    print the plan; returns the estimates (the progress lines' first ETA)."""
+    probes: dict[str, float] = {}
+    estimates: dict[Unit, float | None] = {}
+    for unit in todo:
+        before = recorded.get(unit.folders[0], {}).get("seconds")  # every folder of a unit records its time
+        estimates[unit] = (before if isinstance(before, (int, float))
+                           else estimate_unit(study, unit, params, prepared_dir, device, probes))
+    for line in plan_lines(study, units, todo, estimates, device):
+        print(line, file=sys.stderr, flush=True)
+    return estimates

@@ -1,0 +1,35 @@
+"""The plan the train stage prints before training: counts of kept and to-train units per variant,
+an estimated wall time from a timing probe or a unit's recorded time, the quick path for long runs."""
+
+import math
+
+import torch
+
+from mtlbench.studies import STUDIES
+from mtlbench.train.plan import LONG_RUN_S, backward_passes, plan_lines, step_seconds
+from mtlbench.train.units import Unit
+
+STUDY = STUDIES["mnist_fashion_mlp"]
+
+
+def test_plan_lines_count_kept_and_to_train_units_and_name_the_quick_path_for_long_runs():
+    units = [Unit(v, ("digits", "fashion"), (s,)) for v in ("dedicated", "rsn2") for s in (0, 1, 2)]
+    todo = units[2:]  # dedicated seeds 0, 1 kept
+    estimates = {u: 600.0 for u in todo}
+    lines = plan_lines(STUDY, units, todo, estimates, torch.device("cpu"))
+    assert lines[0] == ("[mnist_fashion_mlp] plan on cpu: 6 units, 2 kept, 4 to train; "
+                        "estimated at most 40 min (early stopping usually ends sooner)")
+    assert lines[1].split() == "dedicated seeds 0, 1, 2: 2 kept, 1 to train, about 10 min a unit".split()
+    assert "make smoke" in lines[-1] and 4 * 600 > LONG_RUN_S
+    short = plan_lines(STUDY, units, todo[:1], {todo[0]: 30.0}, torch.device("cpu"))
+    assert "30 s" in short[0] and not any("make smoke" in line for line in short)
+    unknown = plan_lines(STUDY, units, todo, {u: None for u in todo}, torch.device("cpu"))
+    assert unknown[0].endswith("4 to train")  # no estimate where the data's size is unknown
+
+
+def test_the_probe_times_a_real_step_and_gradient_methods_count_a_backward_pass_per_task():
+    seconds = step_seconds(STUDY, "rsn2", STUDY.specs(), 8, torch.device("cpu"))
+    assert 0 < seconds < 10 and math.isfinite(seconds)
+    hps = STUDIES["mnist_fashion_hps"]
+    assert backward_passes(hps, "hps_pcgrad", 2) == 2 and backward_passes(hps, "hps_sum", 2) == 1
+    assert backward_passes(STUDY, "rsn2", 2) == 1
