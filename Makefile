@@ -38,7 +38,7 @@ check-update: $(BIN)/.installed
 
 # README's results tables, generated from the committed metrics and reports (never typed by hand).
 readme: $(BIN)/.installed
-	$(BIN)/python -m mtlbench.readme README.md
+	$(BIN)/python -m mtlbench.readme README.md  # and docs/*.md
 
 # Experiments side by side, narrow: each multitask variant's paired gain per task and its delta-m.
 # Every multitask method on mnist_fashion_hps, in a scratch copy (CPU: ~1 hour; writes bench/mnist_fashion_hps_cpu/).

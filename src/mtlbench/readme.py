@@ -229,22 +229,31 @@ def replace_between(text: str, start: str, end: str, body: str) -> str:
     return f"{head}{start}\n{body}\n{end}{tail}"
 
 
-def main(argv: list[str]) -> int:
-    path = Path(argv[0]) if argv else Path("README.md")
+def regenerate(path: Path, root: Path) -> None:
+    """Rewrite every generated section `path` holds (each between its markers) from `root`'s files."""
     text = path.read_text()
-    if START not in text or END not in text:
-        print(f"error: {path} has no results markers ({START} ... {END})", file=sys.stderr)
-        return 2
-    text = replace_between(text, START, END, results_section(path.parent))
-    if UNITS_START in text and UNITS_END in text:
-        text = replace_between(text, UNITS_START, UNITS_END, units_line(path.parent / "bench" / "units.json"))
-    if PROTOCOLS_START in text and PROTOCOLS_END in text:
-        text = replace_between(text, PROTOCOLS_START, PROTOCOLS_END, protocols_section(path.parent))
-    if HPS_START in text and HPS_END in text:
-        text = replace_between(text, HPS_START, HPS_END, methods_section(path.parent / HPS_RUN))
-    if METHODS_START in text and METHODS_END in text:
-        text = replace_between(text, METHODS_START, METHODS_END, "\n".join(methods_table()))
+    generated = [
+        (START, END, lambda: results_section(root)),
+        (UNITS_START, UNITS_END, lambda: units_line(root / "bench" / "units.json")),
+        (PROTOCOLS_START, PROTOCOLS_END, lambda: protocols_section(root)),
+        (HPS_START, HPS_END, lambda: methods_section(root / HPS_RUN)),
+        (METHODS_START, METHODS_END, lambda: "\n".join(methods_table())),
+    ]
+    for start, end, body in generated:
+        if start in text and end in text:
+            text = replace_between(text, start, end, body())
     write_text(path, text)
+
+
+def main(argv: list[str]) -> int:
+    """`python -m mtlbench.readme [README.md]`: the README and every page of docs/ beside it."""
+    readme = Path(argv[0]) if argv else Path("README.md")
+    if START not in readme.read_text() or END not in readme.read_text():
+        print(f"error: {readme} has no results markers ({START} ... {END})", file=sys.stderr)
+        return 2
+    root = readme.parent
+    for path in [readme, *sorted((root / "docs").glob("*.md"))]:
+        regenerate(path, root)
     return 0
 
 
