@@ -57,6 +57,8 @@ def test_parent_per_variant_child_per_seed_with_records(tracking_uri, tmp_path):
     assert not [k for k in parent.data.metrics if k.endswith(("_n", "_min", "_max")) or "epochs" in k]
     assert parent.data.tags["mlflow.runName"].startswith("dedicated @ ") and "+- " in parent.data.tags["mlflow.note.content"]
     assert parent.data.tags["dvc_stage"] == "evaluate@s" and "git_commit" in parent.data.tags
+    # the runs table's "Created by" and "Source" columns
+    assert parent.data.tags["mlflow.source.name"] == "dvc stage evaluate@s" and parent.data.tags["mlflow.user"]
     child = children[0]
     assert {"t/accuracy", "t/macro_f1", "t/val_loss", "t/wall_time_s"} <= set(child.data.metrics)
     assert child.data.params["lr"] == "0.001" and child.data.params["seed"] in ("0", "1")

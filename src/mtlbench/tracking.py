@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import getpass
 import hashlib
 import io
 import json
@@ -42,7 +43,8 @@ import numpy as np  # noqa: E402
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, ViewType  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 from mlflow.utils.mlflow_tags import (  # noqa: E402
-    MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME, MLFLOW_RUN_NOTE,
+    MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME, MLFLOW_RUN_NOTE, MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE,
+    MLFLOW_USER,
 )
 
 from mtlbench.evaluate import (  # noqa: E402
@@ -95,6 +97,14 @@ def _ms(seconds: float | None) -> int | None:
     return None if not seconds else int(seconds * 1000)
 
 
+def user_name() -> str:
+    """The account that runs the stage (as MLflow's own fluent API records it), or "unknown"."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name: a container's uid without a passwd entry
+        return "unknown"
+
+
 def flat_settings(context: dict) -> dict[str, object]:
     """The resolved settings of results/<study>/context.json as params named as in params.yaml
     (`run.train_limit`, `run.stack_seeds`, `rsn2.init`; `accel.tf32` for the options used)."""
@@ -121,7 +131,9 @@ class Tracker:
         # Runs are named "<variant> @ <DVC experiment>" under `dvc exp run`, else "@ <commit>+<results>"
         self.exp_name = os.environ.get("DVC_EXP_NAME")
         self.commit = commit
-        self.base_tags = {MLFLOW_GIT_COMMIT: commit, "git_commit": commit, "dvc_stage": stage}
+        # "Created by" and "Source" in the runs table: who ran it, and the DVC stage that logged it
+        self.base_tags = {MLFLOW_GIT_COMMIT: commit, "git_commit": commit, "dvc_stage": stage, MLFLOW_USER: user_name(),
+                          MLFLOW_SOURCE_NAME: f"dvc stage {stage}", MLFLOW_SOURCE_TYPE: "LOCAL"}
         if self.exp_name:
             self.base_tags["mtlbench.dvc_exp"] = self.exp_name
         if self.launcher_run_id:
@@ -158,10 +170,7 @@ class Tracker:
         metric_rows = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items() if v is not None]
         metric_rows += [Metric(k, float(v), stamp or now, step) for k, v, step, stamp in steps]
         param_rows = [Param(k, str(v)) for k, v in (params or {}).items()]
-        for start in range(0, len(param_rows), 100):  # log_batch takes at most 100 params...
-            self.client.log_batch(run_id, params=param_rows[start : start + 100])
-        for start in range(0, len(metric_rows), 1000):  # ...and 1000 metrics a call
-            self.client.log_batch(run_id, metrics=metric_rows[start : start + 1000])
+        self.client.log_batch(run_id, metrics=metric_rows, params=param_rows)  # MLflow splits it into calls
 
     def _existing(self, experiment_id: str, tags: dict[str, str]) -> list:
         """Active runs carrying all of `tags` (the identity of a record: study, variant, role, seed)."""
