@@ -40,7 +40,6 @@ check-update: $(BIN)/.installed
 readme: $(BIN)/.installed
 	$(BIN)/python -m mtlbench.readme README.md  # and docs/*.md
 
-# Experiments side by side, narrow: each multitask variant's paired gain per task and its delta-m.
 # Every multitask method on mnist_fashion_hps, in a scratch copy (CPU: ~1 hour; writes bench/mnist_fashion_hps_cpu/).
 hps-cpu: $(BIN)/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m mtlbench.study_run --study mnist_fashion_hps \
@@ -51,8 +50,10 @@ modern-cpu: $(BIN)/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m mtlbench.study_run --study mnist_fashion_mlp \
 		--set run.protocol=modern --set mlflow.log_models=false --out bench/mnist_fashion_mlp_modern_cpu
 
+# Experiments side by side, narrow: the params each experiment changed beside the metrics that moved
+# (each variant's paired gain per task, delta-m); dependency hashes and CI half-widths left out.
 exp: $(BIN)/.installed
-	$(BIN)/dvc exp show --no-pager --drop '^(?!Experiment$$|.*(gain|delta_m_pct)$$)'
+	$(BIN)/dvc exp show --no-pager --only-changed --drop '^(src/|data/|results/|reports/|tasks$$|params\.yaml$$)|_ci$$|\.p$$'
 
 # The MLflow UI on this machine only; open the printed link (parent runs side by side, charts).
 ui: $(BIN)/.installed

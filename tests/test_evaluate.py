@@ -59,3 +59,11 @@ def test_summarize_and_table():
     summary = summarize(per_seed)
     assert summary["dedicated"]["digits"]["accuracy"]["values"] == [0.9, 0.8]
     assert "| dedicated | digits | accuracy | 0.8500 | 0.0707 | 2 |" in statistics_table(summary)
+
+
+def test_mean_curves_stop_where_the_shortest_seed_stopped():
+    from mtlbench.figures import _mean_curve
+
+    rows = lambda values: [{"epoch": i + 1, "val_accuracy": v} for i, v in enumerate(values)]  # noqa: E731
+    epochs, means = _mean_curve({"0": rows([0.5, 0.7, 0.8]), "1": rows([0.6, 0.8, 0.9, 0.1, 0.1])}, "val_accuracy")
+    assert epochs == [1, 2, 3] and means == pytest.approx([0.55, 0.75, 0.85])

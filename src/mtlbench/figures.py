@@ -68,16 +68,18 @@ def scores_figure(details: dict, tasks: list[str] | None = None) -> Figure:
 
 
 def _mean_curve(by_seed: dict[str, list[dict]], key: str) -> tuple[list[int], list[float]]:
-    """Per epoch, the mean over the seeds that trained that long (early stopping ends some sooner)."""
-    longest = max(by_seed.values(), key=len)
-    epochs = [r["epoch"] for r in longest]
-    means = [float(np.mean([rows[i][key] for rows in by_seed.values() if len(rows) > i])) for i in range(len(epochs))]
+    """Per epoch that every seed reached, the mean over the seeds. Early stopping ends some seeds
+    sooner, and past the shortest one a "mean" would be of fewer seeds (once of one seed alone, which
+    read as a collapse of the variant): the mean stops there and the per-seed lines show the rest."""
+    shortest = min(by_seed.values(), key=len)
+    epochs = [r["epoch"] for r in shortest]
+    means = [float(np.mean([rows[i][key] for rows in by_seed.values()])) for i in range(len(epochs))]
     return epochs, means
 
 
 def curves_figure(details: dict, tasks: list[str] | None = None) -> Figure:
     """Per task, every variant's validation accuracy (loss for a reconstruction) per epoch, the
-    mean over seeds, overlaid: dedicated against the multitask variants on one axis."""
+    mean over seeds and each seed, overlaid: dedicated against the multitask variants on one axis."""
     curves = details["curves"]
     tasks = tasks or list(dict.fromkeys(t for v in curves.values() for t in v))
     fig, axes = _grid(len(tasks))
@@ -87,6 +89,8 @@ def curves_figure(details: dict, tasks: list[str] | None = None) -> Figure:
                 continue
             first = next(iter(by_task[task].values()))
             key = "val_accuracy" if "val_accuracy" in first[0] else "val_loss"
+            for rows in by_task[task].values():  # each seed, thin, to its own last epoch
+                ax.plot([r["epoch"] for r in rows], [r[key] for r in rows], color=f"C{i}", alpha=0.3, linewidth=0.8)
             epochs, means = _mean_curve(by_task[task], key)
             ax.plot(epochs, means, color=f"C{i}", label=variant, marker="." if len(epochs) < 30 else None)
             ax.set_ylabel(key.replace("_", " "), fontsize=8)
@@ -94,7 +98,8 @@ def curves_figure(details: dict, tasks: list[str] | None = None) -> Figure:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(task, fontsize=9)
         ax.legend(fontsize=7)
-    fig.suptitle(f"{details['study']}: validation curves, mean over seeds", fontsize=10)
+    fig.suptitle(f"{details['study']}: validation curves, mean over seeds (to the shortest seed's end) and each seed (thin)",
+                 fontsize=10)
     fig.tight_layout()
     return fig
 

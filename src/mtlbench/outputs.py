@@ -59,7 +59,7 @@ def metrics_document(details: dict) -> dict:
     return document
 
 
-def details_document(study: Study, outcomes: list[VariantOutcome]) -> dict:
+def details_document(study: Study, outcomes: list[VariantOutcome], context: dict | None = None) -> dict:
     """Everything evaluation knows of a study, for the summary stage and readers (not a DVC metric):
     "variants" {variant: {task: {metric: seed statistics}}}, "comparisons" (compare_to_dedicated, with
     the paired verdicts), "methods" {variant: kind, architecture and parameter budget} and "curves"
@@ -79,7 +79,10 @@ def details_document(study: Study, outcomes: list[VariantOutcome]) -> dict:
             for t in filter(lambda t: shown(t.task), seed.tasks):
                 curves[o.variant].setdefault(t.task, {})[str(seed.seed)] = curve_rows(t.history, t.task)
     produced_on = {"device": outcomes[0].params.get("device"), "torch": outcomes[0].params.get("torch"),
-                   "cpu": cpu_model(), "seeds": len(outcomes[0].seeds)}
+                   "cpu": cpu_model(), "seeds": len(outcomes[0].seeds),
+                   # how it was made, for the summary's provenance block
+                   "protocol": outcomes[0].params.get("protocol"), "max_epochs": outcomes[0].params.get("max_epochs"),
+                   "train_limit": (context or {}).get("train_limit"), "numerics": (context or {}).get("numerics")}
     return {"study": study.name, "produced_on": produced_on,
             "headline": None if study.headline is None else list(study.headline),
             "variants": {o.variant: o.summary for o in outcomes}, "comparisons": compare_to_dedicated(outcomes),
@@ -103,7 +106,7 @@ def data_warnings(context: dict) -> list[str]:
 
 
 def write_study_outputs(study_def: Study, outcomes: list[VariantOutcome], root: Path,
-                        warnings: Sequence[str] = ()) -> tuple[str, dict]:
+                        warnings: Sequence[str] = (), context: dict | None = None) -> tuple[str, dict]:
     """Write every evaluate-stage output of `study` under `root`; returns the markdown report and
     the details document (the MLflow figures are drawn from it).
     Confusion and curve plots cover the headline tasks (all when None); variants with several
@@ -111,7 +114,7 @@ def write_study_outputs(study_def: Study, outcomes: list[VariantOutcome], root: 
     a task whose loss weight changes per epoch (HPS schemes) has it as a `weight` column."""
     study, headline = study_def.name, study_def.headline
     shown = shown_in(headline)
-    details = {**details_document(study_def, outcomes), **({"warnings": list(warnings)} if warnings else {})}
+    details = {**details_document(study_def, outcomes, context), **({"warnings": list(warnings)} if warnings else {})}
     metrics = metrics_document(details)
     # the DVC metric stays narrow: a flag only where the data were not the official files (the words are in the report)
     write_json(root / "metrics" / f"{study}.json", {**metrics, **({"official_data": False} if warnings else {})})

@@ -101,7 +101,8 @@ def missing_note(missing: Sequence[str]) -> str:
             "and `dvc repro`).") if missing else ""
 
 
-def summary_markdown(task_rows: list[dict], delta_rows: list[dict], missing: Sequence[str], figures: Sequence[str]) -> str:
+def summary_markdown(task_rows: list[dict], delta_rows: list[dict], missing: Sequence[str], figures: Sequence[str],
+                     provenance: Sequence[dict] = ()) -> str:
     scale = lambda r: 100.0 if r["metric"] in ("accuracy", "macro_f1") else 1.0  # noqa: E731
     lines = ["# When does one multitask network beat separate dedicated networks?", "",
              "## The answer", "", answer(task_rows, delta_rows), ""]
@@ -124,7 +125,25 @@ def summary_markdown(task_rows: list[dict], delta_rows: list[dict], missing: Seq
               "| study | variant | delta-m | 95% CI | n |", "|---|---|---|---|---|"]
     lines += [f"| {r['study']} | {r['variant']} | {r['mean']:+.2f}% | {format_interval(r['ci95'], unit='%')} | {r['n']} |" for r in delta_rows]
     lines += ["", "## Figures", ""] + [f"![{Path(f).stem}](figures/{Path(f).name})" for f in figures] + [""]
+    lines += provenance_lines(provenance)
     return "\n".join(lines)
+
+
+def provenance_lines(details: Sequence[dict]) -> list[str]:
+    """How each study's numbers were made: seeds, protocol, training rows, epoch cap, device, CPU,
+    torch, numerics (from reports/studies/<study>.json's produced_on; "?" where an older file has none)."""
+    if not details:
+        return []
+    lines = ["## How these numbers were made", "",
+             "| study | seeds | protocol | training rows per task | epoch cap | device | CPU | torch | numerics |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for d in details:
+        p = d.get("produced_on", {})
+        rows = p.get("train_limit") or ("all" if "train_limit" in p else "?")
+        lines.append(f"| {d['study']} | {p.get('seeds', '?')} | {p.get('protocol', '?')} | {rows} | "
+                     f"{p.get('max_epochs', '?')} | {p.get('device', '?')} | {p.get('cpu', '?')} | {p.get('torch', '?')} "
+                     f"| {p.get('numerics', '?')} |")
+    return lines + [""]
 
 
 def summary_html(markdown_text: str, images: dict[str, bytes]) -> str:
@@ -198,6 +217,6 @@ def build_summary(details: Sequence[dict], missing: Sequence[str]) -> tuple[str,
         images.update(study_figures(d))
     if delta_rows:
         images["delta_m_forest.png"] = png_bytes(forest_figure(delta_rows))
-    markdown_text = summary_markdown(task_rows, delta_rows, missing, list(images))
+    markdown_text = summary_markdown(task_rows, delta_rows, missing, list(images), details)
     return (markdown_text, summary_html(markdown_text, images), summary_document(task_rows, delta_rows, missing),
             summary_rows_document(task_rows, delta_rows, missing), images)

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     warnings = data_warnings(context)
     for warning in warnings:
         print(f"warning: {study.name}: {warning}", file=sys.stderr)
-    report_md, details = write_study_outputs(study, outcomes, Path("."), warnings)
+    report_md, details = write_study_outputs(study, outcomes, Path("."), warnings, context)
     figures = study_figures(details)
 
     from mtlbench.tracking import Tracker  # mlflow is slow to import; only this stage needs it
