@@ -203,3 +203,21 @@ def test_records_through_a_real_mlflow_server(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_runs_or_the_experiment_deleted_in_the_ui_are_logged_again(tracking_uri, tmp_path, capsys):
+    Tracker(tracking_uri, log_models=False, root=tmp_path, stage="e").log_study("study_d", [_outcome()], "r")
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name("study_d")
+    for run in client.search_runs([experiment.experiment_id]):
+        client.delete_run(run.info.run_id)
+    Tracker(tracking_uri, log_models=False, root=tmp_path, stage="e").log_study("study_d", [_outcome()], "r")
+    assert len(client.search_runs([experiment.experiment_id])) == 3  # a parent and two seeds, again
+    client.delete_experiment(experiment.experiment_id)
+    Tracker(tracking_uri, log_models=False, root=tmp_path, stage="e").log_study("study_d", [_outcome()], "r")
+    assert client.get_experiment(experiment.experiment_id).lifecycle_stage == "deleted"  # what the user deleted stays so
+    assert "was deleted; it stays deleted as 'study_d (deleted " in capsys.readouterr().err
+    fresh = client.get_experiment_by_name("study_d")
+    assert fresh.lifecycle_stage == "active" and fresh.experiment_id != experiment.experiment_id
+    runs = client.search_runs([fresh.experiment_id])
+    assert len(runs) == 3 and all(r.data.tags["mtlbench.complete"] == "true" for r in runs)

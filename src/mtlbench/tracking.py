@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -146,6 +147,16 @@ class Tracker:
 
     def experiment_id(self, name: str, description: str = "") -> str:
         existing = self.client.get_experiment_by_name(name)
+        if existing is not None and existing.lifecycle_stage == "deleted":
+            # deleted in the UI: MLflow keeps the name taken until `mlflow gc`. The deleted one stays
+            # deleted under another name, and the study's record starts afresh under its own
+            aside = f"{name} (deleted {time.strftime('%Y-%m-%d %H:%M:%S')})"
+            self.client.restore_experiment(existing.experiment_id)
+            self.client.rename_experiment(existing.experiment_id, aside)
+            self.client.delete_experiment(existing.experiment_id)
+            print(f"MLflow experiment {name!r} was deleted; it stays deleted as {aside!r} (`mlflow gc` removes it "
+                  "for good) and the study's record is logged afresh", file=sys.stderr)
+            existing = None
         if existing is not None:
             experiment_id = existing.experiment_id
         else:
