@@ -17,10 +17,10 @@ def parse(raw, env=None):
 def test_repository_params_yaml_is_valid_and_documented():
     repo = Path(__file__).resolve().parents[1]
     params = load_params(repo / "params.yaml", env={})
-    readme = (repo / "README.md").read_text()
+    page = (repo / "docs" / "parameters.md").read_text()
     for section, fields in defaults().items():
         for key in fields:
-            assert f"`{section}.{key}`" in readme, f"{section}.{key} is not documented in README.md"
+            assert f"`{section}.{key}`" in page, f"{section}.{key} is not documented in docs/parameters.md"
     assert params.run.seeds == (0, 1, 2)
 
 
