@@ -120,8 +120,10 @@ def test_mlflow_holds_a_parent_per_variant_and_a_child_per_seed(project):
         assert all(r.data.tags["mtlbench.complete"] == "true" and r.info.status == "FINISHED" for r in runs)
         assert len({r.data.tags["mlflow.runName"] for r in runs}) == len(runs)  # named uniquely
         child = children[0]
-        assert {"run.train_limit", "accel.channels_last", "run.stack_seeds", "max_epochs"} <= set(child.data.params)
-        assert child.data.params["run.train_limit"] == "100" and child.data.params["max_epochs"] == "2"
+        assert {"run.train_limit", "accel.channels_last", "run.stack_seeds", "protocol.max_epochs"} <= set(child.data.params)
+        assert child.data.params["run.train_limit"] == "100" and child.data.params["protocol.max_epochs"] == "2"
+        # one copy of each param: the protocol's fields once, under the settings' names
+        assert not {"lr", "max_epochs", "batch_size", "protocol", "device"} & set(child.data.params)
         assert child.data.tags["mtlbench.data.digits"] != "unknown"
         curve = client.get_metric_history(child.info.run_id, "digits/val_loss")
         assert child.info.start_time <= curve[0].timestamp <= curve[-1].timestamp <= child.info.end_time

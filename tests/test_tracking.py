@@ -221,3 +221,11 @@ def test_runs_or_the_experiment_deleted_in_the_ui_are_logged_again(tracking_uri,
     assert fresh.lifecycle_stage == "active" and fresh.experiment_id != experiment.experiment_id
     runs = client.search_runs([fresh.experiment_id])
     assert len(runs) == 3 and all(r.data.tags["mtlbench.complete"] == "true" for r in runs)
+
+
+def test_a_param_the_settings_hold_is_logged_once_under_the_settings_name():
+    from mtlbench.tracking import without_repeats
+
+    own = {"study": "s", "lr": 0.001, "max_epochs": 30, "device": "cpu"}
+    settings = {"protocol.lr": 0.001, "protocol.max_epochs": 30, "run.max_epochs": None}
+    assert without_repeats(own, settings) == {"study": "s", "device": "cpu"}  # no run.device setting: kept

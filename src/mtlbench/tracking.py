@@ -120,6 +120,18 @@ def flat_settings(context: dict) -> dict[str, object]:
     return out
 
 
+# A run's own params that the resolved settings hold too, under the name they have in the settings:
+# each is logged once, as the setting (one `protocol.lr`, not `lr` beside it).
+REPEATED = {"lr": "protocol.lr", "batch_size": "protocol.batch_size", "max_epochs": "protocol.max_epochs",
+            "patience": "protocol.patience", "min_delta": "protocol.min_delta", "val_fraction": "protocol.val_fraction",
+            "grad_clip": "protocol.grad_clip", "protocol": "protocol.name", "device": "run.device"}
+
+
+def without_repeats(params: dict, settings: dict) -> dict:
+    """`params` without those the settings hold under another name (REPEATED)."""
+    return {k: v for k, v in params.items() if REPEATED.get(k) not in settings}
+
+
 class Tracker:
     def __init__(self, tracking_uri: str, log_models: bool, root: Path, stage: str):
         self.tracking_uri = tracking_uri
@@ -235,7 +247,7 @@ class Tracker:
         record = {}
         for outcome in variants:
             tags = {"mtlbench.study": study, "mtlbench.variant": outcome.variant, **data_tags}
-            params = {**outcome.params, **settings, "seeds": [s.seed for s in outcome.seeds]}
+            params = {**without_repeats(outcome.params, settings), **settings, "seeds": [s.seed for s in outcome.seeds]}
             metrics = {**_parent_metrics(outcome.summary, headline),
                        **_comparison_metrics(comparisons.get(outcome.variant, {}), headline)}
             note = parent_note(outcome, comparisons, headline)
