@@ -120,3 +120,24 @@ def test_verdict_wording():
     assert "sign-flip p=0.25 (its floor at n=3)" in text and "smallest detectable" in text
     mse = judge({"recon": paired_comparison([0.002, 0.0021, 0.0019])})["recon"]
     assert verdict_text("recon", "hps", "mse", mse).startswith("recon: hps +0.002 mse") and mse["verdict"] == BETTER
+
+
+@pytest.mark.parametrize("sd, target", [(0.005, 0.005), (0.01, 0.005), (0.002, 0.005), (0.0237, 0.005)])
+def test_seeds_needed_is_statsmodels_sample_size_rounded_up_and_at_least_six(sd, target):
+    from mtlbench.verdict import seeds_needed
+
+    power = pytest.importorskip("statsmodels.stats.power")
+    n = power.TTestPower().solve_power(effect_size=target / sd, alpha=0.05, power=0.8, alternative="two-sided")
+    assert seeds_needed(sd, target) == max(6, int(np.ceil(n)))
+
+
+def test_the_power_table_reads_a_details_file(tmp_path, capsys):
+    from mtlbench.fileio import write_json
+    from mtlbench.power import main as power_main
+
+    comparison = judge({"t": paired_comparison([0.004, 0.006, 0.005], "accuracy")})["t"]
+    write_json(tmp_path / "d.json", {"study": "s", "produced_on": {"protocol": "modern"},
+                                     "comparisons": {"mt": {"t": {"paired": {**comparison, "metric": "accuracy"}}}}})
+    assert power_main([str(tmp_path / "d.json"), "--target", "0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "| s | modern | mt | t | 3 | 0.10 pt |" in out and out.rstrip().endswith("| 6 |")

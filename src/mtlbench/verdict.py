@@ -90,6 +90,18 @@ def minimum_detectable(sd: float, n: int) -> float:
     return float(effect * sd)
 
 
+MIN_SEEDS = 6  # the fewest at which the exact sign-flip test can reach ALPHA (2 / 2^n < 0.05)
+
+
+def seeds_needed(sd: float, target: float, most: int = 1000) -> int | None:
+    """The fewest seeds (at least MIN_SEEDS) at which a difference of `target` is detectable
+    (`minimum_detectable` <= target) when the paired differences have SD `sd`; None beyond `most`."""
+    for n in range(MIN_SEEDS, most + 1):
+        if minimum_detectable(sd, n) <= target:
+            return n
+    return None
+
+
 # The range a metric's value can take, and so the largest possible difference of two values.
 BOUNDED = {"accuracy": (0.0, 1.0), "macro_f1": (0.0, 1.0), "macro_precision": (0.0, 1.0),
            "macro_recall": (0.0, 1.0), "mse": (0.0, math.inf)}
