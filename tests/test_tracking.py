@@ -229,3 +229,15 @@ def test_a_param_the_settings_hold_is_logged_once_under_the_settings_name():
     own = {"study": "s", "lr": 0.001, "max_epochs": 30, "device": "cpu"}
     settings = {"protocol.lr": 0.001, "protocol.max_epochs": 30, "run.max_epochs": None}
     assert without_repeats(own, settings) == {"study": "s", "device": "cpu"}  # no run.device setting: kept
+
+
+def test_the_parents_answer_is_one_short_named_chart_group():
+    from mtlbench.tracking import _comparison_metrics
+
+    entry = {"digits": {"paired": {"mean": -0.03, "ci95": [-0.16, 0.1], "p_holm": 0.7}},
+             "delta_m": {"mean": -1.57, "ci95": [-8.2, 5.1]}, "delta_m_pct": -1.57}
+    metrics = _comparison_metrics(entry)
+    assert metrics == {"answer/digits_gain": -0.03, "answer/digits_gain_lo": -0.16, "answer/digits_gain_hi": 0.1,
+                       "answer/digits_gain_p": 0.7, "answer/delta_m": -1.57, "answer/delta_m_lo": -8.2,
+                       "answer/delta_m_hi": 5.1}
+    assert max(len(k.split("/", 1)[1]) for k in metrics) <= 16  # short chart titles (seen cut: "digits/accu...")

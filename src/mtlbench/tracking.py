@@ -407,21 +407,27 @@ def parent_note(outcome: VariantOutcome, comparisons: dict, headline: Sequence[s
     return "\n".join(lines)
 
 
+ANSWER = "answer"  # the parent's metrics that answer the question: the first chart group, short names
+
+
 def _comparison_metrics(entry: dict, headline: Sequence[str] | None = None) -> dict[str, float]:
-    """Per task the paired gain (positive = better), its CI bounds and Holm p; delta-m and its CI."""
+    """The answer, in one chart group that sorts first and names short enough for a chart title:
+    per task the paired gain over dedicated (positive = better; accuracy as a fraction) with its 95%
+    CI bounds and Holm p (`answer/<task>_gain`, `_lo`, `_hi`, `_p`), and delta-m in % with its CI
+    (`answer/delta_m`, `_lo`, `_hi`)."""
     out = {}
     for task, diffs in task_comparisons(entry).items():
         c = diffs.get("paired")
         if c is None or (headline is not None and task not in headline):
             continue
-        out[f"{task}/{c['metric']}_gain"] = c["mean"]
+        out[f"{ANSWER}/{task}_gain"] = c["mean"]
         if c["ci95"] is not None:
-            out[f"{task}/{c['metric']}_gain_ci95_low"], out[f"{task}/{c['metric']}_gain_ci95_high"] = c["ci95"]
-            out[f"{task}/{c['metric']}_gain_p_holm"] = c["p_holm"]
+            out[f"{ANSWER}/{task}_gain_lo"], out[f"{ANSWER}/{task}_gain_hi"] = c["ci95"]
+            out[f"{ANSWER}/{task}_gain_p"] = c["p_holm"]
     if "delta_m" in entry:
-        out["delta_m_pct"] = entry["delta_m"]["mean"]
+        out[f"{ANSWER}/delta_m"] = entry["delta_m"]["mean"]
         if entry["delta_m"]["ci95"] is not None:
-            out["delta_m_pct_ci95_low"], out["delta_m_pct_ci95_high"] = entry["delta_m"]["ci95"]
+            out[f"{ANSWER}/delta_m_lo"], out[f"{ANSWER}/delta_m_hi"] = entry["delta_m"]["ci95"]
     return out
 
 
