@@ -33,3 +33,16 @@ def test_the_probe_times_a_real_step_and_gradient_methods_count_a_backward_pass_
     hps = STUDIES["mnist_fashion_hps"]
     assert backward_passes(hps, "hps_pcgrad", 2) == 2 and backward_passes(hps, "hps_sum", 2) == 1
     assert backward_passes(STUDY, "rsn2", 2) == 1
+
+
+def test_the_likely_estimate_uses_the_epochs_the_last_results_trained():
+    from mtlbench.train.plan import recorded_epochs
+
+    units = [Unit("rsn2", ("digits", "fashion"), (s,)) for s in (0, 1)]
+    lines = plan_lines(STUDY, units, units, {u: 7200.0 for u in units}, torch.device("cpu"), likely=600.0)
+    assert "estimated 10 min with the epochs its last results trained (reports/studies/), at most 4.0 h" in lines[0]
+    assert not any("make smoke" in line for line in lines)  # judged by the likely time, not the bound
+    # the committed baseline's record: every recorded mean lies within the protocol's cap
+    epochs = recorded_epochs(STUDY, "dedicated", "digits", 100)
+    assert epochs is None or 1 <= epochs <= 100
+    assert recorded_epochs(STUDY, "dedicated", "digits", 3) in (None, min(3.0, epochs or 3.0))

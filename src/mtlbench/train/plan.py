@@ -2,21 +2,24 @@
 earlier run and those to train, and an estimated wall time for the whole study, so that a run of
 hours says so in its first seconds (and names the quick path) instead of after the first unit.
 
-The estimate is an upper bound: a timing probe of each planned network on this machine (a few
-optimizer steps on a batch of zero images at the protocol's batch size, on the run's device) times
-the steps an epoch takes times every epoch the protocol allows; early stopping usually ends sooner.
-A unit that ran before (its seconds are in units.json) is estimated by what it took.
+A timing probe of each planned network on this machine (a few optimizer steps on a batch of zero
+images at the protocol's batch size, on the run's device) times the steps an epoch takes times the
+epochs: those the study's last evaluated results trained (reports/studies/<study>.json; early
+stopping), and every epoch the protocol allows for the upper bound. A unit that ran before (its
+seconds are in units.json) is estimated by what it took.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import torch
 
 from mtlbench.config import Params
 from mtlbench.data.prepared import load_provenance
+from mtlbench.fileio import read_json
 from mtlbench.studies import HPS, RSN2, Study
 from mtlbench.train.kinds import KINDS
 from mtlbench.train.kinds.common import study_protocol
@@ -27,6 +30,7 @@ LONG_RUN_S = 30 * 60  # a plan longer than this names the quick path
 QUICK_PATH = ("for a first result in minutes: `make smoke` (mnist_fashion_mlp, 2000 rows, 3 epochs, 2 seeds, "
               "as a DVC experiment outside the workspace)")
 PROBE_STEPS = 3
+DETAILS_DIR = Path("reports/studies")  # the evaluated results whose epochs the likely estimate uses
 
 
 def step_seconds(study: Study, variant: str, specs: dict, batch: int, device: torch.device) -> float:
@@ -83,9 +87,21 @@ def train_rows(study: Study, tasks: tuple[str, ...], params: Params, prepared_di
     return min(rows)
 
 
+def recorded_epochs(study: Study, variant: str, task: str, cap: int) -> float | None:
+    """The mean epochs this variant trained on this task in the study's last evaluated results
+    (reports/studies/<study>.json), within the run's epoch cap; None where there are none."""
+    try:
+        details = read_json(DETAILS_DIR / f"{study.name}.json")
+        return min(float(details["variants"][variant][task]["epochs"]["mean"]), cap)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def estimate_unit(study: Study, unit: Unit, params: Params, prepared_dir, device: torch.device,
-                  probes: dict[str, float]) -> float | None:
-    """Upper bound of a unit's seconds (module docstring), None where the rows are unknown."""
+                  probes: dict[str, float], epochs: str = "max") -> float | None:
+    """A unit's seconds (module docstring), None where the rows are unknown: with every epoch the
+    protocol allows (`epochs="max"`, an upper bound), or with the epochs the study's last results
+    trained (`epochs="recorded"`; None where there are none)."""
     protocol = study_protocol(study, params)
     kind = study.variant_kind(unit.variant)
     fits = [(t,) for t in unit.tasks] if kind == "dedicated" else [unit.tasks]
@@ -98,21 +114,31 @@ def estimate_unit(study: Study, unit: Unit, params: Params, prepared_dir, device
         if rows is None:
             return None
         steps = -(-int(rows * (1 - protocol.val_fraction)) // protocol.batch_size)
-        seconds += steps * protocol.max_epochs * phases
+        n_epochs = protocol.max_epochs if epochs == "max" else recorded_epochs(study, unit.variant, tasks[0],
+                                                                                protocol.max_epochs)
+        if n_epochs is None:
+            return None
+        seconds += steps * n_epochs * phases
     per_step = probes[unit.variant] / len(fits) * backward_passes(study, unit.variant, len(unit.tasks))
     return seconds * per_step * len(unit.seeds)
 
 
 def plan_lines(study: Study, units: list[Unit], todo: list[Unit], estimates: dict[Unit, float | None],
-               device: torch.device) -> list[str]:
-    """The plan as the lines the train stage prints."""
+               device: torch.device, likely: float | None = None) -> list[str]:
+    """The plan as the lines the train stage prints; `likely`: the whole run's estimate with the
+    epochs the study's last results trained (early stopping), where known."""
     variants = list(dict.fromkeys(u.variant for u in units))
     known = [estimates[u] for u in todo if estimates.get(u) is not None]
     total = sum(known)
     head = (f"[{study.name}] plan on {device.type}: {len(units)} units, {len(units) - len(todo)} kept, "
             f"{len(todo)} to train")
     if todo and len(known) == len(todo):
-        head += f"; estimated at most {_duration(total)} (early stopping usually ends sooner)"
+        if likely is not None:
+            head += (f"; estimated {_duration(likely)} with the epochs its last results trained (reports/studies/), "
+                     f"at most {_duration(total)}")
+            total = likely
+        else:
+            head += f"; estimated at most {_duration(total)} (early stopping usually ends sooner)"
     lines = [head]
     for variant in variants:
         mine = [u for u in units if u.variant == variant]
@@ -141,10 +167,16 @@ def print_plan(study: Study, units: list[Unit], todo: list[Unit], params: Params
     print the plan; returns the estimates (the progress lines' first ETA)."""
     probes: dict[str, float] = {}
     estimates: dict[Unit, float | None] = {}
+    likely: list[float | None] = []
     for unit in todo:
         before = recorded.get(unit.folders[0], {}).get("seconds")  # every folder of a unit records its time
-        estimates[unit] = (before if isinstance(before, (int, float))
-                           else estimate_unit(study, unit, params, prepared_dir, device, probes))
-    for line in plan_lines(study, units, todo, estimates, device):
+        if isinstance(before, (int, float)):
+            estimates[unit] = before
+            likely.append(before)
+        else:
+            estimates[unit] = estimate_unit(study, unit, params, prepared_dir, device, probes)
+            likely.append(estimate_unit(study, unit, params, prepared_dir, device, probes, epochs="recorded"))
+    whole = sum(likely) if likely and all(v is not None for v in likely) else None
+    for line in plan_lines(study, units, todo, estimates, device, whole):
         print(line, file=sys.stderr, flush=True)
     return estimates
