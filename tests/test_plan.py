@@ -19,7 +19,7 @@ def test_plan_lines_count_kept_and_to_train_units_and_name_the_quick_path_for_lo
     lines = plan_lines(STUDY, units, todo, estimates, torch.device("cpu"))
     assert lines[0] == ("[mnist_fashion_mlp] plan on cpu: 6 units, 2 kept, 4 to train; "
                         "estimated at most 40 min (early stopping usually ends sooner)")
-    assert lines[1].split() == "dedicated seeds 0, 1, 2: 2 kept, 1 to train, about 10 min a unit".split()
+    assert lines[1].split() == "dedicated seeds 0, 1, 2: 2 kept, 1 to train, up to 10 min a unit".split()
     assert "make smoke" in lines[-1] and 4 * 600 > LONG_RUN_S
     short = plan_lines(STUDY, units, todo[:1], {todo[0]: 30.0}, torch.device("cpu"))
     assert "30 s" in short[0] and not any("make smoke" in line for line in short)

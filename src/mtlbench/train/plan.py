@@ -145,7 +145,7 @@ def plan_lines(study: Study, units: list[Unit], todo: list[Unit], estimates: dic
         train = [u for u in mine if u in todo]
         seeds = sorted(s for u in mine for s in u.seeds)
         each = [estimates[u] for u in train if estimates.get(u) is not None]
-        cost = f", about {_duration(max(each))} a unit" if each else ""
+        cost = f", up to {_duration(max(each))} a unit" if each else ""
         lines.append(f"  {variant:<24} seeds {', '.join(map(str, seeds))}: {len(mine) - len(train)} kept, "
                      f"{len(train)} to train{cost}")
     if total > LONG_RUN_S:
