@@ -9,7 +9,8 @@ import torch
 from mtlbench.models.store import load_model, save_model
 from mtlbench.studies import STUDIES, Study, Variant
 from mtlbench.train.kinds import KINDS, VariantKind, register
-from mtlbench.train.runner import check_builds, plan_units, tiny_shapes
+from mtlbench.train.kinds.common import tiny_shapes
+from mtlbench.train.runner import check_builds, plan_units
 
 CASES = [(s, v) for s, study in STUDIES.items() for v in study.variants
          # cifar100_binary's mixes are the same network with more heads: its first variants stand for them

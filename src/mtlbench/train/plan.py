@@ -22,7 +22,7 @@ from mtlbench.data.prepared import load_provenance
 from mtlbench.fileio import read_json
 from mtlbench.studies import HPS, RSN2, Study
 from mtlbench.train.kinds import KINDS
-from mtlbench.train.kinds.common import study_protocol
+from mtlbench.train.kinds.common import study_protocol, tiny_shapes
 from mtlbench.train.methods import METHODS, GradientMethod
 from mtlbench.train.units import Unit
 
@@ -35,8 +35,6 @@ DETAILS_DIR = Path("reports/studies")  # the evaluated results whose epochs the 
 
 def step_seconds(study: Study, variant: str, specs: dict, batch: int, device: torch.device) -> float:
     """Seconds of one optimizer step of the variant's network on `batch` zero images per task."""
-    from mtlbench.train.runner import tiny_shapes
-
     tasks, shapes = tiny_shapes(study, variant, specs)
     kind = KINDS[study.variant_kind(variant)]
     with torch.random.fork_rng(devices=[]):

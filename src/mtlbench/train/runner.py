@@ -29,7 +29,7 @@ from mtlbench.runtime import apply_numerics, numerics_in_use
 from mtlbench.studies import Study
 from mtlbench.train.executors import run_local, run_ray
 from mtlbench.train.kinds import KINDS, load_unit_tasks, resolve_device, train_unit
-from mtlbench.train.kinds.common import stack_seeds, study_accel, study_protocol
+from mtlbench.train.kinds.common import stack_seeds, study_accel, study_protocol, tiny_shapes
 from mtlbench.train.plan import print_plan
 from mtlbench.train.units import CONTEXT_FILE, SCRATCH, Unit, code_digest, place_unit, read_index, start_folder, unit_key
 
@@ -58,15 +58,6 @@ def variant_plan(study: Study, params: Params) -> list[tuple[str, tuple[str, ...
 def plan_units(study: Study, plan: list[tuple[str, tuple[str, ...]]], seeds: tuple[int, ...], stacked: bool) -> list[Unit]:
     """The units of the variant plan, as each variant's kind cuts its seeds."""
     return [unit for variant, tasks in plan for unit in KINDS[study.variant_kind(variant)].units(variant, tasks, seeds, stacked)]
-
-
-def tiny_shapes(study: Study, variant: str, specs: dict) -> tuple[list, list]:
-    """The variant's task specs and the input shape of each, as the loaded data will have them."""
-    from mtlbench.data.sources import SOURCES
-
-    tasks = [specs[t] for t in study.tasks_of(variant)]
-    stored = [SOURCES[t.dataset].image_shape for t in tasks]
-    return tasks, [(c, t.resize, t.resize) if t.resize else (c, h, w) for t, (c, h, w) in zip(tasks, stored)]
 
 
 def tiny_build_and_step(study: Study, variant: str, specs: dict) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from mtlbench.config import Params
+from mtlbench.data.sources import SOURCES
 from mtlbench.data.tasks import TaskData, TensorSet
 from mtlbench.fileio import atomic_path, write_json
 from mtlbench.models import count_parameters
@@ -149,3 +150,10 @@ def write_seed(seed_dir: Path, study: Study, variant: str, seed: int, protocol: 
         "python": platform.python_version(),
         "tasks": summaries,
     })
+
+
+def tiny_shapes(study: Study, variant: str, specs: dict) -> tuple[list, list]:
+    """The variant's task specs and the input shape of each, as the loaded data will have them."""
+    tasks = [specs[t] for t in study.tasks_of(variant)]
+    stored = [SOURCES[t.dataset].image_shape for t in tasks]
+    return tasks, [(c, t.resize, t.resize) if t.resize else (c, h, w) for t, (c, h, w) in zip(tasks, stored)]
