@@ -86,3 +86,17 @@ def test_a_k_way_task_beside_binary_ones_stops_check_params_for_the_variant_that
                                           r"must all have one size"):
         check_builds(study, plan, edited)
     check_builds(study, plan, study.specs())  # the committed file builds every variant
+
+
+def test_a_task_added_to_the_file_but_not_to_the_study_is_refused_not_ignored(tmp_path):
+    import shutil
+
+    from mtlbench.data.taskspec import TaskSpecError
+
+    study = STUDIES["fashion_groups"]
+    shutil.copytree("tasks", tmp_path / "tasks")
+    path = tmp_path / "tasks" / "fashion_groups.yaml"
+    path.write_text(path.read_text() + "  bags:\n    ones: [Bag]\n    class_names: [other, bag]\n")
+    with pytest.raises(TaskSpecError, match="task bags is defined but study fashion_groups does not train it; add it "
+                                            r"to the study's tasks \(src/mtlbench/studies.py\) or remove it"):
+        study.specs(tmp_path)

@@ -169,6 +169,10 @@ class Study:
         missing = [t for t in self.tasks if t not in defined]
         if missing:
             raise TaskSpecError(f"{self.task_file}: task {missing[0]} is used by study {self.name} but not defined")
+        unused = [t for t in defined if t not in self.tasks]
+        if unused:  # a task added to the file would otherwise never train, and nothing would say so
+            raise TaskSpecError(f"{self.task_file}: task {unused[0]} is defined but study {self.name} does not train "
+                                f"it; add it to the study's tasks (src/mtlbench/studies.py) or remove it from the file")
         return {t: defined[t] for t in self.tasks}
 
     def specs(self, root: Path = Path(".")) -> dict[str, TaskSpec]:
