@@ -125,6 +125,8 @@ def test_mlflow_holds_a_parent_per_variant_and_a_child_per_seed(project):
         # one copy of each param: the protocol's fields once, under the settings' names
         assert not {"lr", "max_epochs", "batch_size", "protocol", "device"} & set(child.data.params)
         assert child.data.tags["mtlbench.data.digits"] != "unknown"
+        for run in (child, parents[0]):  # the Datasets column of the runs table, on parents too
+            assert {d.dataset.name for d in client.get_run(run.info.run_id).inputs.dataset_inputs} >= {"digits", "fashion"}
         curve = client.get_metric_history(child.info.run_id, "digits/val_loss")
         assert child.info.start_time <= curve[0].timestamp <= curve[-1].timestamp <= child.info.end_time
 

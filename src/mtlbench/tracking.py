@@ -271,6 +271,7 @@ class Tracker:
                                       {**identity, **tags, "mtlbench.record_key": record_key, MLFLOW_RUN_NOTE: note},
                                       start_time=_ms(min(starts, default=None)))
             self._log(parent, params=params, metrics=metrics)
+            self._log_datasets(parent, digests)  # the parents, compared side by side, show their data too
             self.client.log_dict(parent, outcome.summary, "seed_statistics.json")
             self.client.log_text(parent, report_markdown, "report.md")
             for name, png in (figures or {}).items():
