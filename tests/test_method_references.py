@@ -279,3 +279,47 @@ def test_uncertainty_with_libmtls_start_gives_libmtls_objective_and_weights():
     assert method(losses).item() == pytest.approx((losses / (2 * s.exp()) + s / 2).sum().item())
     assert method.effective_weights(losses).tolist() == pytest.approx([1 / (2 * math.exp(-0.5))] * 3)
     assert make_method("uncertainty", 3).effective_weights(losses).tolist() == pytest.approx([0.5] * 3)
+
+
+# --- geometric mean (GLS), DWA, Aligned-MTL: LibMTL GLS.py, DWA.py, Aligned_MTL.py, backward() ----
+
+def test_geometric_mean_gives_libmtls_gradients_of_the_losses():
+    losses = torch.tensor([0.7, 1.9, 0.05], dtype=torch.float64, requires_grad=True)
+    make_method("geometric", 3)(losses).backward()
+    theirs = losses.detach().clone().requires_grad_(True)
+    torch.pow(theirs.prod(), 1.0 / 3).backward()  # GLS: (prod L)^(1/K)
+    assert losses.grad.tolist() == pytest.approx(theirs.grad.tolist(), rel=1e-12)
+
+
+def test_dwa_weights_follow_libmtls_over_epochs():
+    method = make_method("dwa", 3, temperature=2.0)
+    epochs = [[1.0, 2.0, 3.0], [0.8, 1.9, 2.5], [0.5, 1.8, 2.4], [0.45, 1.2, 2.3]]
+    buffer = np.array(epochs).T  # LibMTL's train_loss_buffer [task, epoch]
+    for epoch, losses in enumerate(epochs):
+        if epoch > 1:  # LibMTL: epoch > 1 uses the ratio of the last two epochs' mean losses
+            w = buffer[:, epoch - 1] / buffer[:, epoch - 2]
+            expected = 3 * torch.softmax(torch.tensor(w) / 2.0, dim=-1)
+        else:
+            expected = torch.ones(3)
+        assert method.effective_weights(torch.tensor(losses)).tolist() == pytest.approx(expected.tolist(), rel=1e-6)
+        method.end_epoch(torch.tensor(losses))
+
+
+def libmtl_aligned(grads: np.ndarray) -> np.ndarray:
+    m = torch.tensor(grads @ grads.T)
+    lmbda, v = torch.linalg.eigh(m)  # torch.symeig in LibMTL, removed from torch since
+    tol = lmbda.max() * max(m.shape[-2:]) * torch.finfo().eps
+    rank = int((lmbda > tol).sum())
+    order = torch.argsort(lmbda, dim=-1, descending=True)
+    lmbda, v = lmbda[order][:rank], v[:, order][:, :rank]
+    b = lmbda[-1].sqrt() * ((v @ torch.diag(1 / lmbda.sqrt())) @ v.T)
+    return b.sum(0).numpy()
+
+
+@pytest.mark.parametrize("k,case", [c for c in CASES if c[1] != "near-parallel"])
+def test_aligned_mtl_matches_libmtl(k, case):
+    grads = gradient_cases(k)[case]
+    update, weights = make_method("aligned_mtl", k).combine(torch.tensor(grads), torch.ones(k))
+    alpha = libmtl_aligned(grads)
+    assert weights.numpy() == pytest.approx(alpha, rel=1e-6)
+    assert update.numpy() == pytest.approx(alpha @ grads, rel=1e-6)
