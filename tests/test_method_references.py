@@ -323,3 +323,28 @@ def test_aligned_mtl_matches_libmtl(k, case):
     alpha = libmtl_aligned(grads)
     assert weights.numpy() == pytest.approx(alpha, rel=1e-6)
     assert update.numpy() == pytest.approx(alpha @ grads, rel=1e-6)
+
+
+def test_famo_matches_libmtl_loss_gradients_and_logits_over_several_steps():
+    k, lr, gamma = 3, 0.025, 1e-3
+    method = make_method("famo", k, lr=lr, gamma=gamma)
+    w = torch.zeros(k, requires_grad=True)  # LibMTL FAMO.init_param / update_w: Adam with weight decay on w
+    w_opt = torch.optim.Adam([w], lr=lr, weight_decay=gamma)
+    gen = torch.Generator().manual_seed(3)
+    for step in range(4):
+        before = (torch.rand(k, generator=gen, dtype=torch.float64) + 0.1).requires_grad_(True)
+        after = before.detach() * (0.5 + torch.rand(k, generator=gen, dtype=torch.float64))
+        method.backward(before.float().detach().requires_grad_(True))  # ours, on a leaf of its own
+        ours = before.detach().float().requires_grad_(True)
+        method.forward(ours).backward()
+        z = torch.softmax(w.detach(), -1).double()
+        d = before - 0.0 + 1e-8
+        c = (z / d).sum().detach()
+        (d.log() * z / c).sum().backward()  # LibMTL backward()
+        assert ours.grad.tolist() == pytest.approx(before.grad.tolist(), rel=1e-5), f"step {step}"
+        method.after_step(after.float())
+        delta = (before.detach() + 1e-8).log() - (after + 1e-8).log()  # LibMTL update_w()
+        with torch.enable_grad():
+            w.grad = torch.autograd.grad(torch.softmax(w, -1), w, grad_outputs=delta.float())[0]
+        w_opt.step()
+        assert method.xi.tolist() == pytest.approx(w.detach().tolist(), rel=1e-4, abs=1e-7), f"step {step}"
