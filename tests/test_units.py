@@ -51,12 +51,12 @@ def test_finished_units_are_kept_and_only_new_or_changed_ones_train(tmp_path, pr
     (out / ".units" / "unit-leftover").mkdir(parents=True)  # what a killed run leaves behind
     run_study(STUDY, params(tmp_path, progress=True), prepared, out)
     assert files_of(out / "dedicated" / "seed0") == first  # untouched: same bytes, same times
-    assert "1 of 1 units up to date" in capsys.readouterr().err and not (out / ".units").exists()
+    assert "plan on cpu: 1 unit, 1 kept, 0 to train" in capsys.readouterr().err and not (out / ".units").exists()
 
     run_study(STUDY, params(tmp_path, seeds=[0, 1], progress=True), prepared, out)  # one more seed: one more unit
     assert files_of(out / "dedicated" / "seed0") == first
     err = capsys.readouterr().err
-    assert "unit 2/2 done: dedicated/seed1" in err and "ETA" in err
+    assert "unit 2/2 trained: dedicated/seed1" in err and "ETA" in err
     assert set(json.loads((out / "units.json").read_text())) == {"dedicated/seed0", "dedicated/seed1"}
 
     run_study(STUDY, params(tmp_path, seeds=[1], max_epochs=2), prepared, out)  # a changed setting retrains
@@ -97,7 +97,7 @@ def test_a_damaged_or_altered_unit_is_never_kept_and_is_named_when_it_retrains(t
     run_study(STUDY, params(tmp_path, seeds=[0, 1], progress=True), prepared, out)
     err = capsys.readouterr().err
     assert ("unit dedicated/seed0: predictions.npz has changed since it was written (content digest differs); "
-            "retraining it") in err and "1 of 2 units up to date" in err
+            "retraining it") in err and "plan on cpu: 2 units, 1 kept, 1 to train" in err
     assert metrics_of(out) == good and files_of(out / "dedicated" / "seed1") == untouched
     (out / "dedicated" / "seed1" / "model_digits.pt").unlink()
     (out / "dedicated" / "seed0" / "notes.txt").write_text("mine")
@@ -132,13 +132,13 @@ def test_a_task_edit_retrains_exactly_the_units_of_that_task_and_a_protocol_edit
     first = {u: files_of(out / u / "seed0") for u in ("dedicated", "hps_sum")}
     task_file = tmp_path / "tasks" / "fashion_groups.yaml"
     task_file.write_text(task_file.read_text().replace("ones: [Pullover, Coat, Ankle boot]", "ones: [Pullover, Coat]"))
-    assert "2 of 2 units up to date" in run(["footwear", "upper_body"])  # warm changed: not their task
+    assert "2 units, 2 kept, 0 to train" in run(["footwear", "upper_body"])  # warm changed: not their task
     monkeypatch.setattr(protocols, "MODERN", replace(protocols.MODERN, lr=0.5))
-    assert "2 of 2 units up to date" in run(["footwear", "upper_body"])  # a protocol they do not train under
+    assert "2 units, 2 kept, 0 to train" in run(["footwear", "upper_body"])  # a protocol they do not train under
     assert {u: files_of(out / u / "seed0") for u in first} == first
     task_file.write_text(task_file.read_text().replace("ones: [Sandal, Sneaker, Ankle boot]", "ones: [Sandal, Sneaker]"))
     err = run(["footwear", "upper_body"])  # footwear changed: both units train it
-    assert "units up to date" not in err and "unit 2/2 done" in err
+    assert "2 units, 0 kept, 2 to train" in err and "unit 2/2 trained" in err
     footwear = json.loads((out / "dedicated" / "seed0" / "run.json").read_text())
     assert footwear["variant"] == "dedicated"
 

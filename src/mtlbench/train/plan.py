@@ -128,8 +128,8 @@ def plan_lines(study: Study, units: list[Unit], todo: list[Unit], estimates: dic
     variants = list(dict.fromkeys(u.variant for u in units))
     known = [estimates[u] for u in todo if estimates.get(u) is not None]
     total = sum(known)
-    head = (f"[{study.name}] plan on {device.type}: {len(units)} units, {len(units) - len(todo)} kept, "
-            f"{len(todo)} to train")
+    head = (f"[{study.name}] plan on {device.type}: {len(units)} unit{'s' if len(units) != 1 else ''}, "
+            f"{len(units) - len(todo)} kept, {len(todo)} to train")
     if todo and len(known) == len(todo):
         if likely is not None:
             head += (f"; estimated {_duration(likely)} with the epochs its last results trained (reports/studies/), "

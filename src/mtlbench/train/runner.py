@@ -137,7 +137,7 @@ def run_study(study: Study, params: Params, prepared_dir: Path, out_dir: Path, t
     recorded = read_index(out_dir)  # before start_folder drops the stale: their times still estimate well
     index, todo = start_folder(out_dir, units, keys)
     estimates = print_plan(study, units, todo, params, prepared_dir, device, recorded)
-    progress = UnitProgress(study.name, estimates, params.run.progress)
+    progress = UnitProgress(study.name, estimates, params.run.progress, len(units))
     if todo:
         scratch = out_dir / SCRATCH
         scratch.mkdir()
@@ -160,10 +160,11 @@ class UnitProgress:
     scaled by how the finished units compared with theirs (or their mean time, where a unit has no
     estimate)."""
 
-    def __init__(self, study: str, estimates: dict[Unit, float | None], enabled: bool):
+    def __init__(self, study: str, estimates: dict[Unit, float | None], enabled: bool, total: int):
+        """`estimates`: the units to train; `total`: all of the plan's, the kept ones counted as done."""
         self.study, self.estimates, self.enabled = study, estimates, enabled
         self.left = list(estimates)
-        self.done, self.total = 0, len(estimates)
+        self.done, self.total = total - len(estimates), total
         self.seconds: list[float] = []
         self.estimated: list[float | None] = []
 
