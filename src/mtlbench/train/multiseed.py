@@ -6,7 +6,9 @@ updates all seeds. Each seed keeps its own initialisation, its own shuffling gen
 early stopping and its own restored best weights; a seed that has stopped is frozen (its slices
 are put back after every step) while the others go on. Slices never interact: the loss is the sum
 of the seeds' losses, so each slice's gradient is its own seed's gradient, and Adam is elementwise.
-On CPU this reproduces single-seed training bit for bit (tests/test_multiseed.py).
+On CPU this reproduces single-seed training bit for bit (tests/test_multiseed.py). The stack is an
+RSN2Net with every position kept on purpose: its grouped layers are exactly the batched matmul and
+grouped convolution a stack needs, and a class of its own would repeat them.
 """
 
 from __future__ import annotations
