@@ -20,7 +20,7 @@ import torch
 from mtlbench.config import Params
 from mtlbench.data.prepared import load_provenance
 from mtlbench.fileio import read_json
-from mtlbench.studies import HPS, RSN2, Study
+from mtlbench.studies import DEDICATED, HPS, RSN2, Study
 from mtlbench.train.kinds import KINDS
 from mtlbench.train.kinds.common import study_protocol, tiny_shapes
 from mtlbench.train.methods import METHODS, GradientMethod
@@ -102,7 +102,7 @@ def estimate_unit(study: Study, unit: Unit, params: Params, prepared_dir, device
     trained (`epochs="recorded"`; None where there are none)."""
     protocol = study_protocol(study, params)
     kind = study.variant_kind(unit.variant)
-    fits = [(t,) for t in unit.tasks] if kind == "dedicated" else [unit.tasks]
+    fits = [(t,) for t in unit.tasks] if kind == DEDICATED else [unit.tasks]
     phases = len(study.variant(unit.variant).rsn2.phases or (1,)) if kind == RSN2 else 1
     if unit.variant not in probes:
         probes[unit.variant] = step_seconds(study, unit.variant, study.specs(), protocol.batch_size, device)
