@@ -153,6 +153,26 @@ def test_concurrent_first_use_of_a_fresh_store(tmp_path):
     assert {e.name for e in MlflowClient(uri).search_experiments()} >= {"s0", "s1", "s2"}
 
 
+def test_two_workspaces_evaluating_one_study_at_once_leave_one_complete_record(tmp_path):
+    """Without the store lock around the record, one process deleted the other's half-written runs
+    and crashed ("must be in the 'active' state") in 3 of 4 tries here."""
+    import subprocess
+    import sys
+
+    uri = f"sqlite:///{tmp_path / 'shared.db'}"
+    code = ("import sys; sys.path.insert(0, 'tests'); from pathlib import Path; from test_tracking import _outcome; "
+            "from mtlbench.tracking import Tracker; "
+            "Tracker(sys.argv[1], False, Path(sys.argv[2]), 'e').log_study('s', [_outcome(seeds=tuple(range(8)))], '')")
+    procs = [subprocess.Popen([sys.executable, "-c", code, uri, str(tmp_path / f"workspace{i}")], stderr=subprocess.PIPE,
+                              text=True) for i in range(2)]
+    errors = [p.communicate()[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errors
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("s").experiment_id])
+    assert sorted(r.data.tags.get("mtlbench.seed", "parent") for r in runs) == [str(s) for s in range(8)] + ["parent"]
+    assert all(r.info.status == "FINISHED" for r in runs)
+
+
 def test_mlflow_run_launcher_is_tagged_not_hijacked(tracking_uri, tmp_path, monkeypatch):
     client = MlflowClient(tracking_uri)
     launcher_exp = client.create_experiment("launcher")

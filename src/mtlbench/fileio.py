@@ -30,6 +30,23 @@ def no_space(dest: Path, needed_bytes: int | None) -> DiskFullError:
                          "(e.g. `dvc gc -w`, old runs in mlartifacts/) and run again: earlier outputs are intact")
 
 
+class UnwritableError(ExpectedError):
+    """A place the pipeline writes to is read-only or not writable by this user (nothing was written)."""
+
+
+UNWRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def is_unwritable(err: BaseException) -> bool:
+    """A read-only file system or missing write permission: the user's to fix, not a bug."""
+    return isinstance(err, OSError) and err.errno in UNWRITABLE
+
+
+def unwritable(err: OSError) -> UnwritableError:
+    return UnwritableError(f"cannot write {err.filename or 'an output'}: {(err.strerror or str(err)).lower()}; make that "
+                           "folder writable (or work in a writable copy) and run again: earlier outputs are intact")
+
+
 def is_disk_full(err: BaseException, folder: Path, needed_bytes: int | None) -> bool:
     """ENOSPC, or a write that failed in a library's own words (torch.save: "basic_ios::clear:
     iostream error", "unexpected pos") while the folder's disk has less free space than it needed."""

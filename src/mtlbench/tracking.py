@@ -75,8 +75,9 @@ def artifact_root_for(tracking_uri: str) -> str | None:
 
 @contextlib.contextmanager
 def store_lock(tracking_uri: str) -> Iterator[None]:
-    """An exclusive lock beside a local SQLite store while it is first opened: MLflow creates and
-    migrates a fresh database on first use, and two evaluate stages doing so at once crash."""
+    """An exclusive lock beside a local SQLite store while it is first opened (MLflow creates and
+    migrates a fresh database on first use, and two evaluate stages doing so at once crash) and
+    while a study's record is written."""
     if not tracking_uri.startswith("sqlite:///"):
         yield
         return
@@ -235,8 +236,16 @@ class Tracker:
         Every task's metrics, curves, confusion matrix and report are logged (the last two also as
         one confusion_matrices.json and one classification_reports.json per seed run). A study that
         names headline tasks (cifar100_binary: up to 100 tasks a run) gets per-task files and one
-        confusion figure grid for those only."""
-        context = context or {}
+        confusion figure grid for those only.
+
+        On a local SQLite store the whole record is written under the store's lock: two workspaces
+        evaluating one study at once would otherwise each replace the other's half-written runs."""
+        with store_lock(self.tracking_uri):
+            return self._log_study(study, variants, report_markdown, headline, context or {}, description, figures)
+
+    def _log_study(self, study: str, variants: list[VariantOutcome], report_markdown: str,
+                   headline: Sequence[str] | None, context: dict, description: str,
+                   figures: dict[str, bytes] | None) -> dict[str, dict]:
         experiment_id = self.experiment_id(study, description)
         comparisons = compare_to_dedicated(variants)
         settings = flat_settings(context)

@@ -10,6 +10,7 @@ from mtlbench.config import ParamsError, load_params
 from mtlbench.data.sources import DatasetError
 from mtlbench.data.taskspec import TaskSpecError
 from mtlbench.errors import ExpectedError
+from mtlbench.fileio import is_unwritable, unwritable
 from mtlbench.studies import STUDIES, Study
 
 
@@ -26,11 +27,17 @@ def known_study(name: str) -> Study:
 
 
 def run_stage(body: Callable[[], None]) -> None:
-    """Run a stage body; expected failures (bad params, bad data) end with one clear line, exit 2."""
+    """Run a stage body; expected failures (bad params, bad data, an output folder that cannot be
+    written) end with one clear line, exit 2."""
     try:
         body()
     except (ParamsError, DatasetError, TaskSpecError, ExpectedError) as err:
         print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except OSError as err:
+        if not is_unwritable(err):
+            raise
+        print(f"error: {unwritable(err)}", file=sys.stderr)
         raise SystemExit(2) from None
 
 

@@ -12,11 +12,32 @@ from pathlib import Path
 
 from mtlbench.config import project_root
 from mtlbench.evaluate import evaluate_study, primary_metric
-from mtlbench.fileio import is_disk_full, no_space, read_json, write_json
+from mtlbench.errors import ExpectedError
+from mtlbench.fileio import is_disk_full, is_unwritable, no_space, read_json, write_json
 from mtlbench.outputs import data_warnings, write_study_outputs
 from mtlbench.stages import known_study, load_params, run_stage, study_arg
 from mtlbench.studies import Study
 from mtlbench.summary import study_figures
+
+
+def store_fault(err: Exception, tracking_uri: str) -> ExpectedError | None:
+    """The MLflow store's own faults, said as such: a full disk (OSError on an artifact, or SQLite's
+    "database or disk is full") or a store that cannot be written (a read-only file system or no
+    permission: OSError on its lock file or artifacts, or SQLite's "attempt to write a readonly
+    database"). The study's metrics and reports are written before the record, so they stand."""
+    if is_disk_full(err, project_root(), None) or "disk is full" in str(err):
+        return no_space(project_root() / "mlartifacts", None)
+    if is_unwritable(err) or "readonly database" in str(err):
+        where = getattr(err, "filename", None) or tracking_uri
+        return ExpectedError(f"the MLflow store {tracking_uri} cannot be written ({where}: read-only or no permission); "
+                             "make it writable, or point mlflow.tracking_uri at a writable store (e.g. "
+                             "`dvc exp run -S mlflow.tracking_uri=sqlite:///$PWD/mlflow.db`), and run again: the "
+                             "study's metrics and reports are written, only its MLflow record is missing")
+    if "must be in the 'active' state" in str(err):  # a local store is locked; a tracking server is not
+        return ExpectedError(f"this study's MLflow record in {tracking_uri} was replaced while this evaluate wrote it "
+                             "(another workspace evaluating the same study at once?); run `dvc repro` again when "
+                             "that one has finished: it replaces the incomplete runs")
+    return None
 
 
 def experiment_description(study: Study) -> str:
@@ -49,10 +70,11 @@ def main(argv: list[str] | None = None) -> None:
     try:
         record = tracker.log_study(study.name, outcomes, report_md, study.headline, context=context,
                                    description=experiment_description(study), figures=figures)
-    except Exception as err:  # the MLflow store's disk: OSError (artifacts) or SQLite's "database or disk is full"
-        if is_disk_full(err, project_root(), None) or "disk is full" in str(err):
-            raise no_space(project_root() / "mlartifacts", None) from None
-        raise
+    except Exception as err:
+        fault = store_fault(err, params.mlflow.tracking_uri)
+        if fault is None:
+            raise
+        raise fault from None
     write_json(Path("results") / "mlflow" / f"{study.name}.json",
                {"tracking_uri": params.mlflow.tracking_uri, "experiment": study.name, "runs": record})
     for o in outcomes:
