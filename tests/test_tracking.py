@@ -109,6 +109,53 @@ def test_rsn2_model_takes_every_tasks_input_through_pyfunc(tracking_uri, tmp_pat
     assert got.shape == (2, 6) and np.allclose(got, want, atol=1e-6)
 
 
+def _two_task_seed(folder, joint: bool) -> SeedOutcome:
+    """Seed 0 of tasks a and b: two dedicated models, or (joint) one multitask model serving both,
+    whose fit records are the joint fit's in both tasks."""
+    rng = np.random.default_rng(1)
+    tasks = []
+    for name in ("a", "b"):
+        y_true, y_pred = rng.integers(0, 3, 40), rng.integers(0, 3, 40)
+        fit = {"epochs": 3, "params_total": 10, "params_nonzero": 9}
+        fit.update({"joint_best_val_loss": 0.7, "joint_wall_time_s": 2.0} if joint else
+                   {"best_val_loss": 0.5 if name == "a" else 0.6, "wall_time_s": 1.0})
+        tasks.append(TaskOutcome(name, {**classification_metrics(y_true, y_pred, 3), **fit}, [], np.eye(3, dtype=int),
+                                 ["x", "y", "z"], "report", {"accuracy": 0.5}, y_true, y_pred))
+    names = {"model_ab": ["a", "b"]} if joint else {"model_a": ["a"], "model_b": ["b"]}
+    models = {}
+    for name in names:
+        models[name] = folder / f"{name}.pt"
+        save_model(models[name], build_dedicated("mlp", (1, 2, 2), 3, seed=0), {"architecture": "mlp", "in_shape": [1, 2, 2], "n_classes": 3})
+    return SeedOutcome(0, tasks, models, results_hash=f"h{joint}", model_tasks=names)
+
+
+def test_a_joint_fit_record_is_logged_once_and_each_model_links_only_its_tasks_metrics(tracking_uri, tmp_path):
+    import mlflow
+
+    from mtlbench.tracking import metric_models, seed_metrics
+
+    joint = _two_task_seed(tmp_path, joint=True)
+    keys = seed_metrics(joint)
+    assert keys["joint/best_val_loss"] == 0.7 and not [k for k in keys if "joint_" in k]
+    assert set(metric_models(joint, {"model_ab": "m1"}).values()) == {"m1"}
+    assert set(metric_models(joint, {"model_ab": "m1"})) == set(keys)  # the one model answers every task
+    separate = _two_task_seed(tmp_path, joint=False)
+    owners = metric_models(separate, {"model_a": "ma", "model_b": "mb"})
+    assert {k for k, m in owners.items() if m == "ma"} == {k for k in seed_metrics(separate) if k.startswith("a/")}
+
+    per_seed = {0: separate.tasks[0].metrics}
+    outcome = VariantOutcome("dedicated", {"study": "s"}, [separate],
+                             summarize({"dedicated": {"a": per_seed, "b": {0: separate.tasks[1].metrics}}})["dedicated"],
+                             "dedicated")
+    Tracker(tracking_uri, log_models=True, root=tmp_path, stage="e").log_study("study_links", [outcome], "")
+    mlflow.set_tracking_uri(tracking_uri)
+    experiment = MlflowClient(tracking_uri).get_experiment_by_name("study_links")
+    logged = mlflow.search_logged_models(experiment_ids=[experiment.experiment_id], output_format="list")
+    linked = {m.name: {metric.key for metric in m.metrics} for m in logged}
+    assert linked["model_a"] and all(k.startswith("a/") for k in linked["model_a"]), linked
+    assert linked["model_b"] and all(k.startswith("b/") for k in linked["model_b"]), linked
+
+
 def test_re_evaluating_unchanged_results_adds_no_run_and_no_artifact(tracking_uri, tmp_path):
     client = MlflowClient(tracking_uri)
     first = Tracker(tracking_uri, log_models=True, root=tmp_path, stage="e").log_study("study_i", [_outcome(folder=tmp_path)], "r")

@@ -188,10 +188,12 @@ class Tracker:
         return self.client.create_run(experiment_id, tags=all_tags, run_name=name, start_time=start_time).info.run_id
 
     def _log(self, run_id: str, metrics: dict[str, float] | None = None, params: dict | None = None,
-             steps: list[tuple[str, float, int, int]] = ()) -> None:
-        """Metrics at `now`, params, and (key, value, step, timestamp ms) curve points."""
+             steps: list[tuple[str, float, int, int]] = (), models: dict[str, str] | None = None) -> None:
+        """Metrics at `now` (each linked to the logged model `models` names for it, if any), params,
+        and (key, value, step, timestamp ms) curve points."""
         now = int(time.time() * 1000)
-        metric_rows = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items() if v is not None]
+        models = models or {}
+        metric_rows = [Metric(k, float(v), now, 0, model_id=models.get(k)) for k, v in (metrics or {}).items() if v is not None]
         metric_rows += [Metric(k, float(v), stamp or now, step) for k, v, step, stamp in steps]
         param_rows = [Param(k, str(v)) for k, v in (params or {}).items()]
         self.client.log_batch(run_id, metrics=metric_rows, params=param_rows)  # MLflow splits it into calls
@@ -300,9 +302,8 @@ class Tracker:
     def _log_seed(self, experiment_id: str, parent: str, outcome: VariantOutcome, seed: SeedOutcome, tags: dict,
                   params: dict, digests: dict[str, str], headline: Sequence[str] | None = None) -> str:
         """One seed's run, reused (moved under the new parent) when its record is unchanged."""
-        steps, metrics = [], {}
+        steps, metrics = [], seed_metrics(seed)
         for t in seed.tasks:
-            metrics.update({f"{t.task}/{k}": v for k, v in t.metrics.items()})
             stamps = {i + 1: _ms(s) for i, s in enumerate(t.epoch_ended_at)}
             for row in curve_rows(t.history, t.task) + weight_rows(t.history, t.task):
                 epoch = int(row["epoch"])
@@ -327,10 +328,11 @@ class Tracker:
                                {**tags, **identity, "mtlbench.record_key": record_key}, parent=parent,
                                start_time=_ms(min(starts, default=None)))
         self._log_artifacts(run, outcome, seed, headline)
-        self._log(run, params=run_params, metrics=metrics, steps=steps)
+        # models first, then the metrics, each linked to the model of its task: MLflow links every
+        # step-0 metric a run already has to a model logged into it, the other tasks' included
+        model_ids = self._log_models(run, seed) if self.log_models else {}
+        self._log(run, params=run_params, metrics=metrics, steps=steps, models=metric_models(seed, model_ids))
         self._log_datasets(run, digests)
-        if self.log_models:
-            self._log_models(run, seed)
         self._finish(run, _ms(max(ends, default=None)))
         return run
 
@@ -365,10 +367,12 @@ class Tracker:
             self.client.log_text(run, t.text_report(), f"{t.task}/classification_report.txt")
             self.client.log_dict(run, t.report_dict, f"{t.task}/classification_report.json")
 
-    def _log_models(self, run_id: str, seed: SeedOutcome) -> None:
+    def _log_models(self, run_id: str, seed: SeedOutcome) -> dict[str, str]:
         """Each model as an MLflow pytorch model behind serving.FlatIO (one 2-D input: the tasks'
         images flattened side by side; one 2-D output: their logits), with a signature and an
-        input example, so `mlflow.pyfunc.load_model(uri).predict(example)` works for every variant."""
+        input example, so `mlflow.pyfunc.load_model(uri).predict(example)` works for every variant.
+        Returns {model name: MLflow model id}."""
+        ids = {}
         import torch
         from mlflow.models import infer_signature
 
@@ -390,13 +394,43 @@ class Tracker:
                 example = example_input(served.in_shapes)
                 with torch.inference_mode():
                     output = served(example)
-                mlflow.pytorch.log_model(
+                ids[name] = mlflow.pytorch.log_model(
                     served, name=name, serialization_format="pickle",
                     signature=infer_signature(example.numpy(), output.numpy()), input_example=example.numpy(),
                     pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
                     code_paths=[str(Path(mtlbench.__file__).parent)],  # model classes unpickle from it
                     params={"tasks": ",".join(seed.model_tasks.get(name, []))},
-                )
+                ).model_id
+        return ids
+
+
+JOINT = "joint"  # a multitask fit's own records (its validation loss, its time): one copy, not one per task
+
+
+def seed_metrics(seed: SeedOutcome) -> dict[str, float]:
+    """A seed run's test metrics and fit records as `<task>/<metric>`; a multitask fit's joint
+    records (`joint_<record>` in every task's metrics, all equal) once, as `joint/<record>`."""
+    out = {}
+    for t in seed.tasks:
+        for key, value in t.metrics.items():
+            joint = key.removeprefix(f"{JOINT}_")
+            out[f"{JOINT}/{joint}" if joint != key else f"{t.task}/{key}"] = value
+    return out
+
+
+def metric_models(seed: SeedOutcome, model_ids: dict[str, str]) -> dict[str, str]:
+    """{metric key: id of the logged model it measures}: a task's metrics belong to the model that
+    serves the task; joint records to the multitask model (the one model serving several tasks)."""
+    task_model = {task: model_ids[name] for name, tasks in seed.model_tasks.items() if name in model_ids for task in tasks}
+    joint_models = {model_ids[name] for name, tasks in seed.model_tasks.items() if name in model_ids and len(tasks) > 1}
+    out = {}
+    for key in seed_metrics(seed):
+        owner, _, _ = key.partition("/")
+        if owner in task_model:
+            out[key] = task_model[owner]
+        elif owner == JOINT and len(joint_models) == 1:
+            out[key] = next(iter(joint_models))
+    return out
 
 
 def _png_array(png: bytes) -> np.ndarray:
