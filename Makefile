@@ -41,14 +41,15 @@ readme: $(BIN)/.installed
 	$(BIN)/python -m mtlbench.readme README.md  # and docs/*.md
 
 # Every multitask method on mnist_fashion_hps, in a scratch copy (CPU: ~1 hour; writes bench/mnist_fashion_hps_cpu/).
+# Interrupted, the same make target resumes in .scratch/ with the code it started with (finished units kept).
 hps-cpu: $(BIN)/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m mtlbench.study_run --study mnist_fashion_hps \
-		--set run.train_limit=3000 --set mlflow.log_models=false --out bench/mnist_fashion_hps_cpu
+		--set run.train_limit=3000 --set mlflow.log_models=false --scratch .scratch/hps-cpu --out bench/mnist_fashion_hps_cpu
 
 # mnist_fashion_mlp under the modern protocol, in a scratch copy (CPU: ~1 hour; writes bench/mnist_fashion_mlp_modern_cpu/).
 modern-cpu: $(BIN)/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m mtlbench.study_run --study mnist_fashion_mlp \
-		--set run.protocol=modern --set mlflow.log_models=false --out bench/mnist_fashion_mlp_modern_cpu
+		--set run.protocol=modern --set mlflow.log_models=false --scratch .scratch/modern-cpu --out bench/mnist_fashion_mlp_modern_cpu
 
 # Experiments side by side, narrow: the params each experiment changed beside the metrics that moved
 # (each variant's paired gain per task, delta-m); dependency hashes and CI half-widths left out.

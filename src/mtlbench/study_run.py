@@ -7,6 +7,9 @@ workspace's dvc.lock, results or MLflow store: the compact metric, the study's d
 the run's resolved context, and each variant's mean training time per epoch (`epoch_times.json`,
 from the runs' own per-epoch timings). The README's tables for such runs are generated from these
 files (`make readme`).
+
+Runs of hours: `--scratch DIR` runs in DIR instead of a temporary folder; after an interruption the
+same command resumes there, with the code and params it started with, keeping every finished unit.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -23,9 +27,9 @@ from statistics import mean
 
 import yaml
 
-from mtlbench.check import ROOT, CheckError, copy_project, git_repo_env, init_repo, run_command
+from mtlbench.check import ROOT, CheckError, copy_project, git_repo_env, init_repo
 from mtlbench.config import MIRROR_ENV
-from mtlbench.fileio import atomic_dir, write_json
+from mtlbench.fileio import atomic_dir, read_json, write_json
 from mtlbench.runtime import cpu_model
 from mtlbench.studies import BASELINE_KIND, STUDIES, Study
 
@@ -53,11 +57,39 @@ def epoch_times(results: Path, study: Study) -> dict[str, dict[str, float]]:
     return times
 
 
+def scratch_project(scratch: Path | None, identity: dict, edit) -> tuple[Path, bool]:
+    """The scratch project to run in, and whether it resumes one. Without --scratch: a fresh
+    temporary folder. With it: that folder, created on first use with this project's code and
+    params; on a later use (after a kill, a closed session, a full disk) the project found there,
+    with the code it started with, so its finished units are kept. A folder made for other
+    settings is refused rather than mixed."""
+    if scratch is None:
+        scratch = Path(tempfile.mkdtemp(prefix="mtlbench-study-"))
+    marker = scratch / "study_run.json"
+    if marker.is_file():
+        made_for = read_json(marker)
+        if made_for != identity:
+            raise CheckError(f"--scratch {scratch} holds a run of {made_for.get('study')} with --set "
+                             f"{' '.join(made_for.get('set', [])) or '(none)'}; this run asks for {identity['study']} "
+                             f"with {' '.join(identity['set']) or '(none)'}: give another --scratch folder, or remove "
+                             "that one to start afresh")
+        return scratch / "repo", True
+    if scratch.exists() and any(scratch.iterdir()):
+        raise CheckError(f"--scratch {scratch} is not empty and holds no study_run project; give an empty or new folder")
+    repo = scratch / "repo"
+    if repo.exists():
+        shutil.rmtree(repo)
+    copy_project(ROOT, repo, edit)
+    return repo, False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--study", required=True)
     parser.add_argument("--set", action="append", default=[], help="section.key=value (repeatable)")
     parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--scratch", type=Path, help="a folder to run in that outlives the process: run the same "
+                        "command again after an interruption and it resumes (finished units kept)")
     args = parser.parse_args(argv)
     mirror = os.environ.get(MIRROR_ENV)
     if not mirror:
@@ -71,13 +103,23 @@ def main(argv: list[str] | None = None) -> int:
             params.setdefault(section, {})[key] = value
 
     started = time.time()
-    tmp = Path(tempfile.mkdtemp(prefix="mtlbench-study-"))  # kept when anything fails: hours of training
-    repo = tmp / "repo"
-    copy_project(ROOT, repo, edit)
+    identity = {"study": args.study, "set": args.set}
+    try:
+        repo, resumed = scratch_project(args.scratch, identity, edit)
+    except CheckError as err:
+        print(f"study_run: {err}", file=sys.stderr)
+        return 2
     env = git_repo_env(repo, Path(mirror).resolve())
     try:
-        init_repo(repo, env)
-        run_command(["dvc", "repro"], repo, env)
+        if resumed:
+            print(f"study_run: resuming the scratch project {repo} (its own code and params; finished units kept)",
+                  file=sys.stderr)
+        else:
+            init_repo(repo, env)
+            write_json(repo.parent / "study_run.json", identity)  # after init: a half-made folder is not resumed
+        # dvc repro's own output as it goes (the plan, each unit's progress): this run takes hours
+        if subprocess.run(["dvc", "repro"], cwd=repo, env=env).returncode != 0:
+            raise CheckError(f"dvc repro failed in {repo} (its output is above)")
         with atomic_dir(args.out) as out:
             shutil.copy(repo / "metrics" / f"{args.study}.json", out / "metrics.json")
             shutil.copy(repo / "reports" / "studies" / f"{args.study}.json", out / "details.json")
@@ -85,12 +127,13 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copy(repo / "results" / args.study / "context.json", out / "context.json")
             write_json(out / "epoch_times.json", epoch_times(repo / "results" / args.study, STUDIES[args.study]))
             write_json(out / "run.json", {"study": args.study, "set": args.set, "cpu": cpu_model(),
-                                          "wall_s": round(time.time() - started, 1),
+                                          "wall_s": round(time.time() - started, 1), "resumed": resumed,
                                           "command": "python -m mtlbench.study_run " + " ".join(argv or sys.argv[1:])})
     except (CheckError, OSError) as err:
-        print(f"study_run: {err}\nthe scratch project is kept: {repo}", file=sys.stderr)
+        print(f"study_run: {err}\nthe scratch project is kept: {repo} (run the same command with --scratch "
+              f"{repo.parent} to resume it)", file=sys.stderr)
         return 1
-    shutil.rmtree(tmp)
+    shutil.rmtree(repo.parent)
     print(f"{args.study}: done in {time.time() - started:.0f} s; files in {args.out}", file=sys.stderr)
     return 0
 
