@@ -62,8 +62,69 @@ def test_summarize_and_table():
 
 
 def test_mean_curves_stop_where_the_shortest_seed_stopped():
-    from mtlbench.figures import _mean_curve
+    from mtlbench.evaluate import seed_mean_curve
 
     rows = lambda values: [{"epoch": i + 1, "val_accuracy": v} for i, v in enumerate(values)]  # noqa: E731
-    epochs, means = _mean_curve({"0": rows([0.5, 0.7, 0.8]), "1": rows([0.6, 0.8, 0.9, 0.1, 0.1])}, "val_accuracy")
+    epochs, means = seed_mean_curve({"0": rows([0.5, 0.7, 0.8]), "1": rows([0.6, 0.8, 0.9, 0.1, 0.1])}, "val_accuracy")
     assert epochs == [1, 2, 3] and means == pytest.approx([0.55, 0.75, 0.85])
+
+
+def test_overlay_curves_put_each_validation_metric_of_dedicated_and_a_variant_in_one_file():
+    """Seed means on a hand-computed case; each mean ends with its variant's shortest seed."""
+    from mtlbench.outputs import overlay_curves
+
+    def rows(*values):
+        return [{"epoch": e, "train_loss": 0.0, "val_loss": v, "train_accuracy": 0.0, "val_accuracy": 1 - v}
+                for e, v in enumerate(values, start=1)]
+
+    details = {"curves": {"dedicated": {"a": {"0": rows(1.0, 0.8, 0.6), "1": rows(0.8, 0.6, 0.4)}},
+                          "rsn2": {"a": {"0": rows(0.9, 0.7), "1": rows(0.7, 0.5, 0.3)}}}}
+    files = overlay_curves(details, "dedicated")
+    assert set(files) == {"a__rsn2__val_loss.csv", "a__rsn2__val_accuracy.csv"}
+    loss = files["a__rsn2__val_loss.csv"]
+    assert [r["epoch"] for r in loss] == [1, 2, 3]
+    assert [r["dedicated"] for r in loss] == pytest.approx([0.9, 0.7, 0.5])
+    assert [r["multitask"] for r in loss[:2]] == pytest.approx([0.8, 0.6]) and loss[2]["multitask"] == ""
+    assert overlay_curves(details, None) == {} and overlay_curves({"curves": {"dedicated": details["curves"]["dedicated"]}}, "dedicated") == {}
+
+
+def test_methods_against_a_reference_method_paired_by_seed_with_holm_over_every_pair():
+    """Hand-computed: method a beats the reference by exactly 1 pt on every seed of t (t-test p = 0,
+    a verdict), b differs by +1, -1, +3 pt on t (mean +1, SD 2, p = 0.47 before Holm)."""
+    from mtlbench.evaluate import compare_methods
+    from scipy import stats
+
+    def acc(*values):
+        return {"accuracy": {"mean": sum(values) / len(values), "values": list(values)}}
+
+    variants = {"ref": {"t": acc(0.50, 0.60, 0.70), "u": acc(0.5, 0.5, 0.5)},
+                "a": {"t": acc(0.51, 0.61, 0.71), "u": acc(0.5, 0.5, 0.5)},
+                "b": {"t": acc(0.51, 0.59, 0.73), "u": acc(0.4, 0.5, 0.6)}}
+    got = compare_methods(variants, ["a", "b"], "ref")
+    assert got["a"]["t"]["mean"] == pytest.approx(0.01) and got["a"]["t"]["verdict"] == "better"
+    b = got["b"]["t"]
+    assert b["mean"] == pytest.approx(0.01) and b["sd"] == pytest.approx(0.02)
+    p = stats.ttest_1samp([0.01, -0.01, 0.03], 0.0).pvalue
+    assert b["p_t"] == pytest.approx(p)
+    # Holm over the 4 pairs: a/t (p 0) first, then b/t and b/u, a/u (all equal: p 1)
+    assert b["p_holm"] == pytest.approx(min(1.0, 3 * p)) and b["verdict"] == "no detectable difference"
+    assert got["a"]["u"]["verdict"] == "no detectable difference"
+    variants["b"]["t"] = acc(0.5, 0.6)
+    with pytest.raises(ValueError, match="b has 2 seeds of t, ref 3: not paired"):
+        compare_methods(variants, ["b"], "ref")
+
+
+def test_ours_against_the_printed_reference():
+    """The reference prints 2 decimals: inside our CI widened by 0.5 pt and a CI of at most +-1 pt
+    is reproduced; a wider CI cannot say; outside, beaten or below by the difference of the means."""
+    from mtlbench.readme import against_reference
+
+    def acc(mean, low, high):
+        return {"accuracy": {"mean": mean, "ci95": [low, high]}}
+
+    assert against_reference(acc(0.9749, 0.9685, 0.9813), 0.97) == "reproduced"
+    assert against_reference(acc(0.9865, 0.9848, 0.9882), 0.97) == "beaten, +1.65 pt"
+    assert against_reference(acc(0.8500, 0.8400, 0.8600), 0.87) == "below, -2.00 pt"
+    assert against_reference(acc(0.9425, 0.8057, 1.0), 0.98) == "undecided (95% CI +-9.72 pt)"
+    assert against_reference(acc(0.9760, 0.9740, 0.9780), 0.98) == "reproduced"  # 0.98 printed: 0.975-0.985
+    assert against_reference(None, 0.97) == "" and against_reference(acc(0.9, 0.89, 0.91), None) == ""

@@ -82,6 +82,13 @@ def test_repro_twice_from_scratch_gives_identical_metrics_and_clean_status(proje
         assert len(curves - means) == runs and means <= curves  # (phased RSN2 fits have no joint curve)
         assert len(list((repo / "plots" / "confusion" / study).glob("*.json"))) == runs // 2
 
+    # `dvc plots show`: per task and validation metric one plot, dedicated and rsn2 overlaid
+    shown = json.loads(_sh(["dvc", "plots", "show", "--json"], repo, env).stdout)["data"]
+    overlays = {Path(k).name: v for k, v in shown.items() if "/overlay/" in k}
+    assert set(overlays) >= {f"{task}__rsn2__{m}.csv" for task in ("digits", "fashion") for m in ("val_loss", "val_accuracy")}
+    lines = overlays["digits__rsn2__val_accuracy.csv"][0]["content"]["data"]["values"]
+    assert {row["field"] for row in lines} == {"dedicated", "multitask"} and not [k for k in shown if "/curves/" in k]
+
     summary = (repo / "reports" / "summary.md").read_text()
     assert "## The answer" in summary and "task comparisons" in summary
     page = (repo / "reports" / "summary.html").read_text()

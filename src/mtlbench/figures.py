@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from mtlbench.evaluate import primary_metric  # noqa: E402
+from mtlbench.evaluate import primary_metric, seed_mean_curve  # noqa: E402
 
 DPI = 110
 
@@ -67,16 +67,6 @@ def scores_figure(details: dict, tasks: list[str] | None = None) -> Figure:
     return fig
 
 
-def _mean_curve(by_seed: dict[str, list[dict]], key: str) -> tuple[list[int], list[float]]:
-    """Per epoch that every seed reached, the mean over the seeds. Early stopping ends some seeds
-    sooner, and past the shortest one a "mean" would be of fewer seeds (once of one seed alone, which
-    read as a collapse of the variant): the mean stops there and the per-seed lines show the rest."""
-    shortest = min(by_seed.values(), key=len)
-    epochs = [r["epoch"] for r in shortest]
-    means = [float(np.mean([rows[i][key] for rows in by_seed.values()])) for i in range(len(epochs))]
-    return epochs, means
-
-
 def curves_figure(details: dict, tasks: list[str] | None = None) -> Figure:
     """Per task, every variant's validation accuracy (loss for a reconstruction) per epoch, the
     mean over seeds and each seed, overlaid: dedicated against the multitask variants on one axis."""
@@ -91,7 +81,7 @@ def curves_figure(details: dict, tasks: list[str] | None = None) -> Figure:
             key = "val_accuracy" if "val_accuracy" in first[0] else "val_loss"
             for rows in by_task[task].values():  # each seed, thin, to its own last epoch
                 ax.plot([r["epoch"] for r in rows], [r[key] for r in rows], color=f"C{i}", alpha=0.3, linewidth=0.8)
-            epochs, means = _mean_curve(by_task[task], key)
+            epochs, means = seed_mean_curve(by_task[task], key)
             ax.plot(epochs, means, color=f"C{i}", label=variant, marker="." if len(epochs) < 30 else None)
             ax.set_ylabel(key.replace("_", " "), fontsize=8)
         ax.set_xlabel("epoch", fontsize=8)
@@ -119,5 +109,29 @@ def forest_figure(rows: list[dict]) -> Figure:
     ax.set_ylim(-0.7, len(rows) - 0.3)
     ax.set_xlabel("delta-m, % (multitask vs dedicated; positive = multitask better), 95% CI over seeds", fontsize=8)
     ax.set_title("delta-m across studies and variants", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def ranking_figure(comparisons: dict[str, dict[str, dict]], reference: str, title: str) -> Figure:
+    """Per task, each method's paired difference to `reference` (points of accuracy) with its 95%
+    CI, best first; filled where Holm's verdict is better or worse, hollow where no difference
+    was detected. `comparisons`: evaluate.compare_methods' result."""
+    tasks = list(dict.fromkeys(t for by_task in comparisons.values() for t in by_task))
+    fig, axes = _grid(len(tasks), width=4.6, height=0.32 * len(comparisons) + 1.3)
+    for ax, task in zip(axes.flat, tasks):
+        rows = sorted(((m, by_task[task]) for m, by_task in comparisons.items() if task in by_task),
+                      key=lambda mc: mc[1]["mean"])
+        for y, (method, c) in enumerate(rows):
+            scale = 100.0 if c["metric"] in ("accuracy", "macro_f1") else 1.0
+            if c["ci95"] is not None:
+                ax.plot([scale * v for v in c["ci95"]], [y, y], color="C0", linewidth=1.5)
+            decided = c["verdict"] in ("better", "worse")
+            ax.plot([scale * c["mean"]], [y], "o", color="C0", markerfacecolor="C0" if decided else "white")
+        ax.axvline(0.0, color="gray", linestyle="--", linewidth=1)
+        ax.set_yticks(range(len(rows)), [m for m, _ in rows], fontsize=7)
+        ax.set_title(f"{task}: difference to {reference}", fontsize=9)
+        ax.set_xlabel("points (positive = method better), 95% CI", fontsize=7)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig

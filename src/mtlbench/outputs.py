@@ -13,6 +13,7 @@ from typing import Sequence
 
 from mtlbench.evaluate import (
     CURVE_COLUMNS, VariantOutcome, compare_to_dedicated, curve_rows, grouped_mean_curves, markdown_report,
+    seed_mean_curve,
     primary_metric, task_comparisons, weight_rows,
 )
 from mtlbench.fileio import atomic_dir, write_json, write_text
@@ -89,6 +90,32 @@ def details_document(study: Study, outcomes: list[VariantOutcome], context: dict
             "methods": methods, "curves": curves}
 
 
+OVERLAID = ("val_loss", "val_accuracy")  # one plot each: a metric per axis
+OVERLAY_COLUMNS = ("epoch", "dedicated", "multitask")  # fixed, so one dvc.yaml definition draws every file
+
+
+def overlay_curves(details: dict, baseline: str | None) -> dict[str, list[dict]]:
+    """`dvc plots show`'s comparison: per multitask variant, task and validation metric, the seeds'
+    mean curve of the baseline and of the variant in one file, `<task>__<variant>__<metric>.csv`
+    (columns epoch, dedicated, multitask). Each mean ends where that variant's shortest seed ended
+    (figures' rule); the cells after it are blank, and DVC leaves a gap there."""
+    curves = details["curves"]
+    files = {}
+    for variant, by_task in curves.items():
+        if variant == baseline or baseline not in curves:
+            continue
+        for task, by_seed in by_task.items():
+            if task not in curves[baseline]:
+                continue
+            for metric in (m for m in OVERLAID if m in next(iter(by_seed.values()))[0]):
+                columns = {"dedicated": seed_mean_curve(curves[baseline][task], metric),
+                           "multitask": seed_mean_curve(by_seed, metric)}
+                epochs = sorted({e for got, _ in columns.values() for e in got})
+                files[f"{task}__{variant}__{metric}.csv"] = [
+                    {"epoch": e, **{name: dict(zip(*curve)).get(e, "") for name, curve in columns.items()}} for e in epochs]
+    return files
+
+
 def _csv(rows: list[dict], columns: Sequence[str] = CURVE_COLUMNS) -> str:
     """Rows as CSV with the given header (a reconstruction's curves have no accuracy columns)."""
     buffer = io.StringIO()
@@ -142,4 +169,7 @@ def write_study_outputs(study_def: Study, outcomes: list[VariantOutcome], root: 
                     write_text(folder / f"{o.variant}__{t.task}__seed{s.seed}.csv", _csv(rows, list(rows[0])))
                 for group, rows in grouped_mean_curves(o, s).items():
                     write_text(folder / f"{o.variant}__mean_{group}__seed{s.seed}.csv", _csv(rows))
+    with atomic_dir(root / "plots" / "overlay" / study, scratch=root / SCRATCH) as folder:
+        for name, rows in overlay_curves(details, study_def.baseline_variant).items():
+            write_text(folder / name, _csv(rows, OVERLAY_COLUMNS))
     return report_md, details

@@ -119,6 +119,10 @@ class Study:
     task_file: str | None = None  # a task-spec file (tasks/<study>.yaml) defining the tasks
     task_dataset: str = "cifar100"  # the dataset a task file cuts its tasks from (named in the file too)
     headline: tuple[str, ...] | None = None  # tasks shown one by one in reports and plots; None: all
+    # The original code's test accuracies (SPEC.md section 4, reference/ beside it): (variant, task,
+    # accuracy) as printed, to 2 decimals; single runs of the Keras code unless the source says so.
+    reference: tuple[tuple[str, str, float], ...] = ()
+    reference_source: str = ""
 
     @property
     def variants(self) -> tuple[str, ...]:
@@ -241,14 +245,23 @@ STUDIES: dict[str, Study] = {
     "mnist_fashion_mlp": Study(
         "mnist_fashion_mlp", ("digits", "fashion"), "mlp", "keras_faithful",
         (dedicated(), rsn2(RSN2Spec(prune_percent=90))),
+        reference=(("dedicated", "digits", 0.97), ("dedicated", "fashion", 0.88),
+                   ("rsn2", "digits", 0.98), ("rsn2", "fashion", 0.87)),
+        reference_source="reference/002, one run of the original Keras code",
     ),
     "mnist_fashion_cnn": Study(
         "mnist_fashion_cnn", ("digits", "fashion"), "cnn28", "keras_faithful",
         (dedicated(), rsn2(RSN2Spec(prune_percent=80, mask_sample=10000, mask_loss_weights=(0.25, 0.75)))),
+        reference=(("dedicated", "digits", 0.99), ("dedicated", "fashion", 0.92),
+                   ("rsn2", "digits", 0.99), ("rsn2", "fashion", 0.90)),
+        reference_source="reference/001, one run of the original Keras code",
     ),
     "cifar_mnist_fashion_cnn": Study(
         "cifar_mnist_fashion_cnn", ("cifar10_28", "digits", "fashion"), "cnn28", "keras_faithful",
         (dedicated(), rsn2(RSN2Spec(prune_percent=90, mask_sample=10000, phases=((1.0, 0.0, 0.0), (0.0, 1.0, 1.0))))),
+        reference=(("dedicated", "cifar10_28", 0.54), ("rsn2", "cifar10_28", 0.56), ("rsn2", "digits", 0.98),
+                   ("rsn2", "fashion", 0.90)),
+        reference_source="reference/000, one run of the original Keras code",
     ),
     "cifar100_binary": _cifar100_binary(),
     "cifar10_aux": _cifar10_aux(),

@@ -126,3 +126,30 @@ def _paired_differences(outcome: VariantOutcome, base: VariantOutcome, task: str
 
     mine, theirs = by_seed(outcome), by_seed(base)
     return [mine[s] - theirs[s] for s in sorted(mine) if s in theirs]
+
+
+def compare_methods(variants: dict, methods: Sequence[str], reference: str) -> dict[str, dict[str, dict]]:
+    """Each of `methods` against one `reference` method of the same study, paired by seed on each
+    task's primary metric (positive = the method better), from a details document's "variants"
+    ({variant: {task: {metric: seed statistics with per-seed "values"}}}, seeds in one order).
+    For HPS the reference is `hps_sum`, unitary scalarisation: does any weighting beat plain
+    summing (Kurin et al. 2022, Xin et al. 2022)? The family for Holm is every (method, task) pair
+    of the study: the question is asked of all methods at once. Returns {method: {task: judged}}."""
+    flat, keys = {}, []
+    for method in methods:
+        for task, by_metric in variants[method].items():
+            if task not in variants[reference]:
+                continue
+            metric = primary_metric(variants[reference][task])
+            mine, ref = by_metric[metric]["values"], variants[reference][task][metric]["values"]
+            if len(mine) != len(ref):
+                raise ValueError(f"{method} has {len(mine)} seeds of {task}, {reference} {len(ref)}: not paired")
+            sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+            flat[f"{method}\0{task}"] = {"metric": metric,
+                                          **paired_comparison([sign * (a - b) for a, b in zip(mine, ref)], metric)}
+            keys.append((method, task))
+    judged = judge(flat)
+    out: dict[str, dict[str, dict]] = {}
+    for method, task in keys:
+        out.setdefault(method, {})[task] = judged[f"{method}\0{task}"]
+    return out

@@ -43,6 +43,16 @@ def curve_rows(history: list[dict], task: str) -> list[dict]:
     return rows
 
 
+def seed_mean_curve(by_seed: dict[str, list[dict]], key: str) -> tuple[list[int], list[float]]:
+    """Per epoch that every seed reached, the mean over the seeds. Early stopping ends some seeds
+    sooner, and past the shortest one a "mean" would be of fewer seeds (once of one seed alone, which
+    read as a collapse of the variant): the mean stops there and the per-seed lines show the rest."""
+    shortest = min(by_seed.values(), key=len)
+    epochs = [r["epoch"] for r in shortest]
+    means = [float(np.mean([rows[i][key] for rows in by_seed.values()])) for i in range(len(epochs))]
+    return epochs, means
+
+
 def weight_rows(history: list[dict], task: str) -> list[dict]:
     """One task's effective loss weight per epoch (multitask loss schemes record it; else empty)."""
     return [{"epoch": r["epoch"], "weight": r[f"{task}_weight"]} for r in history if f"{task}_weight" in r]
