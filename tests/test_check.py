@@ -151,7 +151,7 @@ def test_summary_over_two_studies_counts_the_verdicts():
     assert document["verdicts"] == {"better": 1, "worse": 1, "no_detectable_difference": 1, "no_test_possible": 0}
     assert ("multitask beat dedicated on 1 of 3 task comparisons, lost on 1, and showed no detectable difference "
             "on 1") in markdown
-    assert "Better: t1 (study_a, mt)." in markdown and "Worse: u1 (study_b, mt)." in markdown
+    assert "Better: t1 (study_a, mt, +3.00 pt)." in markdown and "Worse: u1 (study_b, mt, -5.00 pt)." in markdown
     assert "No results yet for: study_c" in markdown and rows["missing"] == ["study_c"]
     assert all(isinstance(v, (int, float)) for group in document.values() for v in group.values())  # DVC: numbers
     assert "| study_a | mt | rsn2 | 100 vs 200 | t1 | accuracy | +3.00 pt |" in markdown
@@ -222,7 +222,7 @@ def test_readme_protocols_section_sets_faithful_beside_modern_and_the_exactness_
     text = readme.read_text()
     assert "stale" not in text
     assert "| dedicated | t1 | 0.8500 +- 0.0100 | 0.9000 +- 0.0100 | +5.00 pt | yes (SD 1.00 pt) |" in text
-    assert "| mt | t1 | 0.9110 +- 0.0100 | 0.8998 +- 0.0100 | 15 | 4.0 |" in text
+    assert "| mt | t1 |  | 0.9110 +- 0.0100 |  | 0.8998 +- 0.0100 |  | 15 | 4.0 |" in text  # (no reference for s)
     assert "| mt | t1 | +1.10 pt [+0.85, +1.35] better | -0.02 pt [-0.42, +0.38] = |" in text
     assert "10 min for the whole study" in text
 

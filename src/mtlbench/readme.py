@@ -57,10 +57,40 @@ def results_section(root: Path) -> str:
     parts = ["Generated from the committed `reports/studies/*.json` by `make readme`; the full page with figures is "
              "`reports/summary.md` (and `.html`).", "", f"**The answer so far.** {answer(task_rows, delta_rows)}", ""]
     parts += [study_section(d) + "\n" for d in details]
+    beyond = [line for run_dir in sorted((root / "bench").glob("*_cpu")) if (line := bench_answer(run_dir))]
+    if beyond:
+        parts += ["**Beyond the committed baseline** (study runs outside the DVC pipeline, `bench/<run>/`, made by "
+                  "`python -m mtlbench.study_run`; their tables are in [docs/protocols.md](docs/protocols.md) and "
+                  "[docs/methods.md](docs/methods.md)):", "", *(f"- {line}" for line in beyond), ""]
     bench = root / "bench" / "pipeline.json"
     if bench.is_file():
         parts.append(pipeline_line(read_json(bench)))
     return "\n".join(parts)
+
+
+def bench_answer(run_dir: Path) -> str:
+    """One study run's answer in the words of the summary's: which variants beat or lost to
+    dedicated and by how much, under which protocol and training size, with n; for HPS also which
+    methods beat unitary scalarisation."""
+    if not (run_dir / "details.json").is_file():
+        return ""
+    details = read_json(run_dir / "details.json")
+    context = read_json(run_dir / "context.json") if (run_dir / "context.json").is_file() else {}
+    protocol = context.get("protocol", {}).get("name", "?")
+    rows = f"the first {context['train_limit']} training rows" if context.get("train_limit") else "full training sets"
+    task_rows, delta_rows = summary_rows([details])
+    text = (f"`{run_dir.name}` ({details['study']}, {protocol}, {rows}, {details['produced_on'].get('seeds')} seeds): "
+            f"{answer(task_rows, delta_rows)}")
+    hps = [v for v, m in details["methods"].items() if m["kind"] == "hps" and v != UNITARY]
+    if UNITARY in details["variants"] and hps:
+        from mtlbench.evaluate import compare_methods
+
+        against = compare_methods(details["variants"], hps, UNITARY)
+        won = [f"{m} on {t}" for m, by in against.items() for t, c in by.items() if c["verdict"] == "better"]
+        lost = [f"{m} on {t}" for m, by in against.items() for t, c in by.items() if c["verdict"] == "worse"]
+        text += (f" Against unitary scalarisation (`{UNITARY}`, Holm over {sum(map(len, against.values()))} method-task "
+                 f"pairs): {', '.join(won) or 'no method'} better, {', '.join(lost) or 'none'} worse.")
+    return text
 
 
 def pipeline_line(b: dict) -> str:
@@ -276,8 +306,8 @@ def protocols_section(root: Path) -> str:
         if before.is_file():
             parts += ["", "Keras made exact (epsilon-hat Adam, clipped probabilities), faithful protocol:", "",
                       *exactness_table(read_json(before), faithful)]
-        definition = STUDIES[study]
-        reference = {(variant, task): accuracy for variant, task, accuracy in definition.reference}
+        definition = STUDIES.get(study)
+        reference = {(variant, task): accuracy for variant, task, accuracy in (definition.reference if definition else ())}
         if reference:
             parts += ["", f"Reference: {definition.reference_source} (SPEC.md section 4). \"Reproduced\": the reference "
                           "lies in our 95% CI over seeds, widened by its rounding to 2 decimals, and that CI is at most "

@@ -61,7 +61,8 @@ def answer(task_rows: list[dict], delta_rows: list[dict]) -> str:
              + (f" ({count[NO_TEST]} had one seed: no test possible)" if count[NO_TEST] else "")
              + f" (paired t-test over seeds, Holm-adjusted per variant, 5% level; n = {', '.join(map(str, seeds))} seeds)."]
     for verdict in (BETTER, WORSE):
-        named = [f"{r['task']} ({r['study']}, {r['variant']})" for r in judged if r["verdict"] == verdict]
+        named = [f"{r['task']} ({r['study']}, {r['variant']}, {format_amount(r['diff'], r['metric'])})"
+                 for r in judged if r["verdict"] == verdict]
         if named:
             parts.append(f"{verdict.capitalize()}: {', '.join(named)}.")
     undecided = [r for r in judged if r["verdict"] == NO_DIFFERENCE and r["min_detectable"] is not None]
