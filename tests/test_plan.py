@@ -42,7 +42,26 @@ def test_the_likely_estimate_uses_the_epochs_the_last_results_trained():
     lines = plan_lines(STUDY, units, units, {u: 7200.0 for u in units}, torch.device("cpu"), likely=600.0)
     assert "estimated 10 min with the epochs its last results trained (reports/studies/), at most 4.0 h" in lines[0]
     assert not any("make smoke" in line for line in lines)  # judged by the likely time, not the bound
-    # the committed baseline's record: every recorded mean lies within the protocol's cap
-    epochs = recorded_epochs(STUDY, "dedicated", "digits", 100)
-    assert epochs is None or 1 <= epochs <= 100
-    assert recorded_epochs(STUDY, "dedicated", "digits", 3) in (None, min(3.0, epochs or 3.0))
+    details = {"variants": {"dedicated": {"digits": {"epochs": {"mean": 12.5}}}}}
+    assert recorded_epochs(details, "dedicated", "digits", 100) == 12.5
+    assert recorded_epochs(details, "dedicated", "digits", 3) == 3  # within the run's cap
+    assert recorded_epochs(details, "rsn2", "digits", 100) is None and recorded_epochs({}, "dedicated", "digits", 9) is None
+
+
+def test_a_unit_estimate_is_steps_times_epochs_times_the_probed_step(prepared):
+    """Both estimates from one pass over the unit: the upper bound with every epoch the protocol
+    allows, the likely one with the recorded epochs; the probe's step time given (no timing here)."""
+    from mtlbench.config import parse_params
+    from mtlbench.train.kinds.common import study_protocol
+    from mtlbench.train.plan import estimate_unit
+
+    params = parse_params({"run": {"seeds": [0], "device": "cpu", "train_limit": 100}}, {}, prepared.parent)
+    protocol = study_protocol(STUDY, params)
+    steps = -(-int(100 * (1 - protocol.val_fraction)) // protocol.batch_size)  # per epoch, each task's model
+    unit = Unit("dedicated", ("digits", "fashion"), (0,))
+    details = {"variants": {"dedicated": {"digits": {"epochs": {"mean": 4.0}}, "fashion": {"epochs": {"mean": 6.0}}}}}
+    upper, likely = estimate_unit(STUDY, unit, params, prepared, torch.device("cpu"), {"dedicated": 2.0}, details)
+    per_model_step = 2.0 / 2  # the probe times both dedicated models' steps together
+    assert upper == 2 * steps * protocol.max_epochs * per_model_step
+    assert likely == steps * (4 + 6) * per_model_step
+    assert estimate_unit(STUDY, unit, params, prepared, torch.device("cpu"), {"dedicated": 2.0}, {})[1] is None

@@ -85,40 +85,46 @@ def train_rows(study: Study, tasks: tuple[str, ...], params: Params, prepared_di
     return min(rows)
 
 
-def recorded_epochs(study: Study, variant: str, task: str, cap: int) -> float | None:
-    """The mean epochs this variant trained on this task in the study's last evaluated results
-    (reports/studies/<study>.json), within the run's epoch cap; None where there are none."""
+def last_details(study: Study) -> dict:
+    """The study's last evaluated results (reports/studies/<study>.json), {} where there are none."""
     try:
-        details = read_json(DETAILS_DIR / f"{study.name}.json")
+        return read_json(DETAILS_DIR / f"{study.name}.json")
+    except (OSError, ValueError):
+        return {}
+
+
+def recorded_epochs(details: dict, variant: str, task: str, cap: int) -> float | None:
+    """The mean epochs this variant trained on this task in a study's details document, within the
+    run's epoch cap; None where it has none."""
+    try:
         return min(float(details["variants"][variant][task]["epochs"]["mean"]), cap)
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KeyError, TypeError, ValueError):
         return None
 
 
 def estimate_unit(study: Study, unit: Unit, params: Params, prepared_dir, device: torch.device,
-                  probes: dict[str, float], epochs: str = "max") -> float | None:
-    """A unit's seconds (module docstring), None where the rows are unknown: with every epoch the
-    protocol allows (`epochs="max"`, an upper bound), or with the epochs the study's last results
-    trained (`epochs="recorded"`; None where there are none)."""
+                  probes: dict[str, float], details: dict) -> tuple[float | None, float | None]:
+    """A unit's seconds (module docstring) as (upper bound: every epoch the protocol allows, likely:
+    the epochs the study's last results trained, from `details`); None where the rows, or for the
+    likely one the recorded epochs, are unknown."""
     protocol = study_protocol(study, params)
     kind = study.variant_kind(unit.variant)
     fits = [(t,) for t in unit.tasks] if kind == DEDICATED else [unit.tasks]
     phases = len(study.variant(unit.variant).rsn2.phases or (1,)) if kind == RSN2 else 1
     if unit.variant not in probes:
         probes[unit.variant] = step_seconds(study, unit.variant, study.specs(), protocol.batch_size, device)
-    seconds = 0.0
+    per_step = probes[unit.variant] / len(fits) * backward_passes(study, unit.variant, len(unit.tasks))
+    upper, likely = 0.0, 0.0
     for tasks in fits:
         rows = train_rows(study, tasks, params, prepared_dir)
         if rows is None:
-            return None
-        steps = -(-int(rows * (1 - protocol.val_fraction)) // protocol.batch_size)
-        n_epochs = protocol.max_epochs if epochs == "max" else recorded_epochs(study, unit.variant, tasks[0],
-                                                                                protocol.max_epochs)
-        if n_epochs is None:
-            return None
-        seconds += steps * n_epochs * phases
-    per_step = probes[unit.variant] / len(fits) * backward_passes(study, unit.variant, len(unit.tasks))
-    return seconds * per_step * len(unit.seeds)
+            return None, None
+        steps = -(-int(rows * (1 - protocol.val_fraction)) // protocol.batch_size) * phases
+        upper += steps * protocol.max_epochs
+        epochs = recorded_epochs(details, unit.variant, tasks[0], protocol.max_epochs)
+        likely = None if likely is None or epochs is None else likely + steps * epochs
+    seeds = len(unit.seeds)
+    return upper * per_step * seeds, None if likely is None else likely * per_step * seeds
 
 
 def plan_lines(study: Study, units: list[Unit], todo: list[Unit], estimates: dict[Unit, float | None],
@@ -166,14 +172,15 @@ def print_plan(study: Study, units: list[Unit], todo: list[Unit], params: Params
     probes: dict[str, float] = {}
     estimates: dict[Unit, float | None] = {}
     likely: list[float | None] = []
+    details = last_details(study)
     for unit in todo:
         before = recorded.get(unit.folders[0], {}).get("seconds")  # every folder of a unit records its time
         if isinstance(before, (int, float)):
             estimates[unit] = before
             likely.append(before)
         else:
-            estimates[unit] = estimate_unit(study, unit, params, prepared_dir, device, probes)
-            likely.append(estimate_unit(study, unit, params, prepared_dir, device, probes, epochs="recorded"))
+            estimates[unit], most_likely = estimate_unit(study, unit, params, prepared_dir, device, probes, details)
+            likely.append(most_likely)
     whole = sum(likely) if likely and all(v is not None for v in likely) else None
     for line in plan_lines(study, units, todo, estimates, device, whole):
         print(line, file=sys.stderr, flush=True)
