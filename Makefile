@@ -52,9 +52,10 @@ modern-cpu: $(BIN)/.installed
 		--set run.protocol=modern --set mlflow.log_models=false --scratch .scratch/modern-cpu --out bench/mnist_fashion_mlp_modern_cpu
 
 # Experiments side by side, narrow: the params each experiment changed beside the metrics that moved
-# (each variant's paired gain per task, delta-m); dependency hashes and CI half-widths left out.
+# (each variant's paired gain per task, delta-m); dependency hashes and CI half-widths left out
+# (DVC matches --drop from a column name's start: hence the .*).
 exp: $(BIN)/.installed
-	$(BIN)/dvc exp show --no-pager --only-changed --drop '^(src/|data/|results/|reports/|tasks$$|params\.yaml$$)|_ci$$|\.p$$'
+	$(BIN)/dvc exp show --no-pager --only-changed --drop '^(src/|data/|results/|reports/|tasks$$|params\.yaml$$)|.*_ci$$|.*\.p$$'
 
 # The MLflow UI on this machine only; open the printed link (parent runs side by side, charts).
 ui: $(BIN)/.installed

@@ -2,8 +2,10 @@
 one), then a fresh `git clone` + `dvc pull` holds the trained units, re-evaluates and summarises
 without training, and `dvc status` says everything is up to date (docs/outputs.md, "Sharing")."""
 
+import shlex
+
 import pytest
-from dvcproject import make_project, sh
+from dvcproject import REPO, make_project, sh
 
 from mtlbench.check import git_repo_env
 from mtlbench.formats import write_idx_dataset
@@ -43,3 +45,12 @@ def test_a_fresh_clone_pulls_the_results_and_evaluates_without_training(tmp_path
     assert (clone / metric).read_bytes() == (repo / metric).read_bytes()
     sh(["dvc", "repro", "summarize"], clone, clone_env)
     assert "up to date" in sh(["dvc", "status"], clone, clone_env).stdout.lower()
+
+    # make exp on an experiment: the param it changed beside the gains, no CI half-widths, Holm p or hashes
+    sh(["dvc", "exp", "run", "-S", "run.seeds=[1]"], repo, env)
+    recipe = next(line for line in (REPO / "Makefile").read_text().splitlines() if line.startswith("\t$(BIN)/dvc exp show"))
+    command = shlex.split(recipe.replace("$(BIN)/", "").replace("$$", "$").strip())
+    table = sh(command, repo, {**env, "COLUMNS": "1000"}).stdout
+    header = next(line for line in table.splitlines() if "Experiment" in line).split()
+    assert "run.seeds" in header and any(c.endswith(".gain") for c in header), header
+    assert not [c for c in header if c.endswith(("_ci", ".p")) or c.startswith(("src/", "data/", "results/"))], header
