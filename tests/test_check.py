@@ -225,6 +225,11 @@ def test_readme_protocols_section_sets_faithful_beside_modern_and_the_exactness_
     assert "| mt | t1 |  | 0.9110 +- 0.0100 |  | 0.8998 +- 0.0100 |  | 15 | 4.0 |" in text  # (no reference for s)
     assert "| mt | t1 | +1.10 pt [+0.85, +1.35] better | -0.02 pt [-0.42, +0.38] = |" in text
     assert "10 min for the whole study" in text
+    modern["produced_on"]["seeds"] = 7  # each protocol's n is its own
+    write_json(run / "details.json", modern)
+    assert readme_main([str(readme)]) == 0
+    assert "faithful over 3 seeds (the committed baseline" in readme.read_text()
+    assert "modern over 7 seeds (bench/s_modern_cpu/)" in readme.read_text()
 
 
 def test_the_scores_figure_leaves_out_headline_tasks_no_selected_variant_ran():

@@ -65,3 +65,21 @@ def test_a_unit_estimate_is_steps_times_epochs_times_the_probed_step(prepared):
     assert upper == 2 * steps * protocol.max_epochs * per_model_step
     assert likely == steps * (4 + 6) * per_model_step
     assert estimate_unit(STUDY, unit, params, prepared, torch.device("cpu"), {"dedicated": 2.0}, {})[1] is None
+
+
+def test_the_eta_is_wall_time_scaled_by_the_estimates_so_units_trained_side_by_side_count_once(capsys):
+    from mtlbench.train.runner import UnitProgress
+
+    now = [0.0]
+    units = [Unit("dedicated", ("digits", "fashion"), (s,)) for s in range(4)]
+    estimates = {units[0]: 100.0, units[1]: 100.0, units[2]: 100.0, units[3]: 300.0}
+    progress = UnitProgress("s", estimates, True, total=5, clock=lambda: now[0])  # one unit kept
+    now[0] = 120.0  # two units trained side by side (Ray), each taking 120 s
+    progress.finished(units[0], 120.0)
+    progress.finished(units[1], 120.0)
+    assert progress.eta() == 120.0 / 200.0 * 400.0  # not 2 x 120 s of unit time per 200 s estimated
+    assert "unit 3/5 trained: dedicated/seed1 in 120s (ETA 4.0 min for 2 more)" in capsys.readouterr().err
+    unknown = UnitProgress("s", {units[0]: None, units[1]: 50.0}, False, total=2, clock=lambda: now[0])
+    now[0] = 180.0
+    unknown.finished(units[0], 60.0)
+    assert unknown.eta() == 60.0  # no estimate for a finished unit: wall time per unit, times units left

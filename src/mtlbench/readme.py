@@ -301,8 +301,9 @@ def protocols_section(root: Path) -> str:
             continue
         faithful, modern = read_json(committed), read_json(run_dir / "details.json")
         before = root / BEFORE_EXACT.format(study=study) / "details.json"
-        parts.append(f"**`{study}`**, test accuracy, {faithful['produced_on'].get('seeds')} seeds, "
-                     f"{faithful['produced_on'].get('cpu')} (faithful: the committed baseline, reports/studies/{study}.json)")
+        parts.append(f"**`{study}`**, test accuracy, {faithful['produced_on'].get('cpu')}: faithful over "
+                     f"{faithful['produced_on'].get('seeds')} seeds (the committed baseline, reports/studies/{study}.json), "
+                     f"modern over {modern['produced_on'].get('seeds')} seeds ({run_dir.relative_to(root)}/)")
         if before.is_file():
             parts += ["", "Keras made exact (epsilon-hat Adam, clipped probabilities), faithful protocol:", "",
                       *exactness_table(read_json(before), faithful)]

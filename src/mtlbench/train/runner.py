@@ -156,30 +156,33 @@ def run_study(study: Study, params: Params, prepared_dir: Path, out_dir: Path, t
 
 
 class UnitProgress:
-    """One line per finished unit: units done of all, and the ETA of the rest: the plan's estimates
-    scaled by how the finished units compared with theirs (or their mean time, where a unit has no
-    estimate)."""
+    """One line per finished unit: units done of all, and the ETA of the rest: the wall time since
+    training began, scaled by the plan's estimates of the units left over those of the units done
+    (or by their count, where a unit has no estimate). Wall time, not the sum of unit times, so
+    that units trained side by side (Ray) and a machine busy with other work are both counted as
+    they are."""
 
-    def __init__(self, study: str, estimates: dict[Unit, float | None], enabled: bool, total: int):
+    def __init__(self, study: str, estimates: dict[Unit, float | None], enabled: bool, total: int,
+                 clock=time.perf_counter):
         """`estimates`: the units to train; `total`: all of the plan's, the kept ones counted as done."""
-        self.study, self.estimates, self.enabled = study, estimates, enabled
+        self.study, self.estimates, self.enabled, self.clock = study, estimates, enabled, clock
+        self.started = clock()
         self.left = list(estimates)
         self.done, self.total = total - len(estimates), total
-        self.seconds: list[float] = []
-        self.estimated: list[float | None] = []
+        self.finished_units: list[Unit] = []
 
     def eta(self) -> float:
-        measured = sum(self.seconds)
-        planned = [e for e in self.estimated if e]
-        if len(planned) == len(self.estimated) and all(self.estimates[u] for u in self.left) and planned:
-            return measured / sum(planned) * sum(self.estimates[u] for u in self.left)
-        return len(self.left) * measured / max(1, len(self.seconds))
+        elapsed = self.clock() - self.started
+        done = [self.estimates.get(u) for u in self.finished_units]
+        left = [self.estimates.get(u) for u in self.left]
+        if all(done) and all(left) and done:
+            return elapsed / sum(done) * sum(left)
+        return elapsed / max(1, len(done)) * len(left)
 
     def finished(self, unit: Unit, seconds: float) -> None:
         self.done += 1
         self.left.remove(unit)
-        self.seconds.append(seconds)
-        self.estimated.append(self.estimates.get(unit))
+        self.finished_units.append(unit)
         if self.enabled:
             print(f"[{self.study}] unit {self.done}/{self.total} trained: {unit.label} in {seconds:.0f}s "
                   f"(ETA {self.eta() / 60:.1f} min for {len(self.left)} more)", file=sys.stderr, flush=True)
