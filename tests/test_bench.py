@@ -69,3 +69,25 @@ def test_keras_side_by_side_where_tensorflow_is_available(tmp_path):
     entry = results["models"]["mlp"]
     assert entry["keras_images_per_s"] > 0
     assert entry["speedup_vs_keras"] == entry["images_per_s"] / entry["keras_images_per_s"]
+
+
+def test_the_pilot_reads_one_fit_under_both_selection_rules_on_validation_data():
+    """Lowest validation loss (what the protocol restores) and highest validation accuracy can pick
+    different epochs of one fit: here epoch 2 and epoch 3."""
+    from mtlbench.bench.pilot import selections
+
+    history = [{"val_loss": 0.9, "val_t_accuracy": 0.80}, {"val_loss": 0.5, "val_t_accuracy": 0.86},
+               {"val_loss": 0.6, "val_t_accuracy": 0.87}]
+    picked = selections(history, "t")
+    assert picked["val_accuracy_per_epoch"] == [0.80, 0.86, 0.87]
+    assert picked["by_val_loss"] == {"epoch": 2, "val_accuracy": 0.86}
+    assert picked["by_val_accuracy"] == {"epoch": 3, "val_accuracy": 0.87}
+
+
+def test_the_pilot_names_a_task_the_study_lacks(capsys):
+    import pytest
+
+    from mtlbench.bench.pilot import main as pilot
+
+    with pytest.raises(SystemExit, match="--tasks: shoes not in mnist_fashion_mlp"):
+        pilot(["--tasks", "shoes"])
