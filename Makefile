@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # OpenMP's wait policy: tests/conftest.py makes waiting threads sleep (OMP_WAIT_POLICY=PASSIVE),
 # as tests run several processes at once; training keeps the OpenMP default (README, Speed).
 
-.PHONY: run smoke test check check-update readme ui exp hps-cpu modern-cpu install clean
+.PHONY: run smoke test check check-update readme ui exp hps-cpu hps-modern-cpu modern-cpu groups-modern-cpu install clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,16 +40,32 @@ check-update: $(BIN)/.installed
 readme: $(BIN)/.installed
 	$(BIN)/python -m mtlbench.readme README.md  # and docs/*.md
 
-# Every multitask method on mnist_fashion_hps, in a scratch copy (CPU: ~1 hour; writes bench/mnist_fashion_hps_cpu/).
-# Interrupted, the same make target resumes in .scratch/ with the code it started with (finished units kept).
-hps-cpu: $(BIN)/.installed
-	PATH="$(CURDIR)/$(BIN):$$PATH" OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m mtlbench.study_run --study mnist_fashion_hps \
-		--set run.train_limit=3000 --set mlflow.log_models=false --scratch .scratch/hps-cpu --out bench/mnist_fashion_hps_cpu
+# Study runs outside the pipeline (python -m mtlbench.study_run, docs/units-and-ray.md): each in its own
+# .scratch/<name>/ (interrupted, the same target resumes there with the code it started with, finished
+# units kept) and writes bench/<name>/; `make readme` then puts it in the README and docs. The modern runs
+# train one thread per unit, two units at a time on a local Ray instance; their seeds were chosen by power
+# (`python -m mtlbench.power`, docs/verdicts.md). Times: 2 AMD EPYC cores (docs/protocols.md, docs/methods.md).
+STUDY_RUN = PATH="$(CURDIR)/$(BIN):$$PATH" OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m mtlbench.study_run --set mlflow.log_models=false
+ON_RAY = OMP_NUM_THREADS=1 $(STUDY_RUN) --set run.executor=ray
 
-# mnist_fashion_mlp under the modern protocol, in a scratch copy (CPU: ~1 hour; writes bench/mnist_fashion_mlp_modern_cpu/).
+# Every multitask method on mnist_fashion_hps, keras-faithful, 3000 rows, 3 seeds (~1 hour).
+hps-cpu: $(BIN)/.installed
+	$(STUDY_RUN) --study mnist_fashion_hps --set run.train_limit=3000 --scratch .scratch/hps-cpu --out bench/mnist_fashion_hps_cpu
+
+# Every multitask method on mnist_fashion_hps under modern, 3000 rows, 6 seeds (~1.5 hours).
+hps-modern-cpu: $(BIN)/.installed
+	$(ON_RAY) --study mnist_fashion_hps --set run.protocol=modern --set run.train_limit=3000 --set 'run.seeds=[0,1,2,3,4,5]' \
+		--scratch .scratch/hps-modern --out bench/mnist_fashion_hps_modern_cpu
+
+# mnist_fashion_mlp under modern, full training sets, 7 seeds (~2.5 hours).
 modern-cpu: $(BIN)/.installed
-	PATH="$(CURDIR)/$(BIN):$$PATH" OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m mtlbench.study_run --study mnist_fashion_mlp \
-		--set run.protocol=modern --set mlflow.log_models=false --scratch .scratch/modern-cpu --out bench/mnist_fashion_mlp_modern_cpu
+	$(ON_RAY) --study mnist_fashion_mlp --set run.protocol=modern --set 'run.seeds=[0,1,2,3,4,5,6]' \
+		--scratch .scratch/modern-7seeds --out bench/mnist_fashion_mlp_modern_cpu
+
+# fashion_groups (three binary Fashion tasks) under modern, 3000 rows, 6 seeds.
+groups-modern-cpu: $(BIN)/.installed
+	$(ON_RAY) --study fashion_groups --set run.protocol=modern --set run.train_limit=3000 --set 'run.seeds=[0,1,2,3,4,5]' \
+		--scratch .scratch/groups-modern --out bench/fashion_groups_modern_cpu
 
 # Experiments side by side, narrow: the params each experiment changed beside the metrics that moved
 # (each variant's paired gain per task, delta-m); dependency hashes and CI half-widths left out

@@ -239,3 +239,83 @@ def test_the_scores_figure_leaves_out_headline_tasks_no_selected_variant_ran():
     details = _details("s", {"T1": [0.01, 0.02, 0.0]})
     figure = scores_figure(details, ["T1", "T6"])
     assert [ax.get_title() for ax in figure.axes if ax.get_title()] == ["T1: test accuracy"]
+
+
+def _stat(values):
+    import numpy as np
+
+    return {"mean": float(np.mean(values)), "sd": float(np.std(values, ddof=1)), "n": len(values), "values": list(values),
+            "min": min(values), "max": max(values), "ci95": None}
+
+
+def _hps_run(folder, protocol, famo_gain):
+    """A study_run folder of mnist_fashion_hps with dedicated, hps_sum, hps_famo and hps_pcgrad over 6
+    seeds: famo ahead of hps_sum on digits by `famo_gain` (plus seed noise), pcgrad level with it."""
+    from mtlbench.fileio import write_json
+
+    noise = [0.001, -0.002, 0.0015, -0.0005, 0.002, -0.001]
+    base = [0.90 + 0.003 * k for k in range(6)]
+    score = lambda shift, wobble=1.0: [b + shift + wobble * e for b, e in zip(base, noise)]  # noqa: E731
+    variants = {"dedicated": {"digits": {"accuracy": _stat(score(0.0))}, "fashion": {"accuracy": _stat(score(-0.1))}},
+                "hps_sum": {"digits": {"accuracy": _stat(score(0.0, -1))}, "fashion": {"accuracy": _stat(score(-0.1, -1))}},
+                "hps_famo": {"digits": {"accuracy": _stat(score(famo_gain))}, "fashion": {"accuracy": _stat(score(-0.1))}},
+                "hps_pcgrad": {"digits": {"accuracy": _stat(score(0.0, 0.5))}, "fashion": {"accuracy": _stat(score(-0.1, 0.5))}}}
+    methods = {"dedicated": {"kind": "dedicated", "params": 2.0}, **{v: {"kind": "hps", "params": 1.0} for v in variants if v != "dedicated"}}
+    write_json(folder / "details.json", {"study": "mnist_fashion_hps", "headline": None, "variants": variants,
+                                         "comparisons": {}, "methods": methods,
+                                         "produced_on": {"seeds": 6, "torch": "2.x", "cpu": "a CPU"}})
+    write_json(folder / "context.json", {"protocol": {"name": protocol}, "train_limit": 3000})
+    write_json(folder / "run.json", {"command": f"python -m mtlbench.study_run ({protocol})", "cpu": "a CPU", "wall_s": 1200})
+    write_json(folder / "epoch_times.json", {v: {"seconds_per_epoch": 1.0, "epochs": 90} for v in variants})
+
+
+def test_hps_page_ranks_each_run_against_hps_sum_and_sets_the_protocols_side_by_side(tmp_path):
+    """docs/methods.md's generated section: the modern run first, each with its own ranking figure,
+    then each method-task verdict against hps_sum under both protocols and how many agree."""
+    from mtlbench.readme import HPS_END, HPS_START, END, START, main as readme_main
+
+    _hps_run(tmp_path / "bench" / "mnist_fashion_hps_modern_cpu", "modern", famo_gain=0.02)
+    _hps_run(tmp_path / "bench" / "mnist_fashion_hps_cpu", "keras_faithful", famo_gain=0.0)
+    (tmp_path / "docs").mkdir()
+    page = tmp_path / "docs" / "methods.md"
+    page.write_text(f"{HPS_START}\nstale\n{HPS_END}\n")
+    (tmp_path / "README.md").write_text(f"{START}\n{END}\n")
+    assert readme_main([str(tmp_path / "README.md")]) == 0
+    text = page.read_text()
+    assert text.index("**Under the modern protocol**") < text.index("**Under the keras-faithful protocol**")
+    assert "hps_famo better on digits (+2.03 pt)" in text  # modern: Holm over 4 method-task pairs
+    assert "With n = 6 seeds: no method differs detectably from it on any task" in text  # faithful
+    assert {p.name for p in (tmp_path / "docs" / "figures").iterdir()} == {
+        "mnist_fashion_hps_modern_cpu_vs_hps_sum.png", "mnist_fashion_hps_cpu_vs_hps_sum.png"}
+    assert "the same method-task verdicts in 3 of 4 (n = 6 modern, 6 keras-faithful)" in text
+    assert "| hps_famo | +2.03 pt better | +0.03 pt = |" in text
+
+
+def test_the_answer_leads_with_the_modern_runs_and_names_what_each_run_could_detect(tmp_path):
+    from mtlbench.fileio import write_json
+    from mtlbench.readme import END, PROTOCOLS_END, PROTOCOLS_START, START, main as readme_main
+
+    committed = _details("s", {"t1": [0.01, -0.02, 0.005]})
+    committed["produced_on"] = {"seeds": 3, "cpu": "a CPU"}
+    write_json(tmp_path / "reports" / "studies" / "s.json", committed)
+    run = tmp_path / "bench" / "g_modern_cpu"  # a study with no committed faithful run
+    modern = _details("g", {"u1": [-0.05, -0.051, -0.049, -0.05, -0.052, -0.048]}, seeds=6)
+    for tasks in modern["variants"].values():
+        for summary in tasks.values():
+            summary["epochs"] = {"mean": 15}
+    modern["produced_on"] = {"seeds": 6, "cpu": "a CPU"}
+    write_json(run / "details.json", modern)
+    write_json(run / "context.json", {"protocol": {"name": "modern"}, "train_limit": 3000})
+    write_json(run / "run.json", {"command": "python -m mtlbench.study_run --study g", "cpu": "a CPU", "wall_s": 60})
+    write_json(run / "epoch_times.json", {"dedicated": {"seconds_per_epoch": 1.0}, "mt": {"seconds_per_epoch": 2.0}})
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{START}\n{END}\n{PROTOCOLS_START}\n{PROTOCOLS_END}\n")
+    assert readme_main([str(readme)]) == 0
+    text = readme.read_text()
+    modern_at, faithful_at = text.index("Under the modern protocol"), text.index("Under the keras-faithful protocol")
+    assert modern_at < faithful_at
+    assert "lost on 1" in text[modern_at:faithful_at] and "Worse: u1 (g, mt, -5.00 pt)" in text[modern_at:faithful_at]
+    assert "(g, modern, the first 3000 training rows, 6 seeds; smallest difference vs dedicated its seeds detect " \
+           "at 80% power: u1 0.20 pt)" in text  # SD 0.14 pt, n = 6
+    assert "**`g`**, test accuracy, a CPU: no faithful run committed; modern over 6 seeds (bench/g_modern_cpu/)" in text
+    assert "| mt | u1 |  |  |  | 0.8500 +- 0.0100 |  | 15 | 2.0 |" in text
