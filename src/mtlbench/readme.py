@@ -93,7 +93,7 @@ def headline_answer(committed: list[dict], runs: list[Path]) -> str:
         return faithful
     lower = lambda text: text[:1].lower() + text[1:]  # noqa: E731
     return ("Under the modern protocol (one AdamW budget and schedule for dedicated and multitask alike; the study "
-            f"runs in bench/, seeds chosen by power): {lower(answer(*summary_rows(modern)))}\n\n"
+            f"runs in bench/; at least 6 seeds, more where a pilot's paired SDs asked for them): {lower(answer(*summary_rows(modern)))}\n\n"
             "Under the keras-faithful protocol (the committed baseline: the original code reproduced): "
             f"{lower(faithful)}")
 
@@ -199,6 +199,7 @@ def unitary_side_by_side(first: dict, second: dict, first_name: str, second_name
     a, b = (compare_methods(d["variants"], weighting_methods(d), UNITARY) for d in (first, second))
     methods = [m for m in a if m in b]
     tasks = [t for t in dict.fromkeys(t for m in methods for t in a[m]) if all(t in b[m] for m in methods)]
+    methods.sort(key=lambda m: -sum(a[m][t]["mean"] for t in tasks))  # the first run's ranking
     short = lambda c: f"{format_amount(c['mean'], c['metric'])} {SHORT_VERDICT.get(c['verdict'], c['verdict'])}"  # noqa: E731
     same = sum(a[m][t]["verdict"] == b[m][t]["verdict"] for m in methods for t in tasks)
     lines = [f"**Against `{UNITARY}` under both protocols**: the same method-task verdicts in {same} of "
