@@ -194,19 +194,21 @@ def test_readme_results_section_is_generated_between_the_markers(tmp_path):
     assert readme_main([str(unmarked)]) == 2 and unmarked.read_text() == "no markers\n"
 
 
+def _with_epochs(details, epochs, seeds=3):
+    """A details document as a study run writes it: every summary's mean epochs, where it was made."""
+    for tasks in details["variants"].values():
+        for summary in tasks.values():
+            summary["epochs"] = {"mean": epochs}
+    details["produced_on"] = {"cpu": "a CPU", "seeds": seeds}
+    return details
+
+
 def test_readme_protocols_section_sets_faithful_beside_modern_and_the_exactness_effect(tmp_path):
     from mtlbench.fileio import write_json
     from mtlbench.readme import PROTOCOLS_END, PROTOCOLS_START, main as readme_main
 
-    def with_epochs(details, epochs):
-        for tasks in details["variants"].values():
-            for summary in tasks.values():
-                summary["epochs"] = {"mean": epochs}
-        details["produced_on"] = {"cpu": "a CPU", "seeds": 3}
-        return details
-
-    faithful = with_epochs(_details("s", {"t1": [0.01, 0.012, 0.011]}), 6)  # mt better
-    modern = with_epochs(_details("s", {"t1": [0.001, -0.002, 0.0005]}), 15)  # no detectable difference
+    faithful = _with_epochs(_details("s", {"t1": [0.01, 0.012, 0.011]}), 6)  # mt better
+    modern = _with_epochs(_details("s", {"t1": [0.001, -0.002, 0.0005]}), 15)  # no detectable difference
     before = _details("s", {"t1": [0.01, 0.012, 0.011]})
     before["variants"]["dedicated"]["t1"]["accuracy"]["mean"] = 0.85  # moved by 5 pt: beyond the 1 pt SD
     write_json(tmp_path / "reports" / "studies" / "s.json", faithful)
@@ -299,11 +301,7 @@ def test_the_answer_leads_with_the_modern_runs_and_names_what_each_run_could_det
     committed["produced_on"] = {"seeds": 3, "cpu": "a CPU"}
     write_json(tmp_path / "reports" / "studies" / "s.json", committed)
     run = tmp_path / "bench" / "g_modern_cpu"  # a study with no committed faithful run
-    modern = _details("g", {"u1": [-0.05, -0.051, -0.049, -0.05, -0.052, -0.048]}, seeds=6)
-    for tasks in modern["variants"].values():
-        for summary in tasks.values():
-            summary["epochs"] = {"mean": 15}
-    modern["produced_on"] = {"seeds": 6, "cpu": "a CPU"}
+    modern = _with_epochs(_details("g", {"u1": [-0.05, -0.051, -0.049, -0.05, -0.052, -0.048]}, seeds=6), 15, seeds=6)
     write_json(run / "details.json", modern)
     write_json(run / "context.json", {"protocol": {"name": "modern"}, "train_limit": 3000})
     write_json(run / "run.json", {"command": "python -m mtlbench.study_run --study g", "cpu": "a CPU", "wall_s": 60})
