@@ -47,25 +47,40 @@ readme: $(BIN)/.installed
 # (`python -m mtlbench.power`, docs/verdicts.md). Times: 2 AMD EPYC cores (docs/protocols.md, docs/methods.md).
 STUDY_RUN = PATH="$(CURDIR)/$(BIN):$$PATH" OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m mtlbench.study_run --set mlflow.log_models=false
 ON_RAY = OMP_NUM_THREADS=1 $(STUDY_RUN) --set run.executor=ray
+# the seeds of several study runs of one study, as one answer (docs/units-and-ray.md)
+POOL = $(BIN)/python -m mtlbench.pool
 
 # Every multitask method on mnist_fashion_hps, keras-faithful, 3000 rows, 3 seeds (~1 hour).
 hps-cpu: $(BIN)/.installed
 	$(STUDY_RUN) --study mnist_fashion_hps --set run.train_limit=3000 --scratch .scratch/hps-cpu --out bench/mnist_fashion_hps_cpu
 
-# Every multitask method on mnist_fashion_hps under modern, 3000 rows, 6 seeds (~1.5 hours).
-hps-modern-cpu: $(BIN)/.installed
-	$(ON_RAY) --study mnist_fashion_hps --set run.protocol=modern --set run.train_limit=3000 --set 'run.seeds=[0,1,2,3,4,5]' \
-		--scratch .scratch/hps-modern --out bench/mnist_fashion_hps_modern_cpu
+# Every multitask method on mnist_fashion_hps under modern, 3000 rows, 9 seeds: study runs of seeds 0-5
+# (~1.5 hours) and 6-8 (~45 min), each committed as it finished, pooled by mtlbench.pool; power asks for up
+# to 27 on fashion (docs/methods.md), so later sessions add parts. A part whose details.json exists is not rerun.
+HPS_MODERN = --study mnist_fashion_hps --set run.protocol=modern --set run.train_limit=3000
+HPS_PARTS = bench/parts/mnist_fashion_hps_modern_cpu_seeds0-5 bench/parts/mnist_fashion_hps_modern_cpu_seeds6-8
+bench/parts/mnist_fashion_hps_modern_cpu_seeds0-5/details.json: | $(BIN)/.installed
+	$(ON_RAY) $(HPS_MODERN) --set 'run.seeds=[0,1,2,3,4,5]' --scratch .scratch/hps-modern --out $(@D)
+bench/parts/mnist_fashion_hps_modern_cpu_seeds6-8/details.json: | $(BIN)/.installed
+	$(ON_RAY) $(HPS_MODERN) --set 'run.seeds=[6,7,8]' --scratch .scratch/hps-modern-6-8 --out $(@D)
+hps-modern-cpu: $(addsuffix /details.json,$(HPS_PARTS))
+	$(POOL) $(HPS_PARTS) --out bench/mnist_fashion_hps_modern_cpu
 
 # mnist_fashion_mlp under modern, full training sets, 7 seeds (~2.5 hours).
 modern-cpu: $(BIN)/.installed
 	$(ON_RAY) --study mnist_fashion_mlp --set run.protocol=modern --set 'run.seeds=[0,1,2,3,4,5,6]' \
 		--scratch .scratch/modern-7seeds --out bench/mnist_fashion_mlp_modern_cpu
 
-# fashion_groups (three binary Fashion tasks) under modern, 3000 rows, 6 seeds.
-groups-modern-cpu: $(BIN)/.installed
-	$(ON_RAY) --study fashion_groups --set run.protocol=modern --set run.train_limit=3000 --set 'run.seeds=[0,1,2,3,4,5]' \
-		--scratch .scratch/groups-modern --out bench/fashion_groups_modern_cpu
+# fashion_groups (three binary Fashion tasks) under modern, 3000 rows, 17 seeds (what its warm task asks
+# for by power): study runs of seeds 0-5 (~25 min) and 6-16 (~45 min), pooled as above.
+GROUPS_MODERN = --study fashion_groups --set run.protocol=modern --set run.train_limit=3000
+GROUPS_PARTS = bench/parts/fashion_groups_modern_cpu_seeds0-5 bench/parts/fashion_groups_modern_cpu_seeds6-16
+bench/parts/fashion_groups_modern_cpu_seeds0-5/details.json: | $(BIN)/.installed
+	$(ON_RAY) $(GROUPS_MODERN) --set 'run.seeds=[0,1,2,3,4,5]' --scratch .scratch/groups-modern --out $(@D)
+bench/parts/fashion_groups_modern_cpu_seeds6-16/details.json: | $(BIN)/.installed
+	$(ON_RAY) $(GROUPS_MODERN) --set 'run.seeds=[6,7,8,9,10,11,12,13,14,15,16]' --scratch .scratch/groups-modern-6-16 --out $(@D)
+groups-modern-cpu: $(addsuffix /details.json,$(GROUPS_PARTS))
+	$(POOL) $(GROUPS_PARTS) --out bench/fashion_groups_modern_cpu
 
 # Experiments side by side, narrow: the params each experiment changed beside the metrics that moved
 # (each variant's paired gain per task, delta-m); dependency hashes and CI half-widths left out

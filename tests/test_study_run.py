@@ -10,6 +10,7 @@ import sys
 import time
 
 from mtlbench.fileio import write_json
+from mtlbench.train.units import code_digest
 
 TINY = ["--set", "data.verify=false", "--set", "run.train_limit=60", "--set", "run.max_epochs=1",
         "--set", "run.seeds=[0, 1]", "--set", "mlflow.log_models=false", "--set", "run.device=cpu"]
@@ -45,7 +46,9 @@ def test_a_killed_study_run_resumes_with_its_finished_units(idx_mirror, tmp_path
     assert second.returncode == 0, second.stderr[-3000:]
     assert "resuming the scratch project" in second.stderr
     assert f"{len(kept)} kept" in second.stderr, second.stderr[-3000:]
-    assert json.loads((out / "run.json").read_text())["resumed"] is True
+    run = json.loads((out / "run.json").read_text())
+    assert run["resumed"] is True
+    assert run["train_code"] == code_digest()  # the code it started with, which mtlbench.pool matches parts by
     assert not scratch.exists()  # done: the scratch project is removed, the answer is in out
     assert set(json.loads((out / "details.json").read_text())["variants"]) == {"dedicated", "rsn2"}
 

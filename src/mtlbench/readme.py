@@ -83,6 +83,15 @@ def load_run(run_dir: Path) -> tuple[dict, dict]:
     return read_json(run_dir / "details.json"), read_json(context) if context.is_file() else {}
 
 
+def how_run(run: dict) -> str:
+    """How a study run was made, as the docs quote it: its command and CPU; for seeds pooled from
+    several study runs (mtlbench.pool), each part's command, CPU and time, then the pooling command."""
+    if "parts" not in run:
+        return f"`{run['command']}` on {run['cpu']}"
+    parts = "; ".join(f"`{p['command']}` on {p['cpu']} ({p['wall_s'] / 60:.0f} min)" for p in run["parts"])
+    return f"{len(run['parts'])} study runs, their seeds pooled by `{run['command']}`: {parts}"
+
+
 def protocol_name(context: dict) -> str:
     """The protocol a study run trained under, from its context."""
     return context.get("protocol", {}).get("name", "?")
@@ -98,7 +107,8 @@ def headline_answer(committed: list[dict], runs: list[tuple[dict, dict]]) -> str
         return faithful
     lower = lambda text: text[:1].lower() + text[1:]  # noqa: E731
     return ("Under the modern protocol (one AdamW budget and schedule for dedicated and multitask alike; the study "
-            f"runs in bench/; at least 6 seeds, more where a pilot's paired SDs asked for them): {lower(answer(*summary_rows(modern)))}\n\n"
+            "runs in bench/; at least 6 seeds, more where the paired SDs asked for them and two CPU cores allowed: "
+            f"each run below states its n and the smallest difference it detects): {lower(answer(*summary_rows(modern)))}\n\n"
             "Under the keras-faithful protocol (the committed baseline: the original code reproduced): "
             f"{lower(faithful)}")
 
@@ -246,7 +256,7 @@ def methods_section(run_dir: Path) -> str:
     quiet = run_dir.parent / "methods.json"  # measured on a quiet machine (bench.methods) where present
     relative = read_json(quiet)["relative_to_hps_sum"] if quiet.is_file() else None
     base = times.get("hps_sum", {}).get("seconds_per_epoch")
-    lines = [f"`{run['command']}` on {run['cpu']} ({protocol_name(context)} protocol, torch "
+    lines = [f"{how_run(run)} ({protocol_name(context)} protocol, torch "
              f"{details['produced_on'].get('torch')}, {details['produced_on'].get('seeds')} seeds, the first "
              f"{context['train_limit']} training rows of each task, "
              f"full test sets, {run['wall_s'] / 60:.0f} min for the whole study). Test accuracy mean +- SD; the paired "
@@ -369,8 +379,8 @@ def protocol_tables(faithful: dict, modern: dict, modern_run: dict, epoch_times:
         for task in modern["variants"][variant]:
             lines.append(f"| {variant} | {task} | {_paired(faithful['comparisons'], variant, task)} | "
                          f"{_paired(modern['comparisons'], variant, task)} |")
-    lines += ["", f"Modern run: `{modern_run['command']}` on {modern_run['cpu']}, {modern_run['wall_s'] / 60:.0f} min "
-                  "for the whole study (download to evaluate)."]
+    lines += ["", f"Modern run: {how_run(modern_run)}, {modern_run['wall_s'] / 60:.0f} min for the whole study (download to "
+                  f"evaluate{', summed over the parts' if 'parts' in modern_run else ''})."]
     return lines
 
 

@@ -32,6 +32,7 @@ from mtlbench.config import MIRROR_ENV
 from mtlbench.fileio import atomic_dir, read_json, write_json
 from mtlbench.runtime import cpu_model
 from mtlbench.studies import BASELINE_KIND, STUDIES, Study
+from mtlbench.train.units import code_digest
 
 
 def parse_setting(text: str) -> tuple[str, str, object]:
@@ -68,7 +69,7 @@ def scratch_project(scratch: Path | None, identity: dict, edit) -> tuple[Path, b
     marker = scratch / "study_run.json"
     if marker.is_file():
         made_for = read_json(marker)
-        if made_for != identity:
+        if {key: made_for.get(key) for key in identity} != identity:
             raise CheckError(f"--scratch {scratch} holds a run of {made_for.get('study')} with --set "
                              f"{' '.join(made_for.get('set', [])) or '(none)'}; this run asks for {identity['study']} "
                              f"with {' '.join(identity['set']) or '(none)'}: give another --scratch folder, or remove "
@@ -114,9 +115,12 @@ def main(argv: list[str] | None = None) -> int:
         if resumed:
             print(f"study_run: resuming the scratch project {repo} (its own code and params; finished units kept)",
                   file=sys.stderr)
+            train_code = read_json(repo.parent / "study_run.json").get("train_code")  # the code it started with
         else:
             init_repo(repo, env)
-            write_json(repo.parent / "study_run.json", identity)  # after init: a half-made folder is not resumed
+            train_code = code_digest()  # of the code just copied there
+            # after init: a half-made folder is not resumed
+            write_json(repo.parent / "study_run.json", {**identity, "train_code": train_code})
         # dvc repro's own output as it goes (the plan, each unit's progress): this run takes hours
         if subprocess.run(["dvc", "repro"], cwd=repo, env=env).returncode != 0:
             raise CheckError(f"dvc repro failed in {repo} (its output is above)")
@@ -128,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             write_json(out / "epoch_times.json", epoch_times(repo / "results" / args.study, STUDIES[args.study]))
             write_json(out / "run.json", {"study": args.study, "set": args.set, "cpu": cpu_model(),
                                           "wall_s": round(time.time() - started, 1), "resumed": resumed,
+                                          "train_code": train_code,  # mtlbench.pool pools only runs of one code
                                           "command": "python -m mtlbench.study_run " + " ".join(argv or sys.argv[1:])})
     except (CheckError, OSError) as err:
         print(f"study_run: {err}\nthe scratch project is kept: {repo} (run the same command with --scratch "

@@ -79,22 +79,32 @@ def compare_to_dedicated(outcomes: list[VariantOutcome]) -> dict:
     base = next((o for o in outcomes if o.kind == BASELINE_KIND), None)
     if base is None:
         return {}
-    baseline = base.variant
+    per_seed = {o.variant: {name: {s.seed: t.metrics for s in o.seeds for t in s.tasks if t.task == name}
+                            for name in o.summary} for o in outcomes}
+    return compare_seeds(per_seed, {o.variant: o.summary for o in outcomes}, base.variant,
+                         frozenset(t.task for t in base.seeds[0].tasks if t.is_random))
+
+
+def compare_seeds(per_seed: dict[str, dict[str, dict[int, dict[str, float]]]], summaries: dict, baseline: str,
+                  random_tasks: frozenset[str] = frozenset()) -> dict:
+    """compare_to_dedicated from the numbers alone: `per_seed` {variant: {task: {seed: metrics}}},
+    `summaries` its seed statistics (summarize), `baseline` the dedicated variant's name. Pairs are
+    matched by seed number, so seeds trained in separate runs pool (mtlbench.pool)."""
+    base = summaries[baseline]
     comparisons = {}
-    for outcome in outcomes:
-        shared = [task for task in outcome.summary if task in base.summary]
-        if outcome.variant == baseline or not shared:
+    for variant, summary in summaries.items():
+        shared = [task for task in summary if task in base]
+        if variant == baseline or not shared:
             continue
         entry: dict = {task: {} for task in shared}
-        random_tasks = frozenset(t.task for t in base.seeds[0].tasks if t.is_random)
         relative: dict[str, dict[str, float]] = {}  # metric -> task -> signed relative change
         per_seed_relative: dict[str, list[float]] = {}  # task -> seed k's signed change / dedicated mean
         signed_pairs: dict[str, dict] = {}
         for task in shared:
-            primary = primary_metric(base.summary[task])
-            for metric in (m for m in TEST_METRICS if m in outcome.summary[task] and m in base.summary[task]):
-                mine, ref = outcome.summary[task][metric]["mean"], base.summary[task][metric]["mean"]
-                paired = _paired_differences(outcome, base, task, metric)
+            primary = primary_metric(base[task])
+            for metric in (m for m in TEST_METRICS if m in summary[task] and m in base[task]):
+                mine, ref = summary[task][metric]["mean"], base[task][metric]["mean"]
+                paired = _paired_differences(per_seed[variant][task], per_seed[baseline][task], metric)
                 entry[task][f"{metric}_diff"] = mine - ref
                 entry[task][f"{metric}_paired_diff"] = seed_statistics(paired, difference_bounds(metric)) if paired else None
                 sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
@@ -106,26 +116,23 @@ def compare_to_dedicated(outcomes: list[VariantOutcome]) -> dict:
                         per_seed_relative[task] = [sign * d / ref if ref else 0.0 for d in paired]
         for task, judged in judge(signed_pairs, random_tasks).items():
             entry[task]["paired"] = judged
-        primary = [relative[primary_metric(base.summary[task])][task] for task in shared if task not in random_tasks]
+        primary = [relative[primary_metric(base[task])][task] for task in shared if task not in random_tasks]
         if not primary:  # only random-label tasks in common: no delta-m
-            comparisons[outcome.variant] = entry
+            comparisons[variant] = entry
             continue
         entry["delta_m_pct"] = 100.0 * float(np.mean(primary))
         for metric, by_task in relative.items():
             entry[f"delta_m_{metric}_pct"] = 100.0 * float(np.mean(list(by_task.values())))
         if per_seed_relative and len({len(v) for v in per_seed_relative.values()}) == 1:
-            per_seed = [100.0 * float(np.mean(values)) for values in zip(*per_seed_relative.values())]
-            entry["delta_m"] = seed_statistics(per_seed)
-        comparisons[outcome.variant] = entry
+            seed_delta_m = [100.0 * float(np.mean(values)) for values in zip(*per_seed_relative.values())]
+            entry["delta_m"] = seed_statistics(seed_delta_m)
+        comparisons[variant] = entry
     return comparisons
 
 
-def _paired_differences(outcome: VariantOutcome, base: VariantOutcome, task: str, metric: str) -> list[float]:
-    def by_seed(o: VariantOutcome) -> dict[int, float]:
-        return {s.seed: next(t.metrics[metric] for t in s.tasks if t.task == task) for s in o.seeds}
-
-    mine, theirs = by_seed(outcome), by_seed(base)
-    return [mine[s] - theirs[s] for s in sorted(mine) if s in theirs]
+def _paired_differences(mine: dict[int, dict], theirs: dict[int, dict], metric: str) -> list[float]:
+    """Seed k's value minus the baseline's seed k, over the seeds both have, in seed order."""
+    return [mine[s][metric] - theirs[s][metric] for s in sorted(mine) if s in theirs]
 
 
 def compare_methods(variants: dict, methods: Sequence[str], reference: str) -> dict[str, dict[str, dict]]:

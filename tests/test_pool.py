@@ -1,0 +1,99 @@
+"""mtlbench.pool: seeds of one study trained in separate study runs pool into one answer. A real
+details document (a committed study run's, written by the evaluate stage) split by seed and pooled
+again gives back its own statistics and verdicts exactly; parts that trained different things, or
+share a seed, are refused with the part and the key, and the previous pooled folder survives."""
+
+import copy
+import json
+
+import pytest
+
+from mtlbench import pool
+from mtlbench.check import ROOT
+from mtlbench.outputs import metrics_document
+
+RUN = ROOT / "bench" / "parts" / "fashion_groups_modern_cpu_seeds0-5"  # 6 seeds, 4 variants, 3 tasks
+
+
+def _details() -> dict:
+    return json.loads((RUN / "details.json").read_text())
+
+
+def _subset(details: dict, seeds: set[int]) -> dict:
+    """The details document a run of only `seeds` would have written (its per-seed values and curves)."""
+    part = copy.deepcopy(details)
+    for variant, tasks in part["variants"].items():
+        keep = [i for i, s in enumerate(pool.seed_numbers(details, variant)) if s in seeds]
+        for by_metric in tasks.values():
+            for metric, stats in by_metric.items():
+                by_metric[metric] = {"values": [stats["values"][i] for i in keep]}
+    part["curves"] = {v: {t: {k: rows for k, rows in by_seed.items() if int(k) in seeds} for t, by_seed in tasks.items()}
+                      for v, tasks in part["curves"].items()}
+    part["comparisons"] = {}  # pool recomputes them: a part's own must not leak into the answer
+    part["produced_on"]["seeds"] = len(seeds)
+    return part
+
+
+def _write_part(folder, details, *, seconds_per_epoch=2.0, epochs=10, train_code="abc", context=None):
+    folder.mkdir(parents=True)
+    (folder / "details.json").write_text(json.dumps(details))
+    (folder / "context.json").write_text(json.dumps(context or json.loads((RUN / "context.json").read_text())))
+    (folder / "run.json").write_text(json.dumps({"command": f"study_run for {folder.name}", "cpu": "AMD EPYC",
+                                                 "wall_s": 60.0, "train_code": train_code}))
+    (folder / "epoch_times.json").write_text(json.dumps(
+        {v: {"seconds_per_epoch": seconds_per_epoch, "epochs": epochs} for v in details["variants"]}))
+    return folder
+
+
+def test_a_run_split_by_seed_and_pooled_gives_back_its_own_numbers_exactly():
+    whole = _details()
+    assert pool.seed_numbers(whole, "dedicated") == [0, 1, 2, 3, 4, 5]
+    # interleaved, so a pool that lined seeds up by position rather than by number would pair wrongly
+    pooled = pool.pooled_details([_subset(whole, {1, 3, 5}), _subset(whole, {0, 2, 4})])
+    assert pooled["variants"] == whole["variants"]
+    assert pooled["comparisons"] == whole["comparisons"]  # paired tests, Holm, delta-m: over all 6 seeds
+    assert pooled["curves"] == whole["curves"]
+    assert pooled["produced_on"]["seeds"] == 6 and pooled["methods"] == whole["methods"]
+
+
+def test_pool_writes_what_the_readme_reads(tmp_path):
+    whole = _details()
+    first = _write_part(tmp_path / "a", _subset(whole, {0, 1, 2}), seconds_per_epoch=2.0, epochs=10)
+    second = _write_part(tmp_path / "b", _subset(whole, {3, 4, 5}), seconds_per_epoch=4.0, epochs=30)
+    out = tmp_path / "pooled"
+    assert pool.main([str(first), str(second), "--out", str(out)]) == 0
+    details = json.loads((out / "details.json").read_text())
+    assert details["variants"] == whole["variants"] and details["comparisons"] == whole["comparisons"]
+    assert json.loads((out / "metrics.json").read_text()) == json.loads(json.dumps(metrics_document(whole)))
+    times = json.loads((out / "epoch_times.json").read_text())["rsn2"]
+    assert times == {"seconds_per_epoch": (2.0 * 10 + 4.0 * 30) / 40, "epochs": 40}  # weighted by epochs
+    run = json.loads((out / "run.json").read_text())
+    assert run["seeds"] == [0, 1, 2, 3, 4, 5] and run["wall_s"] == 120.0 and run["train_code"] == "abc"
+    assert [p["folder"] for p in run["parts"]] == [first.as_posix(), second.as_posix()]
+    assert run["command"].startswith("python -m mtlbench.pool ")
+
+
+@pytest.mark.parametrize("fault, said", [
+    ("overlap", "seed 2 is also in"),
+    ("protocol", "its context.json protocol is"),
+    ("code", "its run.json train_code is 'other'"),
+    ("no code", "no train_code"),
+    ("missing", "details.json: FileNotFoundError"),
+])
+def test_parts_that_trained_different_things_are_refused_and_the_previous_pool_survives(tmp_path, capsys, fault, said):
+    whole = _details()
+    first = _write_part(tmp_path / "a", _subset(whole, {0, 1, 2}))
+    context = json.loads((RUN / "context.json").read_text())
+    if fault == "protocol":
+        context["protocol"] = {**context["protocol"], "lr": 0.01}
+    second = _write_part(tmp_path / "b", _subset(whole, {2, 3} if fault == "overlap" else {3, 4}), context=context,
+                         train_code={"code": "other", "no code": None}.get(fault, "abc"))
+    if fault == "missing":
+        (second / "details.json").unlink()
+    out = tmp_path / "pooled"
+    out.mkdir()
+    (out / "details.json").write_text("the previous answer")
+    assert pool.main([str(first), str(second), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert said in err and str(second) in err and "Traceback" not in err
+    assert (out / "details.json").read_text() == "the previous answer" and sorted(p.name for p in out.iterdir()) == ["details.json"]
