@@ -9,7 +9,11 @@ import subprocess
 import sys
 import time
 
+import pytest
+
+from mtlbench.check import CheckError
 from mtlbench.fileio import write_json
+from mtlbench.study_run import scratch_project
 from mtlbench.train.units import code_digest
 
 TINY = ["--set", "data.verify=false", "--set", "run.train_limit=60", "--set", "run.max_epochs=1",
@@ -65,3 +69,13 @@ def test_a_scratch_folder_made_for_other_settings_is_refused(idx_mirror, tmp_pat
     done = subprocess.run(_command(scratch, tmp_path / "out"), env=_env(mirror), capture_output=True, text=True)
     assert done.returncode == 2 and "is not empty and holds no study_run project" in done.stderr
     assert (scratch / "notes.txt").read_text() == "mine"
+
+
+def test_a_scratch_folder_is_resumed_whatever_the_order_its_settings_were_typed_in(tmp_path):
+    scratch = tmp_path / "scratch"
+    write_json(scratch / "study_run.json", {"study": "mnist_fashion_hps", "set": ["run.train_limit=3000", "run.seeds=[0, 1]"]})
+    same = {"study": "mnist_fashion_hps", "set": ["run.seeds=[0,1]", "run.train_limit=3000"]}
+    assert scratch_project(scratch, same, edit=None) == (scratch / "repo", True)
+    other = {"study": "mnist_fashion_hps", "set": ["run.seeds=[0,1]", "run.train_limit=3000", "run.train_limit=5000"]}
+    with pytest.raises(CheckError, match="holds a run of mnist_fashion_hps"):  # the last value of a key counts
+        scratch_project(scratch, other, edit=None)

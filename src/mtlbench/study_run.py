@@ -44,6 +44,12 @@ def parse_setting(text: str) -> tuple[str, str, object]:
     return section, name, yaml.safe_load(value)
 
 
+def resolved(settings: list[str]) -> dict[str, object]:
+    """--set options as the params they make: their order does not matter, but for a key set twice
+    (the last one wins), so a resumed run is recognised however its settings were typed."""
+    return {f"{section}.{key}": value for section, key, value in map(parse_setting, settings)}
+
+
 def epoch_times(results: Path, study: Study) -> dict[str, dict[str, float]]:
     """Each variant's mean seconds per training epoch over its seeds' epochs (a multitask run
     counts once, not once per task; the baseline kind trains one model per task)."""
@@ -69,7 +75,7 @@ def scratch_project(scratch: Path | None, identity: dict, edit) -> tuple[Path, b
     marker = scratch / "study_run.json"
     if marker.is_file():
         made_for = read_json(marker)
-        if {key: made_for.get(key) for key in identity} != identity:
+        if made_for.get("study") != identity["study"] or resolved(made_for.get("set", [])) != resolved(identity["set"]):
             raise CheckError(f"--scratch {scratch} holds a run of {made_for.get('study')} with --set "
                              f"{' '.join(made_for.get('set', [])) or '(none)'}; this run asks for {identity['study']} "
                              f"with {' '.join(identity['set']) or '(none)'}: give another --scratch folder, or remove "
