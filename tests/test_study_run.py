@@ -29,6 +29,19 @@ def _env(mirror):
     return {**os.environ, "MTLBENCH_DATA_MIRROR": str(mirror), "OMP_NUM_THREADS": "1"}
 
 
+def _wait_until_gone(group: int, timeout: float = 60.0) -> None:
+    """Wait until no process of the group is left (the killed study_run's `dvc repro` exits a moment
+    after it; resuming before that finds its DVC lock still held by a live PID)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"processes of the killed group {group} still alive after {timeout:.0f} s")
+
+
 def test_a_killed_study_run_resumes_with_its_finished_units(idx_mirror, tmp_path):
     mirror, _ = idx_mirror
     scratch, out = tmp_path / "scratch", tmp_path / "out"
@@ -43,6 +56,7 @@ def test_a_killed_study_run_resumes_with_its_finished_units(idx_mirror, tmp_path
     assert first.poll() is None, "finished before a kill could test resuming"
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
+    _wait_until_gone(first.pid)  # its dvc child too: a closed session leaves no process holding DVC's lock
     kept = json.loads(units.read_text())
     assert kept and not out.exists()
 
