@@ -34,7 +34,8 @@ from mtlbench.studies import STUDIES
 
 PART_FILES = ("details.json", "context.json", "run.json", "epoch_times.json")
 VOLATILE_CONTEXT = ("started_at", "ended_at")  # when a part ran, not what it trained
-SAME_IN_EVERY_PART = ("device", "torch", "protocol", "max_epochs", "train_limit", "numerics")  # of produced_on
+# produced_on's own keys; the rest of what a part trained (protocol, rows, numerics, device) is its context.json
+SAME_IN_EVERY_PART = ("torch",)
 
 
 class PoolError(ExpectedError):
@@ -78,8 +79,8 @@ def _differs(name: str, key: str, first: Path, other: Path, a, b) -> PoolError:
                      "same thing; rerun that part with the settings and code of the others (its run.json has the command)")
 
 
-def check_compatible(parts: dict[Path, dict[str, dict]]) -> None:
-    """Refuse parts that did not train the same thing, or that share a seed."""
+def check_compatible(parts: dict[Path, dict[str, dict]]) -> list[int]:
+    """Refuse parts that did not train the same thing, or that share a seed; returns their seeds."""
     for folder, files in parts.items():
         if not files["run.json"].get("train_code"):
             raise PoolError(f"{folder / 'run.json'}: no train_code (the digest of the training code it ran, which "
@@ -106,6 +107,7 @@ def check_compatible(parts: dict[Path, dict[str, dict]]) -> None:
             if seed in seen:
                 raise PoolError(f"{folder}: seed {seed} is also in {seen[seed]}; pool parts with disjoint run.seeds")
             seen[seed] = folder
+    return sorted(seen)
 
 
 def pooled_details(parts: list[dict]) -> dict:
@@ -121,9 +123,8 @@ def pooled_details(parts: list[dict]) -> dict:
         for variant, tasks in details["curves"].items():
             for task, by_seed in tasks.items():
                 curves.setdefault(variant, {}).setdefault(task, {}).update(by_seed)
-    per_seed = {v: {t: dict(sorted(s.items())) for t, s in tasks.items()} for v, tasks in per_seed.items()}
     curves = {v: {t: dict(sorted(s.items(), key=lambda kv: int(kv[0]))) for t, s in tasks.items()} for v, tasks in curves.items()}
-    summaries = summarize(per_seed)
+    summaries = summarize(per_seed)  # in seed order, as compare_seeds pairs them
     study = STUDIES[first["study"]]
     baseline = study.baseline_variant if study.baseline_variant in summaries else None
     random_tasks = frozenset(name for name, spec in study.specs(ROOT).items() if spec.is_random)
@@ -151,19 +152,19 @@ def pooled_epoch_times(parts: list[dict]) -> dict[str, dict[str, float]]:
 def pool(folders: list[Path], out: Path, command: str) -> dict:
     """Pool the study runs in `folders` into `out` (replaced whole, or left as it was on a fault)."""
     parts = {folder: read_part(folder) for folder in folders}
-    study = next(iter(parts.values()))["details.json"]["study"]
+    first = next(iter(parts.values()))
+    study = first["details.json"]["study"]
     if study not in STUDIES:
         raise PoolError(f"{folders[0] / 'details.json'}: study {study!r} is not one of {', '.join(STUDIES)}")
-    check_compatible(parts)
+    seeds = check_compatible(parts)
     details = pooled_details([p["details.json"] for p in parts.values()])
     runs = [p["run.json"] for p in parts.values()]
-    first = next(iter(parts.values()))
     context = {**{k: v for k, v in first["context.json"].items() if k not in VOLATILE_CONTEXT},
                "started_at": min(p["context.json"].get("started_at", 0) for p in parts.values()),
                "ended_at": max(p["context.json"].get("ended_at", 0) for p in parts.values())}
     run = {"study": study, "command": command, "cpu": details["produced_on"]["cpu"],
            "wall_s": round(sum(r["wall_s"] for r in runs), 1), "train_code": runs[0]["train_code"],
-           "seeds": sorted({s for v in details["variants"] for s in seed_numbers(details, v)}),
+           "seeds": seeds,
            "parts": [{"folder": folder.as_posix(), "command": r["command"], "cpu": r["cpu"], "wall_s": r["wall_s"]}
                      for folder, r in zip(parts, runs)]}
     with atomic_dir(out) as folder:
