@@ -34,8 +34,10 @@ def _subset(details: dict, seeds: set[int]) -> dict:
     return part
 
 
-def _write_part(folder, details, *, seconds_per_epoch=2.0, epochs=10, train_code="abc", context=None):
+def _write_part(folder, details, *, seconds_per_epoch=2.0, epochs=10, train_code="abc", context=None, code_checks=None):
     folder.mkdir(parents=True)
+    if code_checks is not None:
+        (folder / "code_checks.json").write_text(json.dumps(code_checks))
     (folder / "details.json").write_text(json.dumps(details))
     (folder / "context.json").write_text(json.dumps(context or json.loads((RUN / "context.json").read_text())))
     (folder / "run.json").write_text(json.dumps({"command": f"study_run for {folder.name}", "cpu": "AMD EPYC",
@@ -76,7 +78,7 @@ def test_pool_writes_what_the_readme_reads(tmp_path):
 @pytest.mark.parametrize("fault, said", [
     ("overlap", "seed 2 is also in"),
     ("protocol", "its context.json protocol is"),
-    ("code", "its run.json train_code is 'other'"),
+    ("code", "its run.json train_code is other..., "),
     ("no code", "no train_code"),
     ("missing", "details.json: FileNotFoundError"),
 ])
@@ -97,3 +99,38 @@ def test_parts_that_trained_different_things_are_refused_and_the_previous_pool_s
     err = capsys.readouterr().err
     assert said in err and str(second) in err and "Traceback" not in err
     assert (out / "details.json").read_text() == "the previous answer" and sorted(p.name for p in out.iterdir()) == ["details.json"]
+
+
+def _check(old, new):
+    return {"from": old, "to": new, "seed": 0, "cpu": "AMD EPYC", "numbers": 10}
+
+
+@pytest.mark.parametrize("checks_a, checks_b", [
+    ([_check("abc", "new")], None),                     # a recheck of the older part under the newer code
+    (None, [_check("abc", "new")]),                     # a record counts whichever part holds it
+    ([_check("abc", "mid")], [_check("mid", "new")]),  # linked through a code neither part ran
+])
+def test_parts_of_codes_a_recheck_linked_pool(tmp_path, checks_a, checks_b):
+    whole = _details()
+    first = _write_part(tmp_path / "a", _subset(whole, {0, 1, 2}), train_code="abc", code_checks=checks_a)
+    second = _write_part(tmp_path / "b", _subset(whole, {3, 4, 5}), train_code="new", code_checks=checks_b)
+    out = tmp_path / "pooled"
+    assert pool.main([str(first), str(second), "--out", str(out)]) == 0
+    assert json.loads((out / "details.json").read_text())["variants"] == whole["variants"]
+    run = json.loads((out / "run.json").read_text())
+    assert "train_code" not in run and run["code_checks"] == (checks_a or []) + (checks_b or [])
+    assert [p["train_code"] for p in run["parts"]] == ["abc", "new"]
+
+
+@pytest.mark.parametrize("checks, said", [
+    ([_check("abc", "elsewhere")], "its run.json train_code is new..., "),  # a record about other codes links nothing
+    ({"from": "abc"}, "code_checks.json: ValueError (expected a list of records"),
+])
+def test_a_code_change_no_recheck_links_is_refused(tmp_path, capsys, checks, said):
+    whole = _details()
+    first = _write_part(tmp_path / "a", _subset(whole, {0, 1, 2}), train_code="abc", code_checks=checks)
+    second = _write_part(tmp_path / "b", _subset(whole, {3, 4, 5}), train_code="new")
+    assert pool.main([str(first), str(second), "--out", str(tmp_path / "pooled")]) == 2
+    err = capsys.readouterr().err
+    assert said in err and "mtlbench.recheck" in err and "Traceback" not in err
+    assert not (tmp_path / "pooled").exists()

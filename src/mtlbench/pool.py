@@ -14,7 +14,8 @@ run split in two gives back its own numbers exactly (tests/test_pool.py).
 Parts pool only when they trained the same thing: the same study, variants and budgets, the same
 resolved settings (protocol, training rows, data digests, numerics, ...), the same torch and the
 same training code (the digest study_run records, as units.json keys units by it), and no seed
-twice. Confusion matrices and per-run reports stay in each part (report.md); the pooled folder
+twice. Parts of different training code pool when `python -m mtlbench.recheck` showed that one
+code gives the other's numbers bit for bit (a record in a part's code_checks.json). Confusion matrices and per-run reports stay in each part (report.md); the pooled folder
 holds what the README and docs read: details.json, metrics.json, context.json, epoch_times.json and
 run.json, which names the parts.
 """
@@ -33,6 +34,7 @@ from mtlbench.outputs import metrics_document
 from mtlbench.studies import STUDIES
 
 PART_FILES = ("details.json", "context.json", "run.json", "epoch_times.json")
+CODE_CHECKS = "code_checks.json"  # a part's recheck records (mtlbench.recheck), when it has any
 VOLATILE_CONTEXT = ("started_at", "ended_at")  # when a part ran, not what it trained
 # produced_on's own keys; the rest of what a part trained (protocol, rows, numerics, device) is its context.json
 SAME_IN_EVERY_PART = ("torch",)
@@ -79,20 +81,58 @@ def _differs(name: str, key: str, first: Path, other: Path, a, b) -> PoolError:
                      "same thing; rerun that part with the settings and code of the others (its run.json has the command)")
 
 
-def check_compatible(parts: dict[Path, dict[str, dict]]) -> list[int]:
-    """Refuse parts that did not train the same thing, or that share a seed; returns their seeds."""
-    for folder, files in parts.items():
-        if not files["run.json"].get("train_code"):
+def read_code_checks(folder: Path) -> list[dict]:
+    """A part's recheck records (none when it has no code_checks.json)."""
+    path = folder / CODE_CHECKS
+    if not path.exists():
+        return []
+    try:
+        checks = read_json(path)
+        if not all(isinstance(c, dict) and {"from", "to", "seed", "cpu"} <= set(c) for c in checks):
+            raise ValueError("expected a list of records with from, to, seed and cpu")
+    except (OSError, ValueError) as err:
+        raise PoolError(f"{path}: {type(err).__name__} ({err}); it is written by python -m mtlbench.recheck: "
+                        "restore it from git, or remove it and run the recheck again") from None
+    return checks
+
+
+def check_same_code(parts: dict[Path, dict[str, dict]], checks: list[dict]) -> list[dict]:
+    """Refuse parts of training code that no recheck links to the others' (`checks`: every part's
+    records); returns the records that link them (none when every part ran one code)."""
+    codes = {folder: files["run.json"].get("train_code") for folder, files in parts.items()}
+    for folder, code in codes.items():
+        if not code:
             raise PoolError(f"{folder / 'run.json'}: no train_code (the digest of the training code it ran, which "
                             "study_run records): without it seeds of different code could be pooled; rerun that part")
+    # each code's representative: codes that rechecks link (directly or through a third code) share one
+    group = {code: code for code in [*codes.values(), *(c[end] for c in checks for end in ("from", "to"))]}
+    used = []
+    for check in checks:
+        if group[check["from"]] != group[check["to"]]:
+            old, new = group[check["from"]], group[check["to"]]
+            group = {code: new if rep == old else rep for code, rep in group.items()}
+            used.append(check)
+    (first, base), *others = codes.items()
+    for folder, code in others:
+        if group[code] != group[base]:
+            raise PoolError(f"{folder}: its run.json train_code is {code[:12]}..., {first}'s is {base[:12]}...: "
+                            "parts pool only when they trained the same thing. If the change between the two codes "
+                            "moves no result, show it: with the newer code checked out, `python -m mtlbench.recheck "
+                            "<a part of the older code>` retrains one of its seeds and records the match when every "
+                            "number is identical; otherwise rerun the older part under the newer code")
+    return used
+
+
+def check_compatible(parts: dict[Path, dict[str, dict]]) -> list[int]:
+    """Refuse parts that did not train the same thing (the code apart: check_same_code), or that
+    share a seed; returns their seeds."""
     (first, base), *others = parts.items()
     base_context = {k: v for k, v in base["context.json"].items() if k not in VOLATILE_CONTEXT}
     for folder, files in others:
         details, context = files["details.json"], files["context.json"]
         checks = [("study", "name", base["details.json"]["study"], details["study"]),
                   ("variants", "and budgets", base["details.json"]["methods"], details["methods"]),
-                  ("headline", "tasks", base["details.json"]["headline"], details["headline"]),
-                  ("run.json", "train_code", base["run.json"].get("train_code"), files["run.json"].get("train_code"))]
+                  ("headline", "tasks", base["details.json"]["headline"], details["headline"])]
         checks += [("produced_on", key, base["details.json"]["produced_on"].get(key), details["produced_on"].get(key))
                    for key in SAME_IN_EVERY_PART]
         checks += [("context.json", key, base_context.get(key), context.get(key))
@@ -156,6 +196,7 @@ def pool(folders: list[Path], out: Path, command: str) -> dict:
     study = first["details.json"]["study"]
     if study not in STUDIES:
         raise PoolError(f"{folders[0] / 'details.json'}: study {study!r} is not one of {', '.join(STUDIES)}")
+    code_checks = check_same_code(parts, [c for folder in parts for c in read_code_checks(folder)])
     seeds = check_compatible(parts)
     details = pooled_details([p["details.json"] for p in parts.values()])
     runs = [p["run.json"] for p in parts.values()]
@@ -163,9 +204,10 @@ def pool(folders: list[Path], out: Path, command: str) -> dict:
                "started_at": min(p["context.json"].get("started_at", 0) for p in parts.values()),
                "ended_at": max(p["context.json"].get("ended_at", 0) for p in parts.values())}
     run = {"study": study, "command": command, "cpu": details["produced_on"]["cpu"],
-           "wall_s": round(sum(r["wall_s"] for r in runs), 1), "train_code": runs[0]["train_code"],
-           "seeds": seeds,
-           "parts": [{"folder": folder.as_posix(), "command": r["command"], "cpu": r["cpu"], "wall_s": r["wall_s"]}
+           "wall_s": round(sum(r["wall_s"] for r in runs), 1), "seeds": seeds,
+           **({"code_checks": code_checks} if code_checks else {"train_code": runs[0]["train_code"]}),
+           "parts": [{"folder": folder.as_posix(), "command": r["command"], "cpu": r["cpu"], "wall_s": r["wall_s"],
+                      **({"train_code": r["train_code"]} if code_checks else {})}
                      for folder, r in zip(parts, runs)]}
     with atomic_dir(out) as folder:
         write_json(folder / "details.json", details)
