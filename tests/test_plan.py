@@ -6,7 +6,7 @@ import math
 import torch
 
 from mtlbench.studies import STUDIES
-from mtlbench.train.plan import LONG_RUN_S, backward_passes, plan_lines, step_seconds
+from mtlbench.train.plan import LONG_RUN_S, backward_passes, plan_lines, probe_batch, step_seconds
 from mtlbench.train.units import Unit
 
 STUDY = STUDIES["mnist_fashion_mlp"]
@@ -33,6 +33,13 @@ def test_the_probe_times_a_real_step_and_gradient_methods_count_a_backward_pass_
     hps = STUDIES["mnist_fashion_hps"]
     assert backward_passes(hps, "hps_pcgrad", 2) == 2 and backward_passes(hps, "hps_sum", 2) == 1
     assert backward_passes(STUDY, "rsn2", 2) == 1
+
+
+def test_the_probe_steps_on_the_batch_the_run_takes():
+    assert probe_batch(512, [90]) == 90  # one step of all 90 rows an epoch has
+    assert probe_batch(512, [90, 2700]) == 512  # dedicated: the larger task's full batches
+    assert probe_batch(64, [1000]) == 64
+    assert probe_batch(512, [0]) == 1
 
 
 def test_the_likely_estimate_uses_the_epochs_the_last_results_trained():

@@ -3,10 +3,11 @@ earlier run and those to train, and an estimated wall time for the whole study, 
 hours says so in its first seconds (and names the quick path) instead of after the first unit.
 
 A timing probe of each planned network on this machine (a few optimizer steps on a batch of zero
-images at the protocol's batch size, on the run's device) times the steps an epoch takes times the
-epochs: those the study's last evaluated results trained (reports/studies/<study>.json; early
-stopping), and every epoch the protocol allows for the upper bound. A unit that ran before (its
-seconds are in units.json) is estimated by what it took.
+images at the protocol's batch size, or of an epoch's rows where a run has fewer: probe_batch; on
+the run's device) times the steps an epoch takes times the epochs: those the study's last
+evaluated results trained (reports/studies/<study>.json; early stopping), and every epoch the
+protocol allows for the upper bound. A unit that ran before (its seconds are in units.json) is
+estimated by what it took.
 """
 
 from __future__ import annotations
@@ -60,6 +61,13 @@ def step_seconds(study: Study, variant: str, specs: dict, batch: int, device: to
     return total
 
 
+def probe_batch(batch_size: int, epoch_rows: list[int]) -> int:
+    """The batch a step of this run takes: the protocol's, or every training row of an epoch where
+    there are fewer (a test's or `make check`'s tiny run, where probing a full batch cost more than
+    training did)."""
+    return max(1, min(batch_size, max(epoch_rows)))
+
+
 def backward_passes(study: Study, variant: str, n_tasks: int) -> int:
     """A gradient-level method takes one backward pass per task through the shared network."""
     spec = study.variant(variant)
@@ -111,15 +119,17 @@ def estimate_unit(study: Study, unit: Unit, params: Params, prepared_dir, device
     kind = study.variant_kind(unit.variant)
     fits = [(t,) for t in unit.tasks] if kind == DEDICATED else [unit.tasks]
     phases = len(study.variant(unit.variant).rsn2.phases or (1,)) if kind == RSN2 else 1
+    rows_per_fit = [train_rows(study, tasks, params, prepared_dir) for tasks in fits]
+    if None in rows_per_fit:
+        return None, None
+    epoch_rows = [int(rows * (1 - protocol.val_fraction)) for rows in rows_per_fit]
     if unit.variant not in probes:
-        probes[unit.variant] = step_seconds(study, unit.variant, study.specs(), protocol.batch_size, device)
+        batch = probe_batch(protocol.batch_size, epoch_rows)
+        probes[unit.variant] = step_seconds(study, unit.variant, study.specs(), batch, device)
     per_step = probes[unit.variant] / len(fits) * backward_passes(study, unit.variant, len(unit.tasks))
     upper, likely = 0.0, 0.0
-    for tasks in fits:
-        rows = train_rows(study, tasks, params, prepared_dir)
-        if rows is None:
-            return None, None
-        steps = -(-int(rows * (1 - protocol.val_fraction)) // protocol.batch_size) * phases
+    for tasks, rows in zip(fits, epoch_rows):
+        steps = -(-rows // protocol.batch_size) * phases
         upper += steps * protocol.max_epochs
         epochs = recorded_epochs(details, unit.variant, tasks[0], protocol.max_epochs)
         likely = None if likely is None or epochs is None else likely + steps * epochs
