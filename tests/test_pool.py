@@ -60,7 +60,8 @@ def test_a_run_split_by_seed_and_pooled_gives_back_its_own_numbers_exactly():
 
 def test_pool_writes_what_the_readme_reads(tmp_path):
     whole = _details()
-    first = _write_part(tmp_path / "a", _subset(whole, {0, 1, 2}), seconds_per_epoch=2.0, epochs=10)
+    first = _write_part(tmp_path / "a", _subset(whole, {0, 1, 2}), seconds_per_epoch=2.0, epochs=10,
+                        code_checks=[_check("abc", "later")])
     second = _write_part(tmp_path / "b", _subset(whole, {3, 4, 5}), seconds_per_epoch=4.0, epochs=30)
     out = tmp_path / "pooled"
     assert pool.main([str(first), str(second), "--out", str(out)]) == 0
@@ -71,6 +72,7 @@ def test_pool_writes_what_the_readme_reads(tmp_path):
     assert times == {"seconds_per_epoch": (2.0 * 10 + 4.0 * 30) / 40, "epochs": 40}  # weighted by epochs
     run = json.loads((out / "run.json").read_text())
     assert run["seeds"] == [0, 1, 2, 3, 4, 5] and run["wall_s"] == 120.0 and run["train_code"] == "abc"
+    assert "code_checks" not in run  # one code: no recheck was needed (a part may hold records for later code)
     assert [p["folder"] for p in run["parts"]] == [first.as_posix(), second.as_posix()]
     assert run["command"].startswith("python -m mtlbench.pool ")
 

@@ -22,8 +22,8 @@ TINY = ["--set", "data.verify=false", "--set", "run.train_limit=60", "--set", "r
 OLD_CODE = "0" * 64
 
 
-def _run(mirror, module, *args):
-    env = {**os.environ, "MTLBENCH_DATA_MIRROR": str(mirror), "OMP_NUM_THREADS": "1"}
+def _run(mirror, module, *args, threads=1):
+    env = {**os.environ, "MTLBENCH_DATA_MIRROR": str(mirror), "OMP_NUM_THREADS": str(threads)}
     return subprocess.run([sys.executable, "-m", f"mtlbench.{module}", *map(str, args)], env=env,
                           capture_output=True, text=True)
 
@@ -42,9 +42,12 @@ def old_part(idx_mirror, tmp_path):
 
 def test_a_seed_that_comes_out_identical_is_recorded_and_lets_the_parts_pool(old_part, tmp_path):
     mirror, part = old_part
-    checked = _run(mirror, "recheck", part, "--seed", 1)  # seed 1 alone: as if seeds were independent
+    assert json.loads((part / "context.json").read_text())["threads"] == 1  # the train stage records it
+    # seed 1 alone, as if seeds were independent; from a shell with 2 threads: the part's 1 is used
+    checked = _run(mirror, "recheck", part, "--seed", 1, threads=2)
     assert checked.returncode == 0, checked.stderr[-3000:]
     [record] = json.loads((part / "code_checks.json").read_text())
+    assert record["threads"] == 1
     # 2 variants x 2 tasks x 2 epochs x 4 curve values, and each variant's final metrics per task
     curves = 2 * 2 * 2 * 4
     assert record["from"] == OLD_CODE and record["to"] == code_digest() and record["seed"] == 1
@@ -72,14 +75,22 @@ def test_a_seed_that_comes_out_differently_is_said_and_not_recorded(old_part):
     assert "1 of" in checked.stderr and not (part / "code_checks.json").exists()
 
 
-def test_a_part_of_another_cpu_kind_is_refused_before_training(tmp_path):
+@pytest.mark.parametrize("fault, said", [
+    ("cpu", "trained on 'Some Other CPU'"),
+    ("threads", "context.json: no \"threads\""),
+])
+def test_a_part_that_cannot_be_retrained_alike_here_is_refused_before_training(tmp_path, fault, said):
     part = tmp_path / "part"
     shutil.copytree(ROOT / "bench" / "parts" / "fashion_groups_modern_cpu_seeds0-5", part)  # a committed part
     run = json.loads((part / "run.json").read_text())
-    (part / "run.json").write_text(json.dumps({**run, "cpu": "Some Other CPU", "train_code": OLD_CODE}))
+    cpu = cpu_model() if fault == "threads" else "Some Other CPU"  # this machine's, whichever kind it is
+    (part / "run.json").write_text(json.dumps({**run, "train_code": OLD_CODE, "cpu": cpu}))
+    if fault == "threads":
+        context = json.loads((part / "context.json").read_text())
+        (part / "context.json").write_text(json.dumps({k: v for k, v in context.items() if k != "threads"}))
     checked = _run(tmp_path, "recheck", part)
     assert checked.returncode == 2 and "Traceback" not in checked.stderr
-    assert "trained on 'Some Other CPU'" in checked.stderr and not (part / "code_checks.json").exists()
+    assert said in checked.stderr and not (part / "code_checks.json").exists()
 
 
 def test_one_seeds_results_and_what_differs_on_a_hand_made_document():

@@ -104,6 +104,8 @@ def check_same_code(parts: dict[Path, dict[str, dict]], checks: list[dict]) -> l
         if not code:
             raise PoolError(f"{folder / 'run.json'}: no train_code (the digest of the training code it ran, which "
                             "study_run records): without it seeds of different code could be pooled; rerun that part")
+    if len(set(codes.values())) == 1:
+        return []
     # each code's representative: codes that rechecks link (directly or through a third code) share one
     group = {code: code for code in [*codes.values(), *(c[end] for c in checks for end in ("from", "to"))]}
     used = []

@@ -13,16 +13,18 @@ task, with the part's. All identical: it appends {from, to, seed, cpu, numbers} 
 code_checks.json, and pool treats the two codes as one. Any difference: exit 1, the first
 differences printed, nothing recorded; rerun the part under the current code instead.
 
-Exact, not within a tolerance: training is deterministic on one machine kind, so code that computes
-the same thing gives the same bits, and code that computes anything else differs within an epoch.
-It must run on the part's CPU kind (run.json "cpu"): rounding differs between kinds
-(docs/units-and-ray.md).
+Exact, not within a tolerance: training is deterministic on one machine kind and thread count, so
+code that computes the same thing gives the same bits, and code that computes anything else differs
+within an epoch. So it runs on the part's CPU kind only (run.json "cpu": rounding differs between
+kinds) and with the part's thread count (context.json "threads": a reduction split over two threads
+rounds differently than over one; measured: PCGrad's gradient dot products on fashion_groups).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -61,10 +63,13 @@ def count_numbers(results: dict[str, object]) -> int:
     return sum(sum(len(row) - 1 for row in value) if isinstance(value, list) else 1 for value in results.values())
 
 
-def retrain_one_seed(part: Path, run: dict, seed: int, scratch: Path | None, into: Path) -> int:
-    """study_run of the part's study with its own --sets but run.seeds=[seed], into `into`."""
+def retrain_one_seed(run: dict, threads: int | None, seed: int, scratch: Path | None, into: Path) -> int:
+    """study_run of the part's study with its own --sets but run.seeds=[seed], its units on
+    `threads` threads (the train stage's thread count, executors.py; None: a GPU part), into `into`."""
     settings = [s for s in run["set"] if not s.startswith("run.seeds=")] + [f"run.seeds=[{seed}]"]
     argv = ["--study", run["study"], *(a for s in settings for a in ("--set", s)), "--out", str(into)]
+    if threads:  # study_run's dvc repro inherits them
+        os.environ.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     return study_run.main(argv + (["--scratch", str(scratch)] if scratch else []))
 
 
@@ -82,13 +87,18 @@ def recheck(part: Path, seed: int | None, scratch: Path | None) -> int:
     if run.get("cpu") != here:
         raise PoolError(f"{part}: trained on {run.get('cpu')!r}, this machine is {here!r}; floating-point rounding "
                         "differs between CPU kinds, so run the recheck on a machine of the part's kind")
+    threads = files["context.json"].get("threads")
+    if files["context.json"].get("device") == "cpu" and not isinstance(threads, int):
+        raise PoolError(f"{part / 'context.json'}: no \"threads\" (the thread count its units trained with, which the "
+                        "train stage records since 2026-12-04), and results depend on it; add it from how that part "
+                        "ran (the Makefile's study runs: OMP_NUM_THREADS=1, so 1) and say so in its run.json")
     seeds = sorted({s for variant in details["variants"] for s in seed_numbers(details, variant)})
     seed = seeds[0] if seed is None else seed
     if seed not in seeds:
         raise PoolError(f"{part}: --seed {seed} is not one of its seeds ({', '.join(map(str, seeds))})")
     with tempfile.TemporaryDirectory(prefix="mtlbench-recheck-") as tmp:
         retrained = Path(tmp) / "run"
-        code = retrain_one_seed(part, run, seed, scratch, retrained)
+        code = retrain_one_seed(run, threads, seed, scratch, retrained)
         if code != 0:
             return code
         again = read_part(retrained)
@@ -101,7 +111,8 @@ def recheck(part: Path, seed: int | None, scratch: Path | None) -> int:
               "with parts of this code\n  " + "\n  ".join(found[:SHOWN]) + more, file=sys.stderr)
         return 1
     record = {"from": run["train_code"], "to": again["run.json"]["train_code"], "seed": seed, "cpu": here,
-              "numbers": count_numbers(old), "checked_on": datetime.date.today().isoformat()}
+              "threads": again["context.json"].get("threads"), "numbers": count_numbers(old),
+              "checked_on": datetime.date.today().isoformat()}
     write_json(part / CODE_CHECKS, read_code_checks(part) + [record])
     print(f"recheck: seed {seed} of {part}: all {record['numbers']} numbers identical under the current code "
           f"({record['to'][:12]}...); recorded in {part / CODE_CHECKS}", file=sys.stderr)

@@ -97,6 +97,8 @@ def run_context(study: Study, params: Params, device: torch.device, prepared_dir
         "protocol": asdict(study_protocol(study, params)),  # run.protocol resolved, modern overrides in
         "numerics": numerics_in_use(),  # portable (the check's, runtime.PORTABLE_NUMERICS) or native
     }
+    if device.type == "cpu":  # what every unit trains with (executors.py): it changes reductions' rounding
+        context["threads"] = torch.get_num_threads()
     for name, kind in KINDS.items():  # a kind's own resolved settings (rsn2's), where the study has its variants
         variants = [v.name for v in study.variant_specs if v.kind == name]
         if variants:
