@@ -50,6 +50,16 @@ def test_robust_numbers_are_each_seeds_primary_metric_only():
     assert tolerance["values"] == 3 and tolerance["moved"] == 1
 
 
+def test_the_modern_pass_keys_are_their_own_study_for_tolerances():
+    modern = "modern/" + SEED_KEY.format(0)
+    values = {SEED_KEY.format(0): 0.9, modern: 0.7, "modern/metrics/s.json:rsn2.digits.accuracy": 0.7}
+    assert robust(values) == {SEED_KEY.format(0): 0.9, modern: 0.7}
+    # a tolerance for the faithful study does not loosen the modern one, nor the other way round
+    assert compare(values, {**values, modern: 0.71}, {"s": 0.05}) == [(modern, 0.7, 0.71)]
+    assert compare(values, {**values, modern: 0.71}, {"modern/s": 0.05}) == []
+    assert compare(values, {**values, SEED_KEY.format(0): 0.91}, {"modern/s": 0.05}) == [(SEED_KEY.format(0), 0.9, 0.91)]
+
+
 def _record(cpu, values, numerics="portable", **extra):
     return {"machine": {"cpu": cpu, "torch": "2.14.1", "numerics": numerics}, "values": values, **extra}
 

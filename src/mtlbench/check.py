@@ -1,7 +1,8 @@
 """`make check`: the reproducibility check CI runs (docs: "Reproducibility check").
 
 It re-runs, from scratch, the committed profile `check/profile.yaml` (params.yaml overrides: every
-study at small size, CPU, 2 seeds) with the real `dvc repro` in a fresh copy of the project, on real
+study at small size, CPU, 2 seeds; then the studies whose committed answer is under the modern
+protocol again under it) with the real `dvc repro` in a fresh copy of the project, on real
 MNIST/Fashion-MNIST from the data mirror (the test sets cut to their first images) and small CIFAR
 archives in the official format written here (mtlbench.formats), and compares every number of every
 metrics file and study details file exactly with `check/expected.json`. It prints what moved
@@ -50,6 +51,7 @@ PROJECT_FILES = ("dvc.yaml", ".gitignore", ".dvcignore", "MLproject", "python_en
 # The metrics compared per seed on a CPU without an exact record, where the portable record is not
 # exact there either, within the record's `cross_cpu_tolerance` (measured_tolerance says how).
 ROBUST_METRICS = ("accuracy", "mse")
+MODERN = "modern/"  # the key prefix of the profile's second pass, under the modern protocol
 
 
 class CheckError(RuntimeError):
@@ -139,14 +141,15 @@ def numbers(document, prefix: str = "") -> dict[str, float | None]:
     return out
 
 
-def collect(repo: Path) -> dict[str, float | None]:
-    """Every number of the DVC metrics, and from the studies' details the per-seed values of every
-    metric of every headline task (all tasks where a study names none; beyond them the primary
-    metric's), and each paired comparison's mean and t-test p: everything else derives from these."""
+def collect(repo: Path, studies: list[str], tag: str = "") -> dict[str, float | None]:
+    """Every number of the DVC metrics of `studies` and the summary, and from the studies' details
+    the per-seed values of every metric of every headline task (all tasks where a study names none;
+    beyond them the primary metric's), and each paired comparison's mean and t-test p: everything
+    else derives from these. Keys are `<tag><file>:<path>`."""
     got: dict[str, float | None] = {}
-    for path in sorted((repo / "metrics").glob("*.json")):
-        got.update(numbers(json.loads(path.read_text()), f"metrics/{path.name}:"))
-    for path in sorted((repo / "reports" / "studies").glob("*.json")):
+    for path in [repo / "metrics" / f"{study}.json" for study in sorted(studies)] + [repo / "metrics" / "summary.json"]:
+        got.update(numbers(json.loads(path.read_text()), f"{tag}metrics/{path.name}:"))
+    for path in [repo / "reports" / "studies" / f"{study}.json" for study in sorted(studies)]:
         details = json.loads(path.read_text())
         headline = details.get("headline")
         kept: dict = {"variants": {}, "comparisons": {}}
@@ -158,7 +161,7 @@ def collect(repo: Path) -> dict[str, float | None]:
         for variant, entry in details["comparisons"].items():
             kept["comparisons"][variant] = {task: {k: c["paired"][k] for k in ("mean", "p_t")}
                                             for task, c in task_comparisons(entry).items() if "paired" in c}
-        got.update(numbers(kept, f"reports/studies/{path.name}:"))
+        got.update(numbers(kept, f"{tag}reports/studies/{path.name}:"))
     return got
 
 
@@ -204,14 +207,17 @@ def robust(values: dict[str, float | None]) -> dict[str, float | None]:
     across CPUs where seed statistics at n = 2 and p-values swing with float noise."""
     kept = {}
     for key, value in values.items():
-        path = key.split(":", 1)[1].split(".") if key.startswith("reports/studies/") else []
+        path = key.split(":", 1)[1].split(".") if key.removeprefix(MODERN).startswith("reports/studies/") else []
         if len(path) == 5 and path[0] == "variants" and path[3] in ROBUST_METRICS:
             kept[key] = value
     return kept
 
 
 def _study_of(key: str) -> str:
-    return key.split(":", 1)[0].removeprefix("reports/studies/").removesuffix(".json")
+    """The study a details key is of, as tolerances name it: `fashion_groups`, `modern/fashion_groups`."""
+    file = key.split(":", 1)[0]
+    tag = MODERN if file.startswith(MODERN) else ""
+    return tag + file.removeprefix(tag).removeprefix("reports/studies/").removesuffix(".json")
 
 
 def measured_tolerance(a: dict[str, float | None], b: dict[str, float | None], how: str) -> dict:
@@ -293,7 +299,15 @@ def reproduce(root: Path, workdir: Path, mirror_source: Path) -> dict[str, float
     env = {**git_repo_env(repo, mirror), **PORTABLE_NUMERICS}  # the same float results on every x86-64 CPU
     init_repo(repo, env)
     run_command(["dvc", "repro"], repo, env)
-    return collect(repo)
+    got = collect(repo, profile["params"]["run"]["studies"])
+    modern = profile.get("modern", {}).get("studies")
+    if modern:  # the same repo again: data prepared once; units keyed by protocol, so these train anew
+        params = yaml.safe_load((repo / "params.yaml").read_text())
+        params["run"].update(protocol="modern", studies=modern)
+        (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        run_command(["dvc", "repro"], repo, env)
+        got.update(collect(repo, modern, MODERN))
+    return got
 
 
 def choose_reference(records: list[dict], here: dict) -> tuple[dict, str]:
