@@ -53,9 +53,22 @@ def seed_results(details: dict, seed: int) -> dict[str, object]:
 
 
 def differences(old: dict[str, object], new: dict[str, object]) -> list[str]:
-    """What one seed gave differently, as lines a person reads: 'variant/task/name: old -> new'."""
-    return [f"{key}: {old.get(key, '(absent)')} -> {new.get(key, '(absent)')}"
-            for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+    """What one seed gave differently, as lines a person reads: 'variant/task/name: old -> new'; for
+    a curve, its first differing epoch and value."""
+    lines = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key, "(absent)"), new.get(key, "(absent)")
+        if a == b:
+            continue
+        if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+            row_a, row_b = next((x, y) for x, y in zip(a, b) if x != y)
+            name = next((k for k in sorted(set(row_a) | set(row_b)) if row_a.get(k) != row_b.get(k)))
+            lines.append(f"{key}: from epoch {row_a.get('epoch')}, {name} {row_a.get(name)} -> {row_b.get(name)}")
+        elif isinstance(a, list) and isinstance(b, list):
+            lines.append(f"{key}: {len(a)} epochs -> {len(b)}")
+        else:
+            lines.append(f"{key}: {a} -> {b}")
+    return lines
 
 
 def count_numbers(results: dict[str, object]) -> int:
@@ -106,8 +119,8 @@ def recheck(part: Path, seed: int | None, scratch: Path | None) -> int:
     found = differences(old, new)
     if found:
         more = f"\n  and {len(found) - SHOWN} more" if len(found) > SHOWN else ""
-        print(f"recheck: seed {seed} of {part} comes out differently under the current code ({len(found)} of "
-              f"{len(old)} results differ); nothing recorded: rerun that part under the current code to pool it "
+        print(f"recheck: seed {seed} of {part} comes out differently under the current code ({len(found)} of its "
+              f"{len(old)} final metrics and curves differ); nothing recorded: rerun that part under the current code to pool it "
               "with parts of this code\n  " + "\n  ".join(found[:SHOWN]) + more, file=sys.stderr)
         return 1
     record = {"from": run["train_code"], "to": again["run.json"]["train_code"], "seed": seed, "cpu": here,
