@@ -57,8 +57,8 @@ hps-cpu: $(BIN)/.installed
 # Every multitask method on mnist_fashion_hps under modern, 3000 rows, 12 seeds: study runs of seeds 0-5
 # (~1.5 hours), 6-8 and 9-11 (~45-60 min each), each committed as it finished, pooled by mtlbench.pool; power asks
 # for up to 27 on fashion (docs/methods.md), so later sessions add parts. A part whose details.json exists
-# is not rerun. Parts trained by later code pool with these once `python -m mtlbench.recheck
-# bench/parts/mnist_fashion_hps_modern_cpu_seeds0-5` has recorded that the code gives their numbers.
+# is not rerun. A part trained by later code pools with these where `python -m mtlbench.recheck` has
+# recorded that that code gives their numbers (bench/parts/*/code_checks.json; done for 7ca5b59c...).
 HPS_MODERN = --study mnist_fashion_hps --set run.protocol=modern --set run.train_limit=3000
 HPS_PARTS = bench/parts/mnist_fashion_hps_modern_cpu_seeds0-5 bench/parts/mnist_fashion_hps_modern_cpu_seeds6-8 \
 	bench/parts/mnist_fashion_hps_modern_cpu_seeds9-11
