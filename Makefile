@@ -54,20 +54,22 @@ POOL = $(BIN)/python -m mtlbench.pool
 hps-cpu: $(BIN)/.installed
 	$(STUDY_RUN) --study mnist_fashion_hps --set run.train_limit=3000 --scratch .scratch/hps-cpu --out bench/mnist_fashion_hps_cpu
 
-# Every multitask method on mnist_fashion_hps under modern, 3000 rows, 12 seeds: study runs of seeds 0-5
-# (~1.5 hours), 6-8 and 9-11 (~45-60 min each), each committed as it finished, pooled by mtlbench.pool; power asks
-# for up to 27 on fashion (docs/methods.md), so later sessions add parts. A part whose details.json exists
-# is not rerun. A part trained by later code pools with these where `python -m mtlbench.recheck` has
+# Every multitask method on mnist_fashion_hps under modern, 3000 rows, 12 seeds so far: study runs of seeds
+# 0-5 (~1.5 hours), 6-8 and 9-11 (~45-60 min each), each committed as it finished (12-14: the next), pooled
+# by mtlbench.pool; power asks for up to 24 on fashion (docs/methods.md), so later sessions add parts. A part
+# whose details.json exists is not rerun. A part trained by later code pools with these where `python -m mtlbench.recheck` has
 # recorded that that code gives their numbers (bench/parts/*/code_checks.json; done for 7ca5b59c...).
 HPS_MODERN = --study mnist_fashion_hps --set run.protocol=modern --set run.train_limit=3000
 HPS_PARTS = bench/parts/mnist_fashion_hps_modern_cpu_seeds0-5 bench/parts/mnist_fashion_hps_modern_cpu_seeds6-8 \
-	bench/parts/mnist_fashion_hps_modern_cpu_seeds9-11
+	bench/parts/mnist_fashion_hps_modern_cpu_seeds9-11 bench/parts/mnist_fashion_hps_modern_cpu_seeds12-14
 bench/parts/mnist_fashion_hps_modern_cpu_seeds0-5/details.json: | $(BIN)/.installed
 	$(ON_RAY) $(HPS_MODERN) --set 'run.seeds=[0,1,2,3,4,5]' --scratch .scratch/hps-modern --out $(@D)
 bench/parts/mnist_fashion_hps_modern_cpu_seeds6-8/details.json: | $(BIN)/.installed
 	$(ON_RAY) $(HPS_MODERN) --set 'run.seeds=[6,7,8]' --scratch .scratch/hps-modern-6-8 --out $(@D)
 bench/parts/mnist_fashion_hps_modern_cpu_seeds9-11/details.json: | $(BIN)/.installed
 	$(ON_RAY) $(HPS_MODERN) --set 'run.seeds=[9,10,11]' --scratch .scratch/hps-modern-9-11 --out $(@D)
+bench/parts/mnist_fashion_hps_modern_cpu_seeds12-14/details.json: | $(BIN)/.installed
+	$(ON_RAY) $(HPS_MODERN) --set 'run.seeds=[12,13,14]' --scratch .scratch/hps-modern-12-14 --out $(@D)
 hps-modern-cpu: $(addsuffix /details.json,$(HPS_PARTS))
 	$(POOL) $(HPS_PARTS) --out bench/mnist_fashion_hps_modern_cpu
 
