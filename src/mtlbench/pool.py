@@ -15,8 +15,9 @@ Parts pool only when they trained the same thing: the same study, variants and b
 resolved settings (protocol, training rows, data digests, numerics, ...), the same torch and the
 same training code (the digest study_run records, as units.json keys units by it), and no seed
 twice. Parts of different training code pool when `python -m mtlbench.recheck` showed that one
-code gives the other's numbers bit for bit (a record in a part's code_checks.json). Confusion matrices and per-run reports stay in each part (report.md); the pooled folder
-holds what the README and docs read: details.json, metrics.json, context.json, epoch_times.json and
+code gives the other's numbers bit for bit (a record in a part's code_checks.json). Confusion
+matrices and per-run reports stay in each part (report.md); the pooled folder holds what the README
+and docs read: details.json, metrics.json, context.json, epoch_times.json and
 run.json, which names the parts.
 """
 
@@ -64,6 +65,11 @@ def seed_numbers(details: dict, variant: str) -> list[int]:
         raise PoolError(f"study {details['study']}: variant {variant} has no per-seed curves in its details.json, "
                         "so its seed numbers are unknown; rerun that part with study_run")
     return sorted(int(seed) for seed in next(iter(by_task.values())))
+
+
+def part_seeds(details: dict) -> list[int]:
+    """Every seed a details document holds, over all its variants."""
+    return sorted({s for variant in details["variants"] for s in seed_numbers(details, variant)})
 
 
 def per_seed_metrics(details: dict) -> dict[str, dict[str, dict[int, dict[str, float]]]]:
@@ -145,7 +151,7 @@ def check_compatible(parts: dict[Path, dict[str, dict]]) -> list[int]:
     seen: dict[int, Path] = {}
     for folder, files in parts.items():
         details = files["details.json"]
-        for seed in {s for v in details["variants"] for s in seed_numbers(details, v)}:
+        for seed in part_seeds(details):
             if seed in seen:
                 raise PoolError(f"{folder}: seed {seed} is also in {seen[seed]}; pool parts with disjoint run.seeds")
             seen[seed] = folder

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from mtlbench import study_run
 from mtlbench.fileio import write_json
-from mtlbench.pool import CODE_CHECKS, PoolError, per_seed_metrics, read_code_checks, read_part, seed_numbers
+from mtlbench.pool import CODE_CHECKS, PoolError, part_seeds, per_seed_metrics, read_code_checks, read_part
 from mtlbench.runtime import cpu_model
 from mtlbench.train.units import code_digest
 
@@ -105,7 +105,7 @@ def recheck(part: Path, seed: int | None, scratch: Path | None) -> int:
         raise PoolError(f"{part / 'context.json'}: no \"threads\" (the thread count its units trained with, which the "
                         "train stage records since 2026-12-04), and results depend on it; add it from how that part "
                         "ran (the Makefile's study runs: OMP_NUM_THREADS=1, so 1) and say so in its run.json")
-    seeds = sorted({s for variant in details["variants"] for s in seed_numbers(details, variant)})
+    seeds = part_seeds(details)
     seed = seeds[0] if seed is None else seed
     if seed not in seeds:
         raise PoolError(f"{part}: --seed {seed} is not one of its seeds ({', '.join(map(str, seeds))})")
