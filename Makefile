@@ -54,11 +54,12 @@ POOL = $(BIN)/python -m mtlbench.pool
 hps-cpu: $(BIN)/.installed
 	$(STUDY_RUN) --study mnist_fashion_hps --set run.train_limit=3000 --scratch .scratch/hps-cpu --out bench/mnist_fashion_hps_cpu
 
-# Every multitask method on mnist_fashion_hps under modern, 3000 rows, 12 seeds so far: study runs of seeds
-# 0-5 (~1.5 hours), 6-8 and 9-11 (~45-60 min each), each committed as it finished (12-14: the next), pooled
-# by mtlbench.pool; power asks for up to 24 on fashion (docs/methods.md), so later sessions add parts. A part
-# whose details.json exists is not rerun. A part trained by later code pools with these where `python -m mtlbench.recheck` has
-# recorded that that code gives their numbers (bench/parts/*/code_checks.json; done for 7ca5b59c...).
+# Every multitask method on mnist_fashion_hps under modern, 3000 rows, 15 seeds so far: study runs of seeds
+# 0-5 (~1.5 hours), 6-8, 9-11 and 12-14 (~45-60 min each), each committed as it finished (15-17: the next),
+# pooled by mtlbench.pool; power asks for up to 20 on fashion (docs/methods.md), so later sessions add parts.
+# A part whose details.json exists is not rerun. A part trained by later code pools with these where
+# `python -m mtlbench.recheck` has recorded that that code gives their numbers (bench/parts/*/code_checks.json;
+# done for 7ca5b59c..., the code of seeds 12-14 on).
 HPS_MODERN = --study mnist_fashion_hps --set run.protocol=modern --set run.train_limit=3000
 HPS_PARTS = bench/parts/mnist_fashion_hps_modern_cpu_seeds0-5 bench/parts/mnist_fashion_hps_modern_cpu_seeds6-8 \
 	bench/parts/mnist_fashion_hps_modern_cpu_seeds9-11 bench/parts/mnist_fashion_hps_modern_cpu_seeds12-14
@@ -70,6 +71,8 @@ bench/parts/mnist_fashion_hps_modern_cpu_seeds9-11/details.json: | $(BIN)/.insta
 	$(ON_RAY) $(HPS_MODERN) --set 'run.seeds=[9,10,11]' --scratch .scratch/hps-modern-9-11 --out $(@D)
 bench/parts/mnist_fashion_hps_modern_cpu_seeds12-14/details.json: | $(BIN)/.installed
 	$(ON_RAY) $(HPS_MODERN) --set 'run.seeds=[12,13,14]' --scratch .scratch/hps-modern-12-14 --out $(@D)
+bench/parts/mnist_fashion_hps_modern_cpu_seeds15-17/details.json: | $(BIN)/.installed
+	$(ON_RAY) $(HPS_MODERN) --set 'run.seeds=[15,16,17]' --scratch .scratch/hps-modern-15-17 --out $(@D)
 hps-modern-cpu: $(addsuffix /details.json,$(HPS_PARTS))
 	$(POOL) $(HPS_PARTS) --out bench/mnist_fashion_hps_modern_cpu
 
