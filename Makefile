@@ -73,6 +73,8 @@ bench/parts/mnist_fashion_hps_modern_cpu_seeds12-14/details.json: | $(BIN)/.inst
 	$(ON_RAY) $(HPS_MODERN) --set 'run.seeds=[12,13,14]' --scratch .scratch/hps-modern-12-14 --out $(@D)
 bench/parts/mnist_fashion_hps_modern_cpu_seeds15-17/details.json: | $(BIN)/.installed
 	$(ON_RAY) $(HPS_MODERN) --set 'run.seeds=[15,16,17]' --scratch .scratch/hps-modern-15-17 --out $(@D)
+bench/parts/mnist_fashion_hps_modern_cpu_seeds18-20/details.json: | $(BIN)/.installed
+	$(ON_RAY) $(HPS_MODERN) --set 'run.seeds=[18,19,20]' --scratch .scratch/hps-modern-18-20 --out $(@D)
 hps-modern-cpu: $(addsuffix /details.json,$(HPS_PARTS))
 	$(POOL) $(HPS_PARTS) --out bench/mnist_fashion_hps_modern_cpu
 
