@@ -54,15 +54,16 @@ POOL = $(BIN)/python -m mtlbench.pool
 hps-cpu: $(BIN)/.installed
 	$(STUDY_RUN) --study mnist_fashion_hps --set run.train_limit=3000 --scratch .scratch/hps-cpu --out bench/mnist_fashion_hps_cpu
 
-# Every multitask method on mnist_fashion_hps under modern, 3000 rows, 15 seeds so far: study runs of seeds
-# 0-5 (~1.5 hours), 6-8, 9-11 and 12-14 (~45-60 min each), each committed as it finished (15-17: the next),
-# pooled by mtlbench.pool; power asks for up to 20 on fashion (docs/methods.md), so later sessions add parts.
-# A part whose details.json exists is not rerun. A part trained by later code pools with these where
-# `python -m mtlbench.recheck` has recorded that that code gives their numbers (bench/parts/*/code_checks.json;
-# done for 7ca5b59c..., the code of seeds 12-14 on).
+# Every multitask method on mnist_fashion_hps under modern, 3000 rows, 21 seeds: study runs of seeds 0-5
+# (~1.5 hours), then 3 seeds a part (~45-60 min each), each committed as it finished, pooled by
+# mtlbench.pool; 21 is where power's smallest detectable difference reached 0.5 pt on every task
+# (docs/methods.md). A part whose details.json exists is not rerun. Parts of later code pool with the
+# first ones because `python -m mtlbench.recheck` recorded that that code gives their numbers
+# (bench/parts/*/code_checks.json; done for 7ca5b59c..., the code of seeds 12-20).
 HPS_MODERN = --study mnist_fashion_hps --set run.protocol=modern --set run.train_limit=3000
 HPS_PARTS = bench/parts/mnist_fashion_hps_modern_cpu_seeds0-5 bench/parts/mnist_fashion_hps_modern_cpu_seeds6-8 \
-	bench/parts/mnist_fashion_hps_modern_cpu_seeds9-11 bench/parts/mnist_fashion_hps_modern_cpu_seeds12-14
+	bench/parts/mnist_fashion_hps_modern_cpu_seeds9-11 bench/parts/mnist_fashion_hps_modern_cpu_seeds12-14 \
+	bench/parts/mnist_fashion_hps_modern_cpu_seeds15-17 bench/parts/mnist_fashion_hps_modern_cpu_seeds18-20
 bench/parts/mnist_fashion_hps_modern_cpu_seeds0-5/details.json: | $(BIN)/.installed
 	$(ON_RAY) $(HPS_MODERN) --set 'run.seeds=[0,1,2,3,4,5]' --scratch .scratch/hps-modern --out $(@D)
 bench/parts/mnist_fashion_hps_modern_cpu_seeds6-8/details.json: | $(BIN)/.installed
