@@ -49,6 +49,9 @@ STUDY_RUN = PATH="$(CURDIR)/$(BIN):$$PATH" OMP_WAIT_POLICY=PASSIVE $(BIN)/python
 ON_RAY = OMP_NUM_THREADS=1 $(STUDY_RUN) --set run.executor=ray
 # the seeds of several study runs of one study, as one answer (docs/units-and-ray.md)
 POOL = $(BIN)/python -m mtlbench.pool
+# A part's folder is named after its seeds (..._seeds6-8), and one pattern rule per study trains it:
+# $(call part_seeds,6-8) is [6,7,8]. Adding seeds is adding a folder name to the study's *_PARTS.
+part_seeds = [$(shell seq -s, $(subst -, ,$(1)))]
 
 # Every multitask method on mnist_fashion_hps, keras-faithful, 3000 rows, 3 seeds (~1 hour).
 hps-cpu: $(BIN)/.installed
@@ -64,18 +67,8 @@ HPS_MODERN = --study mnist_fashion_hps --set run.protocol=modern --set run.train
 HPS_PARTS = bench/parts/mnist_fashion_hps_modern_cpu_seeds0-5 bench/parts/mnist_fashion_hps_modern_cpu_seeds6-8 \
 	bench/parts/mnist_fashion_hps_modern_cpu_seeds9-11 bench/parts/mnist_fashion_hps_modern_cpu_seeds12-14 \
 	bench/parts/mnist_fashion_hps_modern_cpu_seeds15-17 bench/parts/mnist_fashion_hps_modern_cpu_seeds18-20
-bench/parts/mnist_fashion_hps_modern_cpu_seeds0-5/details.json: | $(BIN)/.installed
-	$(ON_RAY) $(HPS_MODERN) --set 'run.seeds=[0,1,2,3,4,5]' --scratch .scratch/hps-modern --out $(@D)
-bench/parts/mnist_fashion_hps_modern_cpu_seeds6-8/details.json: | $(BIN)/.installed
-	$(ON_RAY) $(HPS_MODERN) --set 'run.seeds=[6,7,8]' --scratch .scratch/hps-modern-6-8 --out $(@D)
-bench/parts/mnist_fashion_hps_modern_cpu_seeds9-11/details.json: | $(BIN)/.installed
-	$(ON_RAY) $(HPS_MODERN) --set 'run.seeds=[9,10,11]' --scratch .scratch/hps-modern-9-11 --out $(@D)
-bench/parts/mnist_fashion_hps_modern_cpu_seeds12-14/details.json: | $(BIN)/.installed
-	$(ON_RAY) $(HPS_MODERN) --set 'run.seeds=[12,13,14]' --scratch .scratch/hps-modern-12-14 --out $(@D)
-bench/parts/mnist_fashion_hps_modern_cpu_seeds15-17/details.json: | $(BIN)/.installed
-	$(ON_RAY) $(HPS_MODERN) --set 'run.seeds=[15,16,17]' --scratch .scratch/hps-modern-15-17 --out $(@D)
-bench/parts/mnist_fashion_hps_modern_cpu_seeds18-20/details.json: | $(BIN)/.installed
-	$(ON_RAY) $(HPS_MODERN) --set 'run.seeds=[18,19,20]' --scratch .scratch/hps-modern-18-20 --out $(@D)
+bench/parts/mnist_fashion_hps_modern_cpu_seeds%/details.json: | $(BIN)/.installed
+	$(ON_RAY) $(HPS_MODERN) --set 'run.seeds=$(call part_seeds,$*)' --scratch .scratch/hps-modern-$* --out $(@D)
 hps-modern-cpu: $(addsuffix /details.json,$(HPS_PARTS))
 	$(POOL) $(HPS_PARTS) --out bench/mnist_fashion_hps_modern_cpu
 
@@ -88,10 +81,8 @@ modern-cpu: $(BIN)/.installed
 # for by power): study runs of seeds 0-5 (~25 min) and 6-16 (~45 min), pooled as above.
 GROUPS_MODERN = --study fashion_groups --set run.protocol=modern --set run.train_limit=3000
 GROUPS_PARTS = bench/parts/fashion_groups_modern_cpu_seeds0-5 bench/parts/fashion_groups_modern_cpu_seeds6-16
-bench/parts/fashion_groups_modern_cpu_seeds0-5/details.json: | $(BIN)/.installed
-	$(ON_RAY) $(GROUPS_MODERN) --set 'run.seeds=[0,1,2,3,4,5]' --scratch .scratch/groups-modern --out $(@D)
-bench/parts/fashion_groups_modern_cpu_seeds6-16/details.json: | $(BIN)/.installed
-	$(ON_RAY) $(GROUPS_MODERN) --set 'run.seeds=[6,7,8,9,10,11,12,13,14,15,16]' --scratch .scratch/groups-modern-6-16 --out $(@D)
+bench/parts/fashion_groups_modern_cpu_seeds%/details.json: | $(BIN)/.installed
+	$(ON_RAY) $(GROUPS_MODERN) --set 'run.seeds=$(call part_seeds,$*)' --scratch .scratch/groups-modern-$* --out $(@D)
 groups-modern-cpu: $(addsuffix /details.json,$(GROUPS_PARTS))
 	$(POOL) $(GROUPS_PARTS) --out bench/fashion_groups_modern_cpu
 
