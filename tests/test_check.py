@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from mtlbench import check
-from mtlbench.check import choose_reference, compare, lock_drift, main, measured_tolerance, moved_table, numbers, robust, verdict
+from mtlbench.check import choose_reference, compare, lock_drift, main, measured_differences, moved_table, numbers, robust, verdict
 from mtlbench.summary import build_summary, missing_note
 from mtlbench.verdict import judge, paired_comparison
 
@@ -29,62 +29,108 @@ def test_identical_values_pass_and_any_change_is_listed():
     assert table.splitlines()[0] == "| metric | expected | got |" and "| a | 0.9731 | 0.9731000000000001 |" in table
 
 
-def test_cross_machine_tolerance_is_absolute_and_inclusive():
-    assert compare({"a": 0.5}, {"a": 0.75}, 0.25) == []  # exact binary fractions: the bound itself passes
-    assert compare({"a": 0.5}, {"a": 0.7501}, 0.25) == [("a", 0.5, 0.7501)]
-    assert compare({"a": None}, {"a": 0.5}, 0.5) == [("a", None, 0.5)]
-
-
 SEED_KEY = "reports/studies/s.json:variants.rsn2.digits.accuracy.{}"
+CURVE_KEY = "reports/studies/s.json:curves.rsn2.digits.{}.1.train_loss"
+BOUNDS = {"train_loss_rel": 1e-3, "primary_default": 0.0078125, "primary_by_study": {"s": 0.01}}
 
 
-def test_robust_numbers_are_each_seeds_primary_metric_only():
-    values = {SEED_KEY.format(0): 0.9, SEED_KEY.format(1): 0.8,
+def test_robust_numbers_are_each_seeds_primary_metric_and_training_loss():
+    values = {SEED_KEY.format(0): 0.9, SEED_KEY.format(1): 0.8, CURVE_KEY.format(0): 0.5,
+              "reports/studies/s.json:curves.rsn2.digits.0.1.val_loss": 0.6,
               "reports/studies/s.json:variants.rsn2.digits.f1_macro.0": 0.7,
               "reports/studies/s.json:comparisons.rsn2.digits.p_t": 0.04,
               "metrics/s.json:rsn2.digits.accuracy": 0.85}
-    assert robust(values) == {SEED_KEY.format(0): 0.9, SEED_KEY.format(1): 0.8}
-    other = {**values, SEED_KEY.format(1): 0.8025, "reports/studies/t.json:variants.a.b.accuracy.0": 0.5}
-    tolerance = measured_tolerance({**values, "reports/studies/t.json:variants.a.b.accuracy.0": 0.5}, other, "here")
-    assert tolerance["by_study"] == {"s": pytest.approx(0.005), "t": 0.0}
-    assert tolerance["values"] == 3 and tolerance["moved"] == 1
+    assert robust(values) == {SEED_KEY.format(0): 0.9, SEED_KEY.format(1): 0.8, CURVE_KEY.format(0): 0.5}
+    other = {**values, SEED_KEY.format(1): 0.8025, CURVE_KEY.format(0): 0.5005,
+             "reports/studies/t.json:variants.a.b.accuracy.0": 0.5}
+    measured = measured_differences({**values, "reports/studies/t.json:variants.a.b.accuracy.0": 0.5}, other)
+    assert measured["primary_by_study"] == {"s": pytest.approx(0.0025), "t": 0.0}
+    assert measured["train_loss_rel"] == pytest.approx(0.0005 / 0.5005)
+    assert measured["compared"] == 4 and measured["moved"] == 2
 
 
-def test_the_modern_pass_keys_are_their_own_study_for_tolerances():
+def test_bounds_are_absolute_per_study_for_metrics_relative_for_losses_and_inclusive():
+    assert compare({SEED_KEY.format(0): 0.5}, {SEED_KEY.format(0): 0.5078125}, {**BOUNDS, "primary_by_study": {"s": 0.0078125}}) == []
+    assert compare({SEED_KEY.format(0): 0.5}, {SEED_KEY.format(0): 0.52}, BOUNDS) == [(SEED_KEY.format(0), 0.5, 0.52)]
+    assert compare({CURVE_KEY.format(0): 2.0}, {CURVE_KEY.format(0): 2.0019}, BOUNDS) == []
+    assert compare({CURVE_KEY.format(0): 2.0}, {CURVE_KEY.format(0): 2.0021}, BOUNDS) == [(CURVE_KEY.format(0), 2.0, 2.0021)]
+    other = "reports/studies/u.json:variants.a.b.accuracy.0"  # a study without its own bound: the default
+    assert compare({other: 0.5}, {other: 0.5078125}, BOUNDS) == [] and compare({other: 0.5}, {other: 0.509}, BOUNDS)
+    assert compare({SEED_KEY.format(0): None}, {SEED_KEY.format(0): 0.5}, BOUNDS) == [(SEED_KEY.format(0), None, 0.5)]
+
+
+def test_the_modern_pass_keys_are_their_own_study_for_bounds():
     modern = "modern/" + SEED_KEY.format(0)
     values = {SEED_KEY.format(0): 0.9, modern: 0.7, "modern/metrics/s.json:rsn2.digits.accuracy": 0.7}
     assert robust(values) == {SEED_KEY.format(0): 0.9, modern: 0.7}
-    # a tolerance for the faithful study does not loosen the modern one, nor the other way round
-    assert compare(values, {**values, modern: 0.71}, {"s": 0.05}) == [(modern, 0.7, 0.71)]
-    assert compare(values, {**values, modern: 0.71}, {"modern/s": 0.05}) == []
-    assert compare(values, {**values, SEED_KEY.format(0): 0.91}, {"modern/s": 0.05}) == [(SEED_KEY.format(0), 0.9, 0.91)]
+    # a bound for the faithful study does not loosen the modern one, nor the other way round
+    assert compare(values, {**values, modern: 0.71}, BOUNDS) == [(modern, 0.7, 0.71)]
+    loose_modern = {**BOUNDS, "primary_by_study": {"modern/s": 0.05}}
+    assert compare(values, {**values, modern: 0.71}, loose_modern) == []
+    assert compare(values, {**values, SEED_KEY.format(0): 0.91}, loose_modern) == [(SEED_KEY.format(0), 0.9, 0.91)]
 
 
 def _record(cpu, values, numerics="portable", **extra):
     return {"machine": {"cpu": cpu, "torch": "2.14.1", "numerics": numerics}, "values": values, **extra}
 
 
-def test_reference_is_exact_on_a_recorded_cpu_else_the_portable_record_else_robust():
+def test_a_cpu_with_a_fresh_record_is_exact_any_other_robust_against_the_newest_fresh_one():
     here = {"cpu": "Intel", "torch": "2.14.1", "numerics": "portable"}
     amd, intel, native = _record("AMD", {}), _record("Intel", {}), _record("Intel", {}, numerics="native")
-    assert choose_reference([amd, intel], here) == (intel, "exact")
-    assert choose_reference([native, amd], here) == (amd, "portable")
-    assert choose_reference([native], here) == (native, "robust")
+    assert choose_reference([amd, intel], here)[:2] == (intel, "exact")
+    reference, how, why = choose_reference([native, amd], here)
+    assert (reference, how) == (amd, "robust") and "Intel has no record of its own" in why
+    stale = _record("Intel", {}, stale={"by": "AMD", "date": "2026-12-07", "moved": 12})
+    reference, how, why = choose_reference([stale, amd], here)
+    assert (reference, how) == (amd, "robust") and "record is stale: an update on AMD" in why and "12 numbers" in why
+    assert choose_reference([native], here)[:2] == (native, "robust")
 
 
-def test_another_cpu_passes_bit_identical_or_within_the_recorded_tolerance_and_fails_beyond(capsys):
-    here = {"cpu": "Intel", "torch": "2.14.1", "numerics": "portable"}
-    values = {SEED_KEY.format(0): 0.9, "reports/studies/s.json:comparisons.rsn2.digits.p_t": 0.04}
-    amd = _record("AMD", values, cross_cpu_tolerance={"by_study": {"s": 0.01}, "how": "measured"})
-    assert verdict(amd, "portable", dict(values), here) == 0
-    assert "bit-identical to the record made on AMD" in capsys.readouterr().out
-    noisy = {SEED_KEY.format(0): 0.905, "reports/studies/s.json:comparisons.rsn2.digits.p_t": 0.4}
-    assert verdict(amd, "portable", noisy, here) == 0
-    out = capsys.readouterr().out
-    assert "2 of 2 numbers differ from the record made on AMD" in out and "within tolerance" in out
-    assert verdict(amd, "portable", {**noisy, SEED_KEY.format(0): 0.92}, here) == 1
-    assert "1 of 1 per-seed primary metrics moved" in capsys.readouterr().out
-    assert verdict(amd, "exact", noisy, {**here, "cpu": "AMD"}) == 1  # on the recorded CPU: exact
+def test_another_cpu_passes_bit_identical_or_within_the_bounds_and_fails_beyond(capsys):
+    values = {SEED_KEY.format(0): 0.9, CURVE_KEY.format(0): 1.5, "reports/studies/s.json:comparisons.rsn2.digits.p_t": 0.04}
+    amd = _record("AMD", values)
+    code, line = verdict(amd, "robust", dict(values), BOUNDS)
+    assert code == 0 and "PASSED" in line and "bit-identical to the record made on AMD" in line
+    noisy = {SEED_KEY.format(0): 0.905, CURVE_KEY.format(0): 1.5001,
+             "reports/studies/s.json:comparisons.rsn2.digits.p_t": 0.4}
+    code, line = verdict(amd, "robust", noisy, BOUNDS)
+    assert code == 0 and line == "PASSED: all 2 robust numbers within the cross-CPU bounds (3 of 3 not bit-identical)"
+    assert "3 of 3 numbers differ from the record" in capsys.readouterr().out
+    code, line = verdict(amd, "robust", {**noisy, CURVE_KEY.format(0): 1.51}, BOUNDS)
+    assert code == 1 and line.startswith("FAILED: 1 of 2 robust numbers")
+    assert "| " + CURVE_KEY.format(0) + " | 1.5 | 1.51 |" in capsys.readouterr().out
+    assert verdict(amd, "exact", noisy, BOUNDS) == (1, "FAILED: 3 of 3 numbers moved (exact comparison)")
+
+
+def test_an_update_that_moves_numbers_marks_the_other_cpus_records_stale(tmp_path, monkeypatch):
+    monkeypatch.setattr(check, "_head_commit", lambda: "abc123")
+    path = tmp_path / "expected.json"
+    amd_values, intel_values = {SEED_KEY.format(0): 0.9}, {SEED_KEY.format(0): 0.901}
+    document = {"cross_cpu": BOUNDS, "machines": [_record("AMD", amd_values), _record("Intel", intel_values)]}
+    amd = {"cpu": "AMD", "torch": "2.14.1", "numerics": "portable"}
+    check.record(path, document, amd, dict(amd_values))  # re-recorded, nothing moved: Intel stays fresh
+    written = json.loads(path.read_text())
+    assert [r["machine"]["cpu"] for r in written["machines"]] == ["Intel", "AMD"]
+    assert "stale" not in written["machines"][0] and written["machines"][1]["recorded"]["commit"] == "abc123"
+    check.record(path, written, amd, {SEED_KEY.format(0): 0.95})  # the code moved a number on AMD
+    written = json.loads(path.read_text())
+    intel_record = written["machines"][0]
+    assert intel_record["stale"]["by"] == "AMD" and intel_record["stale"]["moved"] == 1
+    assert intel_record["values"] == intel_values and written["cross_cpu"] == BOUNDS
+    intel = {"cpu": "Intel", "torch": "2.14.1", "numerics": "portable"}
+    assert choose_reference(written["machines"], intel)[:2] == (written["machines"][1], "robust")
+    check.record(path, written, intel, {SEED_KEY.format(0): 0.951})  # Intel records again: exact there again
+    written = json.loads(path.read_text())
+    assert choose_reference(written["machines"], intel)[1] == "exact"
+    assert "stale" not in written["machines"][0]  # AMD's is robustly within the bounds of Intel's new numbers
+
+
+def test_a_first_record_on_a_new_cpu_marks_others_stale_only_where_robustly_moved(tmp_path, monkeypatch):
+    monkeypatch.setattr(check, "_head_commit", lambda: "abc123")
+    path = tmp_path / "expected.json"
+    document = {"cross_cpu": BOUNDS, "machines": [_record("AMD", {SEED_KEY.format(0): 0.9})]}
+    check.record(path, document, {"cpu": "Intel", "torch": "2.14.1", "numerics": "portable"}, {SEED_KEY.format(0): 0.93})
+    assert json.loads(path.read_text())["machines"][0]["stale"]["moved"] == 1
 
 
 @pytest.mark.parametrize("content, says", [
@@ -96,7 +142,7 @@ def test_a_damaged_expected_file_is_one_line_before_any_training(tmp_path, monke
     (tmp_path / "check").mkdir()
     (tmp_path / "check" / "expected.json").write_text(content)
     monkeypatch.setattr(check, "ROOT", tmp_path)
-    monkeypatch.setattr(check, "reproduce", lambda *a: pytest.fail("trained before reading the expected file"))
+    monkeypatch.setattr(check, "reproduce", lambda *a, **k: pytest.fail("trained before reading the expected file"))
     monkeypatch.setenv("MTLBENCH_DATA_MIRROR", str(tmp_path))
     assert main([]) == 2
     err = capsys.readouterr().err

@@ -28,6 +28,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -48,9 +49,11 @@ ROOT = Path(__file__).resolve().parents[2]
 PROFILE = Path("check/profile.yaml")
 EXPECTED = Path("check/expected.json")
 PROJECT_FILES = ("dvc.yaml", ".gitignore", ".dvcignore", "MLproject", "python_env.yaml")
-# The metrics compared per seed on a CPU without an exact record, where the portable record is not
-# exact there either, within the record's `cross_cpu_tolerance` (measured_tolerance says how).
+# What the cross-CPU comparison compares (robust_key): each seed's primary metric, within an absolute
+# bound per study, and each seed's training loss per epoch, within a relative bound (check/expected.json's
+# `cross_cpu`, docs/reproducibility.md says how each was measured).
 ROBUST_METRICS = ("accuracy", "mse")
+CURVE_METRIC = "train_loss"
 MODERN = "modern/"  # the key prefix of the profile's second pass, under the modern protocol
 
 
@@ -144,8 +147,8 @@ def numbers(document, prefix: str = "") -> dict[str, float | None]:
 def collect(repo: Path, studies: list[str], tag: str = "") -> dict[str, float | None]:
     """Every number of the DVC metrics of `studies` and the summary, and from the studies' details
     the per-seed values of every metric of every headline task (all tasks where a study names none;
-    beyond them the primary metric's), and each paired comparison's mean and t-test p: everything
-    else derives from these. Keys are `<tag><file>:<path>`."""
+    beyond them the primary metric's), each paired comparison's mean and t-test p, and each seed's
+    training loss per epoch: everything else derives from these. Keys are `<tag><file>:<path>`."""
     got: dict[str, float | None] = {}
     for path in [repo / "metrics" / f"{study}.json" for study in sorted(studies)] + [repo / "metrics" / "summary.json"]:
         got.update(numbers(json.loads(path.read_text()), f"{tag}metrics/{path.name}:"))
@@ -161,6 +164,10 @@ def collect(repo: Path, studies: list[str], tag: str = "") -> dict[str, float | 
         for variant, entry in details["comparisons"].items():
             kept["comparisons"][variant] = {task: {k: c["paired"][k] for k in ("mean", "p_t")}
                                             for task, c in task_comparisons(entry).items() if "paired" in c}
+        kept["curves"] = {variant: {task: {seed: [{CURVE_METRIC: epoch.get(CURVE_METRIC)} for epoch in epochs]
+                                           for seed, epochs in by_seed.items()}
+                                    for task, by_seed in tasks.items()}
+                          for variant, tasks in details.get("curves", {}).items()}
         got.update(numbers(kept, f"{tag}reports/studies/{path.name}:"))
     return got
 
@@ -173,11 +180,12 @@ def machine() -> dict[str, str]:
             "numerics": PORTABLE_NUMERICS[NUMERICS_ENV]}  # what the profile trains under
 
 
-def load_expected(path: Path) -> list[dict]:
-    """The machine records of check/expected.json ([] where there is no file), each with `machine`
-    (cpu, torch) and `values`; anything else is a CheckError saying how to restore the file."""
+def load_expected(path: Path) -> dict:
+    """check/expected.json ({} where there is no file): `machines`, records each with `machine` (cpu,
+    torch) and `values`, and `cross_cpu`, the bounds of the robust comparison; anything else is a
+    CheckError saying how to restore the file."""
     if not path.is_file():
-        return []
+        return {}
     remedy = f"restore it with `git checkout -- {EXPECTED}`, or record this machine's values with `make check-update`"
     try:
         document = json.loads(path.read_text())
@@ -193,24 +201,32 @@ def load_expected(path: Path) -> list[dict]:
         if not isinstance(info, dict) or not {"cpu", "torch"} <= set(info) or not isinstance(values, dict):
             raise CheckError(f"{EXPECTED}: machines[{i}] needs \"machine\" (with cpu and torch) and \"values\" "
                              f"(metric -> number); {remedy}")
-    return records
+    bounds = document.get("cross_cpu")
+    if bounds is not None and not (isinstance(bounds, dict) and isinstance(bounds.get("train_loss_rel"), (int, float))
+                                   and isinstance(bounds.get("primary_default"), (int, float))
+                                   and isinstance(bounds.get("primary_by_study"), dict)):
+        raise CheckError(f"{EXPECTED}: cross_cpu needs train_loss_rel, primary_default and primary_by_study; {remedy}")
+    return document
 
 
-def _close(a: float | None, b: float | None, tolerance: float | None) -> bool:
-    if a is None or b is None or not tolerance:
-        return a == b
-    return abs(a - b) <= tolerance
+def robust_key(key: str) -> str | None:
+    """"primary" for a seed's primary metric (details' `variants.<variant>.<task>.<metric>.<i>`),
+    "curve" for a seed's training loss at one epoch (`curves.<variant>.<task>.<seed>.<epoch>.train_loss`),
+    None for the rest: seed statistics at n = 2 and p-values swing with float noise; these do not."""
+    file, _, inner = key.partition(":")
+    if not file.removeprefix(MODERN).startswith("reports/studies/"):
+        return None
+    path = inner.split(".")
+    if len(path) == 5 and path[0] == "variants" and path[3] in ROBUST_METRICS:
+        return "primary"
+    if len(path) == 6 and path[0] == "curves" and path[5] == CURVE_METRIC:
+        return "curve"
+    return None
 
 
 def robust(values: dict[str, float | None]) -> dict[str, float | None]:
-    """Each seed's primary metric (details' `variants.<variant>.<task>.<metric>.<i>`): what stays put
-    across CPUs where seed statistics at n = 2 and p-values swing with float noise."""
-    kept = {}
-    for key, value in values.items():
-        path = key.split(":", 1)[1].split(".") if key.removeprefix(MODERN).startswith("reports/studies/") else []
-        if len(path) == 5 and path[0] == "variants" and path[3] in ROBUST_METRICS:
-            kept[key] = value
-    return kept
+    """The numbers the cross-CPU comparison compares (robust_key)."""
+    return {key: value for key, value in values.items() if robust_key(key)}
 
 
 def _study_of(key: str) -> str:
@@ -220,35 +236,48 @@ def _study_of(key: str) -> str:
     return tag + file.removeprefix(tag).removeprefix("reports/studies/").removesuffix(".json")
 
 
-def measured_tolerance(a: dict[str, float | None], b: dict[str, float | None], how: str) -> dict:
-    """Per study, the robust numbers' largest difference between two runs of the profile under other
-    kernels on one machine, doubled; and how it was measured. A study the kernels did not move
-    (measured 0) keeps tolerance 0: exactness is what was measured there."""
-    worst: dict[str, float] = {}
-    moved = 0
-    kept = robust(a)
-    for key in kept:
-        if b.get(key) is None or a[key] is None:
+def _relative(a: float, b: float) -> float:
+    return abs(a - b) / max(abs(a), abs(b)) if a != b else 0.0
+
+
+def measured_differences(a: dict[str, float | None], b: dict[str, float | None]) -> dict:
+    """The robust numbers' largest difference between two runs of the profile under other kernels:
+    per study for the primary metrics (absolute), and over all studies for the training losses
+    (relative); how many of them differed at all."""
+    primary: dict[str, float] = {}
+    curve, moved, compared = 0.0, 0, 0
+    for key, value in robust(a).items():
+        other = b.get(key)
+        if value is None or other is None:
             continue
-        study = _study_of(key)
-        worst[study] = max(worst.get(study, 0.0), abs(a[key] - b[key]))
-        moved += a[key] != b[key]
-    return {"by_study": {study: round(2 * d, 6) for study, d in sorted(worst.items())},
-            "values": len(kept), "moved": moved, "how": how}
+        compared += 1
+        moved += value != other
+        if robust_key(key) == "curve":
+            curve = max(curve, _relative(value, other))
+        else:
+            primary[_study_of(key)] = max(primary.get(_study_of(key), 0.0), abs(value - other))
+    return {"primary_by_study": dict(sorted(primary.items())), "train_loss_rel": curve,
+            "compared": compared, "moved": moved}
+
+
+def _within(key: str, a: float, b: float, bounds: dict) -> bool:
+    if robust_key(key) == "curve":
+        return _relative(a, b) <= bounds["train_loss_rel"]
+    return abs(a - b) <= bounds["primary_by_study"].get(_study_of(key), bounds["primary_default"])
 
 
 def compare(expected: dict[str, float | None], got: dict[str, float | None],
-            tolerance: float | dict[str, float] | None = None) -> list[tuple[str, object, object]]:
-    """(metric, expected, got) of every number that moved, appeared or vanished; `tolerance` is
-    absolute, one for all or one per study."""
+            bounds: dict | None = None) -> list[tuple[str, object, object]]:
+    """(metric, expected, got) of every number that moved, appeared or vanished: exactly, or where
+    `bounds` (check/expected.json's `cross_cpu`) is given, beyond them."""
     moved = []
     for key in sorted(set(expected) | set(got)):
         if key not in got:
             moved.append((key, expected[key], "(missing)"))
         elif key not in expected:
             moved.append((key, "(new)", got[key]))
-        elif not _close(expected[key], got[key],
-                        tolerance.get(_study_of(key)) if isinstance(tolerance, dict) else tolerance):
+        elif expected[key] != got[key] and (bounds is None or expected[key] is None or got[key] is None
+                                            or not _within(key, expected[key], got[key], bounds)):
             moved.append((key, expected[key], got[key]))
     return moved
 
@@ -285,8 +314,9 @@ def lock_drift(root: Path) -> list[str]:
     return drift
 
 
-def reproduce(root: Path, workdir: Path, mirror_source: Path) -> dict[str, float | None]:
-    profile = yaml.safe_load((root / PROFILE).read_text())
+def prepare(root: Path, workdir: Path, mirror_source: Path, profile: dict, portable: bool = True) -> tuple[Path, dict]:
+    """A git + DVC copy of the project in `workdir`, with the profile's params and data mirror, and
+    the environment to run it in (portable numerics unless `portable` is False)."""
     repo, mirror = workdir / "repo", workdir / "mirror"
     mirror.mkdir()
     write_mirror(mirror, mirror_source, profile["sizes"])
@@ -296,66 +326,105 @@ def reproduce(root: Path, workdir: Path, mirror_source: Path) -> dict[str, float
             params[section].update(values)
 
     copy_project(root, repo, edit)
-    env = {**git_repo_env(repo, mirror), **PORTABLE_NUMERICS}  # the same float results on every x86-64 CPU
+    env = {**git_repo_env(repo, mirror), **(PORTABLE_NUMERICS if portable else {})}
     init_repo(repo, env)
+    return repo, env
+
+
+def run_profile(repo: Path, env: dict, studies: list[str], tag: str = "", **run: object) -> dict[str, float | None]:
+    """`dvc repro` of `studies` with `run` set in params.yaml's run section, and its numbers (collect).
+    Data is prepared once per repo; units are keyed by protocol, seeds and numerics, so what changed
+    trains anew."""
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["run"].update(studies=studies, **run)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run_command(["dvc", "repro"], repo, env)
-    got = collect(repo, profile["params"]["run"]["studies"])
+    return collect(repo, studies, tag)
+
+
+def reproduce(root: Path, workdir: Path, mirror_source: Path, portable: bool = True) -> dict[str, float | None]:
+    """The profile's numbers: every study under its params, then the `modern:` studies under modern."""
+    profile = yaml.safe_load((root / PROFILE).read_text())
+    repo, env = prepare(root, workdir, mirror_source, profile, portable)
+    got = run_profile(repo, env, profile["params"]["run"]["studies"])
     modern = profile.get("modern", {}).get("studies")
     if modern:  # the same repo again: data prepared once; units keyed by protocol, so these train anew
-        params = yaml.safe_load((repo / "params.yaml").read_text())
-        params["run"].update(protocol="modern", studies=modern)
-        (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-        run_command(["dvc", "repro"], repo, env)
-        got.update(collect(repo, modern, MODERN))
+        got.update(run_profile(repo, env, modern, MODERN, protocol="modern"))
     return got
 
 
-def choose_reference(records: list[dict], here: dict) -> tuple[dict, str]:
-    """The record to compare with and how: "exact" on a recorded CPU (same torch and numerics);
-    "portable" against a portable record made on another CPU (exact expected); else "robust"."""
+def _made_on(record: dict) -> str:
+    info, when = record["machine"], record.get("recorded", {})
+    made = f"{info['cpu']} (torch {info['torch']}, {info.get('numerics', 'native')} numerics"
+    if when:
+        made += f", {when.get('date')}, commit {str(when.get('commit'))[:10]}"
+    return made + ")"
+
+
+def choose_reference(records: list[dict], here: dict) -> tuple[dict, str, str]:
+    """The record to compare with, how ("exact" or "robust") and why. A CPU with a fresh record of its
+    own (same torch and numerics) is compared exactly with it; any other, or one whose record a
+    number-moving update on another CPU marked stale, robustly with the newest fresh record: a record
+    is only ever made on the CPU it is for."""
     same_software = [r for r in records if r["machine"]["torch"] == here["torch"]
                      and r["machine"].get("numerics", "native") == here["numerics"]]
-    for record in same_software:
-        if record["machine"]["cpu"] == here["cpu"]:
-            return record, "exact"
-    if same_software:
-        return same_software[0], "portable"
-    return records[0], "robust"
+    own = next((r for r in same_software if r["machine"]["cpu"] == here["cpu"]), None)
+    if own is not None and not own.get("stale"):
+        return own, "exact", "this CPU's own record"
+    fresh = [r for r in same_software if not r.get("stale")]
+    reference = fresh[-1] if fresh else records[-1]
+    if own is not None:
+        stale = own["stale"]
+        why = (f"this CPU's record is stale: an update on {stale.get('by')} ({stale.get('date')}) moved "
+               f"{stale.get('moved')} numbers; `make check-update` on this CPU records it again")
+    elif same_software:
+        why = f"{here['cpu']} has no record of its own; `make check-update` on this CPU adds one"
+    else:
+        why = f"no record under torch {here['torch']} with {here['numerics']} numerics"
+    return reference, "robust", why
 
 
-def verdict(reference: dict, how: str, got: dict[str, float | None], here: dict) -> int:
-    """Print the comparison of `got` with the reference record; 0 when it passes, 1 when numbers moved."""
-    made_on = f"{reference['machine']['cpu']} (torch {reference['machine']['torch']}, " \
-              f"{reference['machine'].get('numerics', 'native')} numerics)"
+def _bounds_text(bounds: dict) -> str:
+    primary = ", ".join(f"{study} {bound:g}" for study, bound in bounds["primary_by_study"].items())
+    return (f"each seed's training loss per epoch within {bounds['train_loss_rel']:.0e} relative; each seed's primary "
+            f"metric within {bounds['primary_default']:g} ({primary})")
+
+
+def verdict(reference: dict, how: str, got: dict[str, float | None], bounds: dict | None) -> tuple[int, str]:
+    """Print the comparison of `got` with the reference record; (exit code, one-line verdict)."""
     moved = compare(reference["values"], got)
     if not moved:
-        across = "" if how == "exact" else f": bit-identical to the record made on {made_on}"
-        print(f"all {len(got)} numbers as expected (exactly{across})")
-        return 0
+        same = "exactly" if how == "exact" else f"bit-identical to the record made on {_made_on(reference)}"
+        return 0, f"PASSED: all {len(got)} numbers as expected ({same})"
     if how == "exact":
         print(f"{len(moved)} of {len(got)} numbers moved:\n{moved_table(moved)}")
-        return 1
-    tolerance = reference.get("cross_cpu_tolerance")
-    print(f"note: {len(moved)} of {len(got)} numbers differ from the record made on {made_on}; this is "
-          f"{here['cpu']} (torch {here['torch']}), which has no record of its own: the kernels computed "
-          f"differently here. Comparing each seed's primary metric instead"
-          + (f", within the tolerance per study recorded with it ({tolerance['how']}): {tolerance['by_study']}"
-             if tolerance else " (no tolerance recorded: exactly)")
-          + "; `make check-update` on this CPU adds its exact values")
-    per_seed = robust(got)
-    moved = compare(robust(reference["values"]), per_seed, tolerance["by_study"] if tolerance else None)
+        return 1, f"FAILED: {len(moved)} of {len(got)} numbers moved (exact comparison)"
+    if bounds is None:
+        return 2, f"ERROR: {EXPECTED} has no `cross_cpu` bounds for a robust comparison; restore it from git"
+    differ = len(moved)
+    print(f"{differ} of {len(got)} numbers differ from the record, as float noise makes them across CPUs; "
+          f"comparing the robust numbers: {_bounds_text(bounds)}")
+    kept = robust(got)
+    moved = compare(robust(reference["values"]), kept, bounds)
     if moved:
-        print(f"{len(moved)} of {len(per_seed)} per-seed primary metrics moved:\n{moved_table(moved)}")
-        return 1
-    print(f"all {len(per_seed)} per-seed primary metrics within tolerance")
-    return 0
+        print(f"{len(moved)} of {len(kept)} robust numbers moved beyond the bounds:\n{moved_table(moved)}")
+        return 1, f"FAILED: {len(moved)} of {len(kept)} robust numbers moved beyond the cross-CPU bounds"
+    return 0, f"PASSED: all {len(kept)} robust numbers within the cross-CPU bounds ({differ} of {len(got)} not bit-identical)"
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through main's `finally`, which removes the temporary project
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--update", action="store_true", help=f"record the values in {EXPECTED} for this CPU")
     parser.add_argument("--keep", action="store_true", help="keep the temporary project (its path is printed)")
+    parser.add_argument("--native", action="store_true", help="train under the CPU's own kernels instead of portable "
+                        "numerics: measures what other kernels move (docs/reproducibility.md); never recorded")
     args = parser.parse_args(argv)
+    if args.native and args.update:
+        parser.error("--native runs are compared, never recorded: the records are of portable numerics")
     mirror_source = os.environ.get(MIRROR_ENV)
     if not mirror_source:
         print(f"error: {MIRROR_ENV} is not set; `make check` trains on the real MNIST/Fashion-MNIST files of a "
@@ -363,52 +432,82 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     expected_path = ROOT / EXPECTED
     try:  # before the profile's minutes of training: a damaged file is said at once
-        records = load_expected(expected_path)
+        document = load_expected(expected_path)
     except CheckError as err:
         if not args.update:
             print(f"error: {err}", file=sys.stderr)
             return 2
         print(f"note: {err}; --update writes a new one", file=sys.stderr)
-        records = []
+        document = {}
+    records = document.get("machines", [])
     if not records and not args.update:
         print(f"error: {EXPECTED} does not exist; run `make check-update` and commit it", file=sys.stderr)
         return 2
+    here = machine()
+    here["numerics"] = "native" if args.native else here["numerics"]
+    if args.update:
+        print(f"make check --update: records this CPU, {here['cpu']} (torch {here['torch']}, {here['numerics']} "
+              f"numerics), in {EXPECTED}")
+    else:
+        reference, how, why = choose_reference(records, {**here, "numerics": "portable"} if args.native else here)
+        print(f"make check: {how} comparison ({why}) with the record made on {_made_on(reference)}")
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     started = time.time()
     workdir = Path(tempfile.mkdtemp(prefix="mtlbench-check-"))
     try:
-        got = reproduce(ROOT, workdir, Path(mirror_source))
+        got = reproduce(ROOT, workdir, Path(mirror_source), portable=not args.native)
     except CheckError as err:
         print(f"error: {err}", file=sys.stderr)
+        print("make check: ERROR: the profile did not run (above)")
         return 2
     finally:
         if args.keep:
             print(f"kept {workdir}", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    here = machine()
     drift = lock_drift(ROOT)
     print(f"reproduced the profile in {time.time() - started:.0f} s on {here['cpu']} ({len(got)} numbers)")
     for line in drift:
         print(f"dvc.lock out of date: {line} (run `dvc repro` and commit dvc.lock)")
     if args.update:
-        return record(expected_path, records, here, got)
-    reference, how = choose_reference(records, here)
-    return verdict(reference, how, got, here)
+        return record(expected_path, document, here, got)
+    code, line = verdict(reference, how, got, document.get("cross_cpu"))
+    print(f"make check: {line}")
+    return code
 
 
-def record(path: Path, records: list[dict], here: dict, got: dict[str, float | None]) -> int:
-    """Replace this CPU's record (same torch and numerics) with `got`, keeping the others and the
-    record's measured tolerance; written atomically."""
+def _head_commit() -> str:
+    result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return result.stdout.strip() or "unknown"
+
+
+def record(path: Path, document: dict, here: dict, got: dict[str, float | None]) -> int:
+    """Replace this CPU's record (same cpu, torch and numerics) with `got`, written atomically. Where
+    numbers moved against this CPU's previous fresh record, the code moved them: every other CPU's
+    record is marked stale, and those CPUs compare robustly with this record until they record again.
+    Where this CPU had no fresh record (a first one, or one marked stale), only another CPU's record
+    that `got` does not match robustly is marked stale."""
     def same(r: dict) -> bool:
         return all(r["machine"].get(k, "native") == here[k] for k in ("cpu", "torch", "numerics"))
 
-    kept = [r for r in records if not same(r)]
-    old = next((r for r in records if same(r)), {})
-    entry = {"machine": here, "values": got}
-    if "cross_cpu_tolerance" in old:
-        entry["cross_cpu_tolerance"] = old["cross_cpu_tolerance"]
-    write_json(path, {"machines": [*kept, entry]})
+    records = document.get("machines", [])
+    old = next((r for r in records if same(r)), None)
+    bounds = document.get("cross_cpu")
+    when = {"date": time.strftime("%Y-%m-%d"), "commit": _head_commit()}
+    kept = []
+    for other in (r for r in records if not same(r)):
+        if old is not None and not old.get("stale"):
+            moved = compare(old["values"], got)
+        else:
+            moved = compare(robust(other["values"]), robust(got), bounds) if bounds else []
+        if moved and not other.get("stale"):
+            other = {**other, "stale": {"by": here["cpu"], **when, "moved": len(moved)}}
+            print(f"{_made_on(other)}: marked stale ({len(moved)} numbers moved); that CPU compares robustly with "
+                  "this record until `make check-update` runs there")
+        kept.append(other)
+    write_json(path, {**document, "machines": [*kept, {"machine": here, "recorded": when, "values": got}]})
     print(f"recorded {len(got)} values for {here['cpu']} in {EXPECTED}")
+    print(f"make check: RECORDED {len(got)} numbers for {here['cpu']}")
     return 0
 
 
