@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from mtlbench.models.store import load_model, save_model
+from mtlbench.serving import FlatIO
 from mtlbench.studies import STUDIES, Study, Variant
 from mtlbench.train.kinds import KINDS, VariantKind, register
 from mtlbench.train.kinds.common import tiny_shapes
@@ -44,10 +45,15 @@ def test_every_study_and_variant_builds_steps_saves_and_reloads_to_identical_pre
         n_classes = task.n_classes if task else tuple(t.n_classes for t in specs)
         path = tmp_path / f"model{i}.pt"
         save_model(path, model, kind.store_spec(study, in_shape, n_classes))
-        after = [o.detach() for o in _outputs(load_model(path), x)]
+        reloaded = load_model(path)
+        after = [o.detach() for o in _outputs(reloaded, x)]
         assert len(after) == len(before)
         for b, a in zip(before, after):
             assert torch.equal(b, a), f"{study_name}/{variant}: reloaded predictions differ"
+        # as MLflow serves it (mlflow.log_models): one 2-D input row, every head's output in one 2-D row
+        taken = x[:1] if getattr(reloaded, "shared_representation", False) else x
+        served = FlatIO(reloaded, [t.shape[1:] for t in taken])(torch.cat([t.reshape(3, -1) for t in taken], dim=1))
+        assert torch.equal(served.detach(), torch.cat([a.reshape(3, -1) for a in after], dim=1)), study_name
 
 
 class Ensemble(VariantKind):

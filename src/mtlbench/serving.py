@@ -3,7 +3,7 @@
 A pyfunc model receives one array. `FlatIO` gives every mtlbench model that interface: the input row
 is every task's image flattened and laid side by side (a dedicated or HPS model: one image; RSN2:
 one per task, in the study's task order), pixels in [0, 1] as training saw them; the output row is
-every task's logits side by side (in the same order)."""
+every task's output side by side (in the same order): logits, or a reconstruction's pixels flattened."""
 
 from __future__ import annotations
 
@@ -45,7 +45,10 @@ class FlatIO(nn.Module):
         parts = torch.split(x.float(), self.sizes, dim=1)
         inputs = [part.reshape(len(x), *shape) for part, shape in zip(parts, self.in_shapes)]
         outputs = self.model(*inputs)
-        return torch.cat(list(outputs), dim=1) if isinstance(outputs, (tuple, list)) else outputs
+        outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
+        # a head's output flattened per row: logits as they are, a reconstruction (cifar10_aux's decoder,
+        # one image a row) as its pixels, so every head fits the one 2-D output
+        return torch.cat([output.reshape(len(x), -1) for output in outputs], dim=1)
 
 
 def input_shapes(model: nn.Module, saved_spec: dict | None) -> list[tuple[int, ...]]:
