@@ -31,7 +31,8 @@ def test_identical_values_pass_and_any_change_is_listed():
 
 SEED_KEY = "reports/studies/s.json:variants.rsn2.digits.accuracy.{}"
 CURVE_KEY = "reports/studies/s.json:curves.rsn2.digits.{}.1.train_loss"
-BOUNDS = {"train_loss_rel": 1e-3, "primary_default": 0.0078125, "primary_by_study": {"s": 0.01}}
+BOUNDS = {"train_loss_default": 1e-4, "train_loss_by_study": {"s": 1e-3},
+          "primary_default": 0.0078125, "primary_by_study": {"s": 0.01}}
 
 
 def test_robust_numbers_are_each_seeds_primary_metric_and_training_loss():
@@ -45,7 +46,7 @@ def test_robust_numbers_are_each_seeds_primary_metric_and_training_loss():
              "reports/studies/t.json:variants.a.b.accuracy.0": 0.5}
     measured = measured_differences({**values, "reports/studies/t.json:variants.a.b.accuracy.0": 0.5}, other)
     assert measured["primary_by_study"] == {"s": pytest.approx(0.0025), "t": 0.0}
-    assert measured["train_loss_rel"] == pytest.approx(0.0005 / 0.5005)
+    assert measured["train_loss_by_study"] == {"s": pytest.approx(0.0005 / 0.5005)}
     assert measured["compared"] == 4 and measured["moved"] == 2
 
 
@@ -54,8 +55,11 @@ def test_bounds_are_absolute_per_study_for_metrics_relative_for_losses_and_inclu
     assert compare({SEED_KEY.format(0): 0.5}, {SEED_KEY.format(0): 0.52}, BOUNDS) == [(SEED_KEY.format(0), 0.5, 0.52)]
     assert compare({CURVE_KEY.format(0): 2.0}, {CURVE_KEY.format(0): 2.0019}, BOUNDS) == []
     assert compare({CURVE_KEY.format(0): 2.0}, {CURVE_KEY.format(0): 2.0021}, BOUNDS) == [(CURVE_KEY.format(0), 2.0, 2.0021)]
-    other = "reports/studies/u.json:variants.a.b.accuracy.0"  # a study without its own bound: the default
+    other = "reports/studies/u.json:variants.a.b.accuracy.0"  # a study without its own bounds: the defaults
     assert compare({other: 0.5}, {other: 0.5078125}, BOUNDS) == [] and compare({other: 0.5}, {other: 0.509}, BOUNDS)
+    other_loss = "reports/studies/u.json:curves.a.b.0.0.train_loss"
+    assert compare({other_loss: 2.0}, {other_loss: 2.0001}, BOUNDS) == []
+    assert compare({other_loss: 2.0}, {other_loss: 2.001}, BOUNDS) == [(other_loss, 2.0, 2.001)]
     assert compare({SEED_KEY.format(0): None}, {SEED_KEY.format(0): 0.5}, BOUNDS) == [(SEED_KEY.format(0), None, 0.5)]
 
 
@@ -373,3 +377,24 @@ def test_the_answer_leads_with_the_modern_runs_and_names_what_each_run_could_det
            "at 80% power: u1 0.20 pt)" in text  # SD 0.14 pt, n = 6
     assert "**`g`**, test accuracy, a CPU: no faithful run committed; modern over 6 seeds (bench/g_modern_cpu/)" in text
     assert "| mt | u1 |  |  |  | 0.8500 +- 0.0100 |  | 15 | 2.0 |" in text
+
+
+def test_the_committed_bounds_are_derived_from_the_committed_measurements():
+    """check/expected.json's `cross_cpu` is what derive_bounds makes of its `measured` list: a bound
+    edited by hand, or a measurement added without deriving again, fails here."""
+    from mtlbench.check import EXPECTED, ROOT, derive_bounds
+
+    cross_cpu = json.loads((ROOT / EXPECTED).read_text())["cross_cpu"]
+    assert cross_cpu["measured"] and all(entry["how"] for entry in cross_cpu["measured"])
+    derived = derive_bounds(cross_cpu["measured"])
+    assert {key: cross_cpu[key] for key in derived} == derived
+
+
+def test_bounds_are_a_margin_over_the_largest_measured_difference_per_study_and_floored():
+    from mtlbench.check import MARGIN, PRIMARY_FLOOR, TRAIN_LOSS_FLOOR, derive_bounds
+
+    measured = [{"how": "a", "primary_by_study": {"s": 0.01, "t": 0.0}, "train_loss_by_study": {"s": 3e-3, "t": 1e-7}},
+                {"how": "b", "primary_by_study": {"s": 0.02}}]
+    assert derive_bounds(measured) == {
+        "primary_default": PRIMARY_FLOOR, "primary_by_study": {"s": pytest.approx(MARGIN * 0.02), "t": PRIMARY_FLOOR},
+        "train_loss_default": TRAIN_LOSS_FLOOR, "train_loss_by_study": {"s": pytest.approx(MARGIN * 3e-3), "t": TRAIN_LOSS_FLOOR}}
