@@ -83,6 +83,8 @@ def test_a_unit_index_that_disagrees_with_the_folders_retrains(tmp_path, prepare
     after = files_of(out / "dedicated" / "seed0")
     assert after["predictions.npz"][0] == before["predictions.npz"][0]  # retrained, to the same numbers
     assert after["run.json"][1] != before["run.json"][1]
+    # and to the same model files, byte for byte (no temporary file name or time inside them)
+    assert {n: after[n][0] for n in after if n.endswith(".pt")} == {n: before[n][0] for n in before if n.endswith(".pt")}
 
 
 def test_a_damaged_or_altered_unit_is_never_kept_and_is_named_when_it_retrains(tmp_path, prepared, capsys):

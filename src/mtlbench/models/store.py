@@ -6,6 +6,7 @@ layer plus owner ids), which is what a user would ship and what proves the param
 
 from __future__ import annotations
 
+import io
 import pickle
 from pathlib import Path
 
@@ -31,22 +32,11 @@ def save_model(path: Path, model: nn.Module, spec: dict | None = None) -> int:
     else:
         payload = {"spec": {"kind": "dedicated", **spec}, "state_dict": model.state_dict()}
     payload["format"] = FORMAT
-    needed = sum(t.numel() * t.element_size() for t in _tensors(payload))
-    with atomic_path(path, needed) as tmp:
-        torch.save(payload, tmp)
-        size = tmp.stat().st_size
-    return size
-
-
-def _tensors(value):
-    if torch.is_tensor(value):
-        yield value
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _tensors(v)
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            yield from _tensors(v)
+    buffer = io.BytesIO()  # not to the temporary path: torch.save names its archive after the file, so
+    torch.save(payload, buffer)  # the random temp name would sit inside the file and differ every save
+    with atomic_path(path, buffer.getbuffer().nbytes) as tmp:
+        tmp.write_bytes(buffer.getvalue())
+    return buffer.getbuffer().nbytes
 
 
 class ModelFileError(ExpectedError):
