@@ -486,13 +486,12 @@ def main(argv: list[str] | None = None) -> int:
     if not records and not args.update:
         print(f"error: {EXPECTED} does not exist; run `make check-update` and commit it", file=sys.stderr)
         return 2
-    here = machine()
-    here["numerics"] = "native" if args.native else here["numerics"]
+    here = machine()  # portable numerics: what a record is of (--native is never recorded)
     if args.update:
         print(f"make check --update: records this CPU, {here['cpu']} (torch {here['torch']}, {here['numerics']} "
               f"numerics), in {EXPECTED}")
     else:
-        reference, how, why = choose_reference(records, {**here, "numerics": "portable"} if args.native else here)
+        reference, how, why = choose_reference(records, here)
         if args.native:  # other kernels on this CPU, as another CPU has: what the robust comparison is for
             how, why = "robust", "native numerics: this CPU's own kernels against a portable record"
         print(f"make check: {how} comparison ({why}) with the record made on {_made_on(reference)}")
