@@ -18,8 +18,10 @@ class CAGrad(GradientMethod):
 
     paper = "Liu et al., NeurIPS 2021"
     reference = "LibMTL LibMTL/weighting/CAGrad.py (backward, rescale=1)"
-    deviations = ("inner problem solved in closed form (K = 2) or by interior-point Newton (K >= 3) instead of "
-                  "scipy's SLSQP, to the same optimum; c = 0.4 where LibMTL's default calpha is 0.5")
+    deviations = ("inner problem (LibMTL's objective and constants, its 1e-8 under the square root on the raw scale) "
+                  "solved in closed form (K = 2) or by interior-point Newton (K >= 3) instead of scipy's SLSQP, to the "
+                  "exact optimum; the update's lambda = c |g0| / |g_w| without LibMTL's three 1e-8 terms (1e-6 relative "
+                  "at gradient norm 1e-2) and 0 where g_w = 0; c = 0.4 where LibMTL's default calpha is 0.5")
 
     def __init__(self, n_tasks: int, c: float = 0.4):
         super().__init__(n_tasks)

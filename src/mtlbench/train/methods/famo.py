@@ -18,7 +18,9 @@ class FAMO(LossLevel):
 
     paper = "Liu et al., NeurIPS 2023"
     reference = "LibMTL LibMTL/weighting/FAMO.py (FAMO_w_lr 0.025, FAMO_w_gamma 1e-3)"
-    deviations = "none (tests/test_method_references.py, over several steps)"
+    deviations = ("LibMTL's FAMO step for step (tests/test_method_references.py, over several steps); against the "
+                  "authors' famo.py: weight decay 1e-3 (LibMTL's) where theirs defaults to 0.01, and no clip of the shared "
+                  "gradient where theirs clips it to norm 1.0 (max_norm)")
 
     wants_losses_after_step = True
 

@@ -27,7 +27,9 @@ class GradNorm(Method):
     reference = "Chen et al. 2018, Algorithm 1; LibMTL LibMTL/weighting/GradNorm.py (backward)"
     deviations = ("L(0) is the first step's losses (the paper's; LibMTL trains epoch 0 unweighted and takes its mean "
                   "loss); G_k at the last shared weight matrix (the paper's; LibMTL uses every shared parameter); w "
-                  "renormalised to sum K (the paper's; LibMTL uses K softmax(w))")
+                  "renormalised to sum K (the paper's; LibMTL uses K softmax(w)); w takes its own Adam step of rate "
+                  "0.025 (LibMTL: the model's optimizer and learning rate); the target mean(G) r^alpha from the current "
+                  "w, held constant (as LibMTL)")
 
     def __init__(self, n_tasks: int, alpha: float = 1.5, lr: float = 0.025, optimizer: str = "adam"):
         super().__init__(n_tasks)
