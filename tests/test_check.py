@@ -208,9 +208,9 @@ def test_summary_over_two_studies_counts_the_verdicts():
     a = _details("study_a", {"t1": [0.03, 0.031, 0.029], "t2": [0.01, -0.02, 0.005]})
     b = _details("study_b", {"u1": [-0.05, -0.051, -0.049]})
     markdown, page, document, rows, images = build_summary([a, b], ["study_c"])
-    assert document["verdicts"] == {"better": 1, "worse": 1, "no_detectable_difference": 1, "no_test_possible": 0}
-    assert ("multitask beat dedicated on 1 of 3 task comparisons, lost on 1, and showed no detectable difference "
-            "on 1") in markdown
+    assert document["verdicts"] == {"better": 1, "worse": 1, "equivalent": 0, "undecided": 1, "no_test_possible": 0}
+    assert ("of 3 task comparisons multitask was better on 1, worse on 1, equivalent to dedicated on 0 and "
+            "undecided on 1") in markdown
     assert "Better: t1 (study_a, mt, +3.00 pt)." in markdown and "Worse: u1 (study_b, mt, -5.00 pt)." in markdown
     assert "No results yet for: study_c" in markdown and rows["missing"] == ["study_c"]
     assert all(isinstance(v, (int, float)) for group in document.values() for v in group.values())  # DVC: numbers
@@ -372,7 +372,7 @@ def test_the_answer_leads_with_the_modern_runs_and_names_what_each_run_could_det
     text = readme.read_text()
     modern_at, faithful_at = text.index("Under the modern protocol"), text.index("Under the keras-faithful protocol")
     assert modern_at < faithful_at
-    assert "lost on 1" in text[modern_at:faithful_at] and "Worse: u1 (g, mt, -5.00 pt)" in text[modern_at:faithful_at]
+    assert "worse on 1" in text[modern_at:faithful_at] and "Worse: u1 (g, mt, -5.00 pt)" in text[modern_at:faithful_at]
     assert "(g, modern, the first 3000 training rows, 6 seeds; smallest difference vs dedicated its seeds detect " \
            "at 80% power: u1 0.20 pt)" in text  # SD 0.14 pt, n = 6
     assert "**`g`**, test accuracy, a CPU: no faithful run committed; modern over 6 seeds (bench/g_modern_cpu/)" in text

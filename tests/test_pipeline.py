@@ -63,7 +63,8 @@ def test_repro_twice_from_scratch_gives_identical_metrics_and_clean_status(proje
         assert "delta_m_accuracy_pct" in comparison
         paired = comparison["fashion"]["paired"]
         assert paired["n"] == 2 and paired["metric"] == "accuracy" and paired["verdict"] in (
-            "better", "worse", "no detectable difference")
+            "better", "worse", "equivalent", "undecided")
+        assert paired["crossed"]["items"] > 0 and paired["crossed"]["se"] >= paired["crossed"]["se_seed"]  # items counted
         assert comparison["delta_m"]["mean"] == pytest.approx(comparison["delta_m_pct"])
         compact = json.loads(first[study])  # the DVC metric: narrow, everything in it numeric or null
         assert set(compact) == {"dedicated", "rsn2", "rsn2_vs_dedicated", "official_data"}

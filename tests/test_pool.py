@@ -52,8 +52,12 @@ def test_a_run_split_by_seed_and_pooled_gives_back_its_own_numbers_exactly():
     assert pool.seed_numbers(whole, "dedicated") == [0, 1, 2, 3, 4, 5]
     # interleaved, so a pool that lined seeds up by position rather than by number would pair wrongly
     pooled = pool.pooled_details([_subset(whole, {1, 3, 5}), _subset(whole, {0, 2, 4})])
+    one_part = pool.pooled_details([_subset(whole, set(range(6)))])  # today's statistics of the unsplit run
     assert pooled["variants"] == whole["variants"]
-    assert pooled["comparisons"] == whole["comparisons"]  # paired tests, Holm, delta-m: over all 6 seeds
+    assert pooled["comparisons"] == one_part["comparisons"]  # paired tests, Holm, delta-m: over all 6 seeds
+    p_t = [[c["paired"]["p_t"] for c in d["comparisons"]["hps_sum"].values() if isinstance(c, dict) and "paired" in c]
+           for d in (pooled, whole)]
+    assert p_t[0] == pytest.approx(p_t[1], rel=1e-12) and len(p_t[0]) == 3  # the seed-only tests, as evaluated
     assert pooled["curves"] == whole["curves"]
     assert pooled["produced_on"]["seeds"] == 6 and pooled["methods"] == whole["methods"]
 
@@ -66,8 +70,9 @@ def test_pool_writes_what_the_readme_reads(tmp_path):
     out = tmp_path / "pooled"
     assert pool.main([str(first), str(second), "--out", str(out)]) == 0
     details = json.loads((out / "details.json").read_text())
-    assert details["variants"] == whole["variants"] and details["comparisons"] == whole["comparisons"]
-    assert json.loads((out / "metrics.json").read_text()) == json.loads(json.dumps(metrics_document(whole)))
+    one_part = pool.pooled_details([_subset(whole, set(range(6)))])
+    assert details["variants"] == whole["variants"] and details["comparisons"] == one_part["comparisons"]
+    assert json.loads((out / "metrics.json").read_text()) == json.loads(json.dumps(metrics_document(one_part)))
     times = json.loads((out / "epoch_times.json").read_text())["rsn2"]
     assert times == {"seconds_per_epoch": (2.0 * 10 + 4.0 * 30) / 40, "epochs": 40}  # weighted by epochs
     run = json.loads((out / "run.json").read_text())

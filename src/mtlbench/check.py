@@ -161,8 +161,11 @@ def collect(repo: Path, studies: list[str], tag: str = "") -> dict[str, float | 
                        if headline is None or task in headline or metric in ("accuracy", "mse")}
                 for task, by_metric in tasks.items()}
         for variant, entry in details["comparisons"].items():
-            kept["comparisons"][variant] = {task: {k: c["paired"][k] for k in ("mean", "p_t")}
+            kept["comparisons"][variant] = {task: {k: c["paired"].get(k) for k in ("mean", "p_t", "p", "p_tost")}
                                             for task, c in task_comparisons(entry).items() if "paired" in c}
+        kept["against_unitary"] = {method: {task: {k: c.get(k) for k in ("mean", "p", "p_tost")}
+                                            for task, c in by_task.items()}
+                                   for method, by_task in details.get("against_unitary", {}).items()}
         kept["curves"] = {variant: {task: {seed: [{CURVE_METRIC: epoch.get(CURVE_METRIC)} for epoch in epochs]
                                            for seed, epochs in by_seed.items()}
                                     for task, by_seed in tasks.items()}

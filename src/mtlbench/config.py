@@ -113,6 +113,14 @@ class CpuConfig(_AccelSettings):
 
 
 @dataclass(frozen=True)
+class AnalysisConfig:
+    """How evaluate judges a difference (mtlbench.verdict): the equivalence margins."""
+
+    margin: float = 0.005  # accuracy-like metrics, absolute (0.005 = 0.5 points)
+    mse_margin: float = 0.05  # MSE, relative to the dedicated models' mean MSE
+
+
+@dataclass(frozen=True)
 class Params:
     run: RunConfig
     data: DataConfig
@@ -122,6 +130,7 @@ class Params:
     cpu: CpuConfig
     hs: HSConfig
     modern: ModernConfig = ModernConfig()
+    analysis: AnalysisConfig = AnalysisConfig()
 
 
 # ---------------------------------------------------------------- value checks
@@ -146,6 +155,16 @@ def _optional_str(key: str, value: Any) -> str | None:
     if not isinstance(value, str) or not value.strip():
         raise ParamsError(f"{key}: expected null or a non-empty string, got {value!r}")
     return value
+
+
+def _number(low: float, high: float) -> Callable[[str, Any], float]:
+    """A number in the open interval (low, high)."""
+    def check(key: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (low < value < high):
+            raise ParamsError(f"{key}: expected a number above {low:g} and below {high:g}, got {value!r}")
+        return float(value)
+
+    return check
 
 
 def _optional_number(low: float, high: float, high_open: bool = False) -> Callable[[str, Any], float | None]:
@@ -322,6 +341,10 @@ SCHEMA: Schema = {
     "cpu": {
         "channels_last": (_auto_or_bool, "auto"),
     },
+    "analysis": {
+        "margin": (_number(0.0, 1.0), AnalysisConfig.margin),
+        "mse_margin": (_number(0.0, 1.0), AnalysisConfig.mse_margin),
+    },
 }
 
 
@@ -384,6 +407,7 @@ def parse_params(raw: Mapping[str, Any], env: Mapping[str, str], root: Path) -> 
         cpu=CpuConfig(**checked["cpu"]),
         hs=HSConfig(**checked["hs"]),
         modern=_modern(checked["modern"], run["protocol"]),
+        analysis=AnalysisConfig(**checked["analysis"]),
     )
 
 

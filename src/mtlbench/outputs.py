@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Sequence
 
 from mtlbench.evaluate import (
+    compare_to_unitary,
     CURVE_COLUMNS, VariantOutcome, compare_to_dedicated, curve_rows, grouped_mean_curves, markdown_report,
     seed_mean_curve,
     primary_metric, task_comparisons, weight_rows,
 )
+from mtlbench.config import AnalysisConfig
 from mtlbench.fileio import atomic_dir, write_json, write_text
 from mtlbench.runtime import cpu_model
 from mtlbench.studies import BASELINE_KIND, Study
@@ -36,7 +38,8 @@ def metrics_document(details: dict) -> dict:
     """The compact DVC metric (metrics/<study>.json), narrow enough for `dvc exp show`, cut from the
     study's details (details_document): per variant and task the primary test metric's mean and
     the half-width of its 95% CI (`<metric>_ci`), and per multitask variant (`<variant>_vs_dedicated`)
-    each task's paired gain (positive = better) with its CI half-width and Holm-adjusted p, and
+    each task's paired gain (positive = better) with its CI half-width (over seeds and test items)
+    and Holm-adjusted p, and
     delta-m (%) with its CI half-width."""
     shown = shown_in(details["headline"])
     document: dict = {}
@@ -52,7 +55,8 @@ def metrics_document(details: dict) -> dict:
         for task, diffs in task_comparisons(entry).items():
             if "paired" in diffs and shown(task):
                 c = diffs["paired"]
-                compact[task] = {"gain": c["mean"], "gain_ci": _half_width(c["ci95"]), "p": c["p_holm"]}
+                compact[task] = {"gain": c["mean"], "gain_ci": _half_width((c.get("crossed") or c)["ci95"]),
+                                 "p": c["p_holm"]}
         if "delta_m" in entry:
             compact["delta_m_pct"] = entry["delta_m"]["mean"]
             compact["delta_m_ci"] = _half_width(entry["delta_m"]["ci95"])
@@ -60,10 +64,12 @@ def metrics_document(details: dict) -> dict:
     return document
 
 
-def details_document(study: Study, outcomes: list[VariantOutcome], context: dict | None = None) -> dict:
+def details_document(study: Study, outcomes: list[VariantOutcome], context: dict | None = None,
+                     analysis: AnalysisConfig = AnalysisConfig()) -> dict:
     """Everything evaluation knows of a study, for the summary stage and readers (not a DVC metric):
     "variants" {variant: {task: {metric: seed statistics}}}, "comparisons" (compare_to_dedicated, with
-    the paired verdicts), "methods" {variant: kind, architecture and parameter budget} and "curves"
+    the paired verdicts), "against_unitary" (each HPS method against `hps_sum`, compare_to_unitary;
+    empty without one), "analysis" (the equivalence margins they used), "methods" {variant: kind, architecture and parameter budget} and "curves"
     {variant: {task: {seed: per-epoch rows}}} (of the headline tasks, where a study names them)."""
     methods = {}
     for o in outcomes:
@@ -86,7 +92,10 @@ def details_document(study: Study, outcomes: list[VariantOutcome], context: dict
                    "train_limit": (context or {}).get("train_limit"), "numerics": (context or {}).get("numerics")}
     return {"study": study.name, "produced_on": produced_on,
             "headline": None if study.headline is None else list(study.headline),
-            "variants": {o.variant: o.summary for o in outcomes}, "comparisons": compare_to_dedicated(outcomes),
+            "variants": {o.variant: o.summary for o in outcomes},
+            "analysis": {"margin": analysis.margin, "mse_margin": analysis.mse_margin},
+            "comparisons": compare_to_dedicated(outcomes, analysis.margin, analysis.mse_margin),
+            "against_unitary": compare_to_unitary(outcomes, analysis.margin, analysis.mse_margin),
             "methods": methods, "curves": curves}
 
 
@@ -133,7 +142,8 @@ def data_warnings(context: dict) -> list[str]:
 
 
 def write_study_outputs(study_def: Study, outcomes: list[VariantOutcome], root: Path,
-                        warnings: Sequence[str] = (), context: dict | None = None) -> tuple[str, dict]:
+                        warnings: Sequence[str] = (), context: dict | None = None,
+                        analysis: AnalysisConfig = AnalysisConfig()) -> tuple[str, dict]:
     """Write every evaluate-stage output of `study` under `root`; returns the markdown report and
     the details document (the MLflow figures are drawn from it).
     Confusion and curve plots cover the headline tasks (all when None); variants with several
@@ -141,12 +151,12 @@ def write_study_outputs(study_def: Study, outcomes: list[VariantOutcome], root: 
     a task whose loss weight changes per epoch (HPS schemes) has it as a `weight` column."""
     study, headline = study_def.name, study_def.headline
     shown = shown_in(headline)
-    details = {**details_document(study_def, outcomes, context), **({"warnings": list(warnings)} if warnings else {})}
+    details = {**details_document(study_def, outcomes, context, analysis), **({"warnings": list(warnings)} if warnings else {})}
     metrics = metrics_document(details)
     # the DVC metric stays narrow: a flag only where the data were not the official files (the words are in the report)
     write_json(root / "metrics" / f"{study}.json", {**metrics, **({"official_data": False} if warnings else {})})
     write_json(root / "reports" / "studies" / f"{study}.json", details)
-    report_md = markdown_report(study, outcomes, headline)
+    report_md = markdown_report(study, outcomes, headline, details["comparisons"])
     if warnings:  # first thing a reader sees, under the title
         title, rest = report_md.split("\n", 1)
         report_md = "\n".join([title, "", *(f"> **Warning**: {w}" for w in warnings), rest])

@@ -17,8 +17,10 @@ from typing import Sequence
 from mtlbench.figures import curves_figure, forest_figure, png_bytes, scores_figure
 from mtlbench.evaluate import task_comparisons
 from mtlbench.studies import BASELINE_KIND
-from mtlbench.verdict import (BETTER, NO_DIFFERENCE, NO_TEST, RANDOM, WORSE, difference_bounds, format_amount,
+from mtlbench.verdict import (BETTER, EQUIVALENT, NO_TEST, RANDOM, UNDECIDED, WORSE, difference_bounds, format_amount,
                               format_interval, verdict_text)
+
+VERDICTS = (BETTER, WORSE, EQUIVALENT, UNDECIDED, NO_TEST)
 
 
 def summary_rows(details: Sequence[dict]) -> tuple[list[dict], list[dict]]:
@@ -35,7 +37,9 @@ def summary_rows(details: Sequence[dict]) -> tuple[list[dict], list[dict]]:
             for task, diffs in task_comparisons(entry).items():
                 if "paired" in diffs:
                     c = diffs["paired"]
-                    task_rows.append({**common, "task": task, "metric": c["metric"], "diff": c["mean"], "ci95": c["ci95"],
+                    ci = (c.get("crossed") or c)["ci95"]  # over seeds and test items where both are known
+                    task_rows.append({**common, "task": task, "metric": c["metric"], "diff": c["mean"], "ci95": ci,
+                                      "margin": c.get("margin"), "items": bool(c.get("crossed")),
                                       "n": c["n"], "p_holm": c["p_holm"], "p_sign_flip": c["p_sign_flip"],
                                       "min_detectable": c["min_detectable"], "verdict": c["verdict"],
                                       "text": verdict_text(task, variant, c["metric"], c)})
@@ -50,31 +54,32 @@ def answer(task_rows: list[dict], delta_rows: list[dict]) -> str:
     judged = [r for r in task_rows if r["verdict"] != RANDOM]
     if not judged:
         return "No multitask variant has a dedicated baseline to compare with yet."
-    count = {v: sum(r["verdict"] == v for r in judged) for v in (BETTER, WORSE, NO_DIFFERENCE, NO_TEST)}
+    count = {v: sum(r["verdict"] == v for r in judged) for v in VERDICTS}
     studies = sorted({r["study"] for r in judged})
     seeds = sorted({r["n"] for r in judged})
     n_variants = len({(r["study"], r["variant"]) for r in judged})
     parts = [f"Over {len(studies)} {'study' if len(studies) == 1 else 'studies'} ({', '.join(studies)}) and "
-             f"{n_variants} multitask {'variant' if n_variants == 1 else 'variants'}, multitask beat dedicated "
-             f"on {count[BETTER]} of {len(judged)} task comparisons, lost on {count[WORSE]}, and showed no "
-             f"detectable difference on {count[NO_DIFFERENCE]}"
+             f"{n_variants} multitask {'variant' if n_variants == 1 else 'variants'}, of {len(judged)} task comparisons "
+             f"multitask was better on {count[BETTER]}, worse on {count[WORSE]}, equivalent to dedicated on "
+             f"{count[EQUIVALENT]} and undecided on {count[UNDECIDED]}"
              + (f" ({count[NO_TEST]} had one seed: no test possible)" if count[NO_TEST] else "")
-             + f" (paired t-test over seeds, Holm-adjusted per variant, 5% level; n = {', '.join(map(str, seeds))} seeds)."]
+             + f" (paired {_sources(judged)}; the difference and the equivalence test (TOST, +-{_margins(judged)}) "
+             f"Holm-adjusted within each variant's tasks, 5% level; n = {', '.join(map(str, seeds))} seeds)."]
     for verdict in (BETTER, WORSE):
         named = [f"{r['task']} ({r['study']}, {r['variant']}, {format_amount(r['diff'], r['metric'])})"
                  for r in judged if r["verdict"] == verdict]
         if named:
             parts.append(f"{verdict.capitalize()}: {', '.join(named)}.")
-    undecided = [r for r in judged if r["verdict"] == NO_DIFFERENCE and r["min_detectable"] is not None]
+    undecided = [r for r in judged if r["verdict"] == UNDECIDED and r["min_detectable"] is not None]
     if undecided:
         largest = max(undecided, key=lambda r: r["min_detectable"])
         bounds = difference_bounds(largest["metric"])
         if bounds is not None and largest["min_detectable"] > bounds[1]:
-            parts.append(f"Where no difference was found, some comparisons could not detect any difference within the "
+            parts.append(f"Where undecided, some comparisons could not detect any difference within the "
                          f"metric's range with their seeds (80% power; {largest['task']}, {largest['study']}, "
                          f"n = {largest['n']}): they need more seeds to say anything.")
         else:
-            parts.append(f"Where no difference was found, the smallest difference these seeds could detect (80% power) "
+            parts.append(f"Where undecided, the smallest difference these seeds could detect (80% power) "
                          f"was as large as {format_amount(largest['min_detectable'], largest['metric'], signed=False)} "
                          f"{largest['metric']} ({largest['task']}, "
                          f"{largest['study']}): smaller differences need more seeds to show.")
@@ -85,6 +90,25 @@ def answer(task_rows: list[dict], delta_rows: list[dict]) -> str:
                      + (f" ({', '.join(above)})" if above else "") + f" and below zero for {len(below)}"
                      + (f" ({', '.join(below)})" if below else "") + ".")
     return " ".join(parts)
+
+
+def _sources(rows: list[dict]) -> str:
+    """What the rows' intervals count as random: seeds and test items, or seeds only."""
+    with_items = sum(r["items"] for r in rows)
+    if with_items == len(rows):
+        return "over seeds and test items"
+    if with_items == 0:
+        return "over seeds, the test set held fixed (these results hold no per-item predictions)"
+    return f"over seeds and test items for {with_items} of {len(rows)} comparisons, over seeds alone for the rest"
+
+
+def _margins(rows: list[dict]) -> str:
+    """The equivalence margins the rows used, in words."""
+    accuracy = sorted({r["margin"] for r in rows if r["margin"] is not None and r["metric"] != "mse"})
+    words = [format_amount(m, "accuracy", signed=False) for m in accuracy]
+    if any(r["metric"] == "mse" for r in rows):
+        words.append("a share of the dedicated MSE")
+    return " or ".join(words) or "no margin"
 
 
 def _budget(row: dict) -> str:
@@ -191,7 +215,7 @@ def summary_document(task_rows: list[dict], delta_rows: list[dict], missing: Seq
     variant (numbers only; the rows and the answer's text are in summary_rows_document)."""
     judged = [r for r in task_rows if r["verdict"] != RANDOM]
     return {
-        "verdicts": {v.replace(" ", "_"): sum(r["verdict"] == v for r in judged) for v in (BETTER, WORSE, NO_DIFFERENCE, NO_TEST)},
+        "verdicts": {v.replace(" ", "_"): sum(r["verdict"] == v for r in judged) for v in VERDICTS},
         "delta_m_pct": {f"{r['study']}/{r['variant']}": r["mean"] for r in delta_rows},
     }
 

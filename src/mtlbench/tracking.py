@@ -226,8 +226,10 @@ class Tracker:
 
     def log_study(self, study: str, variants: list[VariantOutcome], report_markdown: str,
                   headline: Sequence[str] | None = None, context: dict | None = None,
-                  description: str = "", figures: dict[str, bytes] | None = None) -> dict[str, dict]:
-        """Log every variant of a study, one current record per run; returns {variant: {"parent": id,
+                  description: str = "", figures: dict[str, bytes] | None = None,
+                  comparisons: dict | None = None) -> dict[str, dict]:
+        """Log every variant of a study, one current record per run (`comparisons`: the study's
+        compare_to_dedicated, as evaluate stored it; computed with the default margins if None); returns {variant: {"parent": id,
         "seeds": {seed: id}}}.
 
         A run is identified by study, variant, role, seed (children) and the hash of the results it
@@ -243,13 +245,13 @@ class Tracker:
         On a local SQLite store the whole record is written under the store's lock: two workspaces
         evaluating one study at once would otherwise each replace the other's half-written runs."""
         with store_lock(self.tracking_uri):
-            return self._log_study(study, variants, report_markdown, headline, context or {}, description, figures)
+            return self._log_study(study, variants, report_markdown, headline, context or {}, description, figures,
+                                   compare_to_dedicated(variants) if comparisons is None else comparisons)
 
     def _log_study(self, study: str, variants: list[VariantOutcome], report_markdown: str,
                    headline: Sequence[str] | None, context: dict, description: str,
-                   figures: dict[str, bytes] | None) -> dict[str, dict]:
+                   figures: dict[str, bytes] | None, comparisons: dict) -> dict[str, dict]:
         experiment_id = self.experiment_id(study, description)
-        comparisons = compare_to_dedicated(variants)
         settings = flat_settings(context)
         data = {name: d or {} for name, d in context.get("data", {}).items()}  # None: arrays without provenance
         digests = {name: d.get("digest", "unknown") for name, d in data.items()}

@@ -4,7 +4,8 @@ models (comparisons.py), and the study's markdown report (rendering.py). Pure fu
 saved predictions; what other modules use is importable from here."""
 
 from mtlbench.evaluate.comparisons import (
-    SUMMARY_METRICS, compare_methods, compare_seeds, compare_to_dedicated, seed_statistics, summarize, task_comparisons,
+    SUMMARY_METRICS, UNITARY, compare_methods, compare_seeds, compare_to_dedicated, compare_to_unitary, seed_statistics,
+    summarize, task_comparisons,
 )
 from mtlbench.evaluate.metrics import (
     LOWER_IS_BETTER, TEST_METRICS, classification_metrics, confusion, format_confusion, primary_metric,
@@ -20,9 +21,9 @@ from mtlbench.evaluate.results import (
 )
 
 __all__ = [
-    "CURVE_COLUMNS", "FIT_RECORDS", "JOINT_RECORDS", "LOWER_IS_BETTER", "SUMMARY_METRICS", "TEST_METRICS",
+    "CURVE_COLUMNS", "FIT_RECORDS", "JOINT_RECORDS", "LOWER_IS_BETTER", "SUMMARY_METRICS", "TEST_METRICS", "UNITARY",
     "VOLATILE_RECORDS", "SeedOutcome", "TaskOutcome", "VariantOutcome", "classification_metrics",
-    "compare_methods", "compare_seeds", "compare_to_dedicated", "comparison_table", "confusion", "curve_rows", "delta_m_text", "evaluate_study",
+    "compare_methods", "compare_seeds", "compare_to_dedicated", "compare_to_unitary", "comparison_table", "confusion", "curve_rows", "delta_m_text", "evaluate_study",
     "fit_records", "format_confusion", "grouped_mean_curves", "markdown_report", "mean_curves", "model_tasks",
     "primary_metric", "reconstruction_metrics", "report", "report_data", "results_hash", "seed_statistics",
     "seed_mean_curve", "statistics_table", "summarize", "task_comparisons", "task_groups", "variant_table",

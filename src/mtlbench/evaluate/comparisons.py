@@ -10,7 +10,7 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from mtlbench.studies import BASELINE_KIND
-from mtlbench.verdict import BOUNDED, difference_bounds, judge, paired_comparison, within
+from mtlbench.verdict import BOUNDED, MARGIN, MSE_MARGIN, difference_bounds, judge, paired_comparison, within
 from mtlbench.evaluate.metrics import LOWER_IS_BETTER, TEST_METRICS, primary_metric
 from typing import TYPE_CHECKING
 
@@ -61,7 +61,7 @@ def task_comparisons(entry: dict) -> dict[str, dict]:
     return {k: v for k, v in entry.items() if not k.startswith("delta_m")}
 
 
-def compare_to_dedicated(outcomes: list[VariantOutcome]) -> dict:
+def compare_to_dedicated(outcomes: list[VariantOutcome], margin: float = MARGIN, mse_margin: float = MSE_MARGIN) -> dict:
     """Per multitask variant: mean difference to the study's own dedicated runs (the variant of
     studies.BASELINE_KIND, whatever its name) per task and metric
     (plus the paired per-seed differences' statistics), and delta-m, the average relative change
@@ -73,7 +73,9 @@ def compare_to_dedicated(outcomes: list[VariantOutcome]) -> dict:
     get per-task differences but would only add noise to the average.
 
     Each task's `paired` entry is the paired test of its primary metric with the verdict
-    (mtlbench.verdict); `delta_m` holds the seed statistics of the per-seed delta-m (seed k's
+    (mtlbench.verdict), over seeds and test items (each seed's per-item scores of the primary metric),
+    with the equivalence margin `margin` (accuracy-like metrics) or `mse_margin` times the dedicated
+    mean (MSE); `delta_m` holds the seed statistics of the per-seed delta-m (seed k's
     signed relative change to dedicated seed k, over the tasks' dedicated means, so its mean is
     `delta_m_pct`)."""
     base = next((o for o in outcomes if o.kind == BASELINE_KIND), None)
@@ -82,14 +84,17 @@ def compare_to_dedicated(outcomes: list[VariantOutcome]) -> dict:
     per_seed = {o.variant: {name: {s.seed: t.metrics for s in o.seeds for t in s.tasks if t.task == name}
                             for name in o.summary} for o in outcomes}
     return compare_seeds(per_seed, {o.variant: o.summary for o in outcomes}, base.variant,
-                         frozenset(t.task for t in base.seeds[0].tasks if t.is_random))
+                         frozenset(t.task for t in base.seeds[0].tasks if t.is_random), per_item_scores(outcomes),
+                         margin, mse_margin)
 
 
 def compare_seeds(per_seed: dict[str, dict[str, dict[int, dict[str, float]]]], summaries: dict, baseline: str,
-                  random_tasks: frozenset[str] = frozenset()) -> dict:
+                  random_tasks: frozenset[str] = frozenset(), per_item: dict | None = None,
+                  margin: float = MARGIN, mse_margin: float = MSE_MARGIN) -> dict:
     """compare_to_dedicated from the numbers alone: `per_seed` {variant: {task: {seed: metrics}}},
-    `summaries` its seed statistics (summarize), `baseline` the dedicated variant's name. Pairs are
-    matched by seed number, so seeds trained in separate runs pool (mtlbench.pool)."""
+    `summaries` its seed statistics (summarize), `baseline` the dedicated variant's name, `per_item`
+    (optional) {variant: {task: {seed: per-item scores}}}: without it the test set is held fixed.
+    Pairs are matched by seed number, so seeds trained in separate runs pool (mtlbench.pool)."""
     base = summaries[baseline]
     comparisons = {}
     for variant, summary in summaries.items():
@@ -111,7 +116,10 @@ def compare_seeds(per_seed: dict[str, dict[str, dict[int, dict[str, float]]]], s
                 if task not in random_tasks:
                     relative.setdefault(metric, {})[task] = sign * (mine - ref) / ref if ref else 0.0
                 if metric == primary and paired:
-                    signed_pairs[task] = {"metric": metric, **paired_comparison([sign * d for d in paired], metric)}
+                    items = _paired_items(per_item, variant, baseline, task, sign)
+                    task_margin = margin if metric != "mse" else mse_margin * abs(ref)
+                    signed_pairs[task] = {"metric": metric, **paired_comparison([sign * d for d in paired], metric,
+                                                                                 items, task_margin)}
                     if task not in random_tasks:
                         per_seed_relative[task] = [sign * d / ref if ref else 0.0 for d in paired]
         for task, judged in judge(signed_pairs, random_tasks).items():
@@ -130,15 +138,29 @@ def compare_seeds(per_seed: dict[str, dict[str, dict[int, dict[str, float]]]], s
     return comparisons
 
 
+def _paired_items(per_item: dict | None, variant: str, baseline: str, task: str, sign: float) -> np.ndarray | None:
+    """[seeds, items] signed per-item differences of `variant` to `baseline` on `task`, over the
+    seeds both have (None without per-item scores)."""
+    if per_item is None:
+        return None
+    mine, theirs = per_item[variant][task], per_item[baseline][task]
+    return np.stack([sign * (mine[s] - theirs[s]) for s in sorted(mine) if s in theirs])
+
+
 def _paired_differences(mine: dict[int, dict], theirs: dict[int, dict], metric: str) -> list[float]:
     """Seed k's value minus the baseline's seed k, over the seeds both have, in seed order."""
     return [mine[s][metric] - theirs[s][metric] for s in sorted(mine) if s in theirs]
 
 
-def compare_methods(variants: dict, methods: Sequence[str], reference: str) -> dict[str, dict[str, dict]]:
+UNITARY = "hps_sum"  # unitary scalarisation: the task losses summed, no weighting method
+
+
+def compare_methods(variants: dict, methods: Sequence[str], reference: str, per_item: dict | None = None,
+                    margin: float = MARGIN, mse_margin: float = MSE_MARGIN) -> dict[str, dict[str, dict]]:
     """Each of `methods` against one `reference` method of the same study, paired by seed on each
     task's primary metric (positive = the method better), from a details document's "variants"
-    ({variant: {task: {metric: seed statistics with per-seed "values"}}}, seeds in one order).
+    ({variant: {task: {metric: seed statistics with per-seed "values"}}}, seeds in one order) and,
+    where given, `per_item` {variant: {task: {seed: per-item scores}}} (compare_to_dedicated's).
     For HPS the reference is `hps_sum`, unitary scalarisation: does any weighting beat plain
     summing (Kurin et al. 2022, Xin et al. 2022)? The family for Holm is every (method, task) pair
     of the study: the question is asked of all methods at once. Returns {method: {task: judged}}."""
@@ -152,11 +174,30 @@ def compare_methods(variants: dict, methods: Sequence[str], reference: str) -> d
             if len(mine) != len(ref):
                 raise ValueError(f"{method} has {len(mine)} seeds of {task}, {reference} {len(ref)}: not paired")
             sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
-            flat[f"{method}\0{task}"] = {"metric": metric,
-                                          **paired_comparison([sign * (a - b) for a, b in zip(mine, ref)], metric)}
+            task_margin = margin if metric != "mse" else mse_margin * abs(float(np.mean(ref)))
+            items = _paired_items(per_item, method, reference, task, sign)
+            flat[f"{method}\0{task}"] = {"metric": metric, **paired_comparison(
+                [sign * (a - b) for a, b in zip(mine, ref)], metric, items, task_margin)}
             keys.append((method, task))
     judged = judge(flat)
     out: dict[str, dict[str, dict]] = {}
     for method, task in keys:
         out.setdefault(method, {})[task] = judged[f"{method}\0{task}"]
     return out
+
+
+def per_item_scores(outcomes: list[VariantOutcome]) -> dict:
+    """{variant: {task: {seed: per-item scores of the primary metric}}} (TaskOutcome.item_scores)."""
+    return {o.variant: {name: {s.seed: t.item_scores for s in o.seeds for t in s.tasks if t.task == name}
+                        for name in o.summary} for o in outcomes}
+
+
+def compare_to_unitary(outcomes: list[VariantOutcome], margin: float = MARGIN, mse_margin: float = MSE_MARGIN) -> dict:
+    """Every other HPS method against `hps_sum` (compare_methods), over seeds and test items; empty
+    where a study has no `hps_sum` variant or no other HPS method."""
+    kinds = {o.variant: o.kind for o in outcomes}
+    methods = [v for v, kind in kinds.items() if kind == "hps" and v != UNITARY]
+    if UNITARY not in kinds or not methods:
+        return {}
+    variants = {o.variant: o.summary for o in outcomes}
+    return compare_methods(variants, methods, UNITARY, per_item_scores(outcomes), margin, mse_margin)

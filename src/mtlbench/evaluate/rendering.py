@@ -29,21 +29,23 @@ def statistics_table(summary: dict, metrics: Iterable[str] = TEST_METRICS) -> st
     return "\n".join(lines)
 
 
-def markdown_report(study: str, outcomes: list["VariantOutcome"], headline: Sequence[str] | None = None) -> str:
+def markdown_report(study: str, outcomes: list["VariantOutcome"], headline: Sequence[str] | None = None,
+                    comparisons: dict | None = None) -> str:
     """The variants side by side, each run's confusion matrix and classification report (of the
     headline tasks when a study names them; every task is in metrics/ and MLflow), then the seed
     statistics."""
     rows = headline if headline is not None else list(dict.fromkeys(
         t.task for o in outcomes for t in o.seeds[0].tasks))
-    comparisons = compare_to_dedicated(outcomes)
+    comparisons = compare_to_dedicated(outcomes) if comparisons is None else comparisons
     parts = [f"# {study}", "", "## Test results, mean +- SD over seeds", "",
              "Accuracy (classification) or MSE (reconstruction, lower is better).", "",
              variant_table(outcomes, rows), ""]
     if comparisons:
         parts += ["## Verdict: multitask against dedicated, paired by seed", "",
                   *(f"- {line}" for line in verdict_lines(comparisons, headline)), "",
-                  "Paired t-test on the seed-by-seed differences, Holm-adjusted across the real tasks; "
-                  "the exact sign-flip test beside it (README, \"Verdicts\").", ""]
+                  "Paired by seed and test item: the t-test counts the seeds and the test items as samples "
+                  "(crossed random effects), Holm-adjusted across the real tasks; equivalence by TOST within the "
+                  "margin; the exact sign-flip test over seeds beside it (docs/verdicts.md).", ""]
     parts += ["Test-set results per model, task and seed; classification as sklearn prints it.", ""]
     for outcome in outcomes:
         for seed in outcome.seeds:
@@ -89,16 +91,19 @@ def delta_m_text(variant: str, s: dict) -> str:
 
 
 def comparison_table(comparisons: dict, headline: Sequence[str] | None = None) -> str:
-    lines = ["| variant | task | metric | paired diff (mean) | 95% CI | n | p (t, Holm) | p (sign-flip) "
-             "| smallest detectable | verdict |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| variant | task | metric | paired diff (mean) | 95% CI, seeds | 95% CI, seeds and items | n | p (Holm) "
+             "| p (TOST, Holm) | p (sign-flip) | smallest detectable | verdict |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for variant, entry in comparisons.items():
         for task, diffs in task_comparisons(entry).items():
             c = diffs.get("paired")
             if c is None or (headline is not None and task not in headline):
                 continue
             ci = "-" if c["ci95"] is None else f"[{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}]"
-            lines.append(f"| {variant} | {task} | {c['metric']} | {c['mean']:+.4f} | {ci} | {c['n']} | {_fmt(c['p_holm'], 3)} "
-                         f"| {_fmt(c['p_sign_flip'], 3)} | {_fmt(c['min_detectable'])} | {c['verdict']} |")
+            crossed = c.get("crossed")
+            both = "-" if not crossed else f"[{crossed['ci95'][0]:+.4f}, {crossed['ci95'][1]:+.4f}]"
+            lines.append(f"| {variant} | {task} | {c['metric']} | {c['mean']:+.4f} | {ci} | {both} | {c['n']} "
+                         f"| {_fmt(c['p_holm'], 3)} | {_fmt(c.get('p_tost_holm'), 3)} | {_fmt(c['p_sign_flip'], 3)} "
+                         f"| {_fmt(c['min_detectable'])} | {c['verdict']} |")
         if "delta_m" in entry:
             s = entry["delta_m"]
             lines.append(f"| {variant} | delta-m | primary metrics | {s['mean']:+.2f}% | {format_interval(s['ci95'], unit='%')} "

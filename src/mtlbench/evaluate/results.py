@@ -76,6 +76,15 @@ class TaskOutcome:
     samples: tuple[np.ndarray, np.ndarray] | None = None
     started_at: float | None = None  # Unix time the fit began, and each epoch's end (train/loop.py)
     epoch_ended_at: list[float] = field(default_factory=list)
+    per_image_mse: np.ndarray | None = None  # a reconstruction's test MSE per image
+
+    @property
+    def item_scores(self) -> np.ndarray:
+        """The primary metric per test item, whose mean is the metric: correct (1.0) or not, or an
+        image's MSE. The paired tests count the test items as a sample through these."""
+        if self.is_classification:
+            return (np.asarray(self.y_pred) == np.asarray(self.y_true)).astype(np.float64)
+        return np.asarray(self.per_image_mse, dtype=np.float64)
 
     @property
     def is_classification(self) -> bool:
@@ -113,7 +122,8 @@ def _task_outcome(spec, run: dict, predictions, joint: bool) -> TaskOutcome:
         metrics = {**reconstruction_metrics(predictions[f"{name}_mse"]), **records}
         samples = (predictions[f"{name}_sample_true"], predictions[f"{name}_sample_pred"])
         return TaskOutcome(task=name, metrics=metrics, history=fit["history"], matrix=None, class_names=[], samples=samples,
-                           started_at=fit.get("started_at"), epoch_ended_at=fit.get("epoch_ended_at", []))
+                           started_at=fit.get("started_at"), epoch_ended_at=fit.get("epoch_ended_at", []),
+                           per_image_mse=np.asarray(predictions[f"{name}_mse"]))
     y_true, y_pred = predictions[f"{name}_true"], predictions[f"{name}_pred"]
     matrix = confusion(y_true, y_pred, n)
     report_dict = report_data(matrix)

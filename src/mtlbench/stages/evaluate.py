@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     warnings = data_warnings(context)
     for warning in warnings:
         print(f"warning: {study.name}: {warning}", file=sys.stderr)
-    report_md, details = write_study_outputs(study, outcomes, Path("."), warnings, context)
+    report_md, details = write_study_outputs(study, outcomes, Path("."), warnings, context, params.analysis)
     figures = study_figures(details)
 
     from mtlbench.tracking import Tracker  # mlflow is slow to import; only this stage needs it
@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> None:
     tracker = Tracker(params.mlflow.tracking_uri, params.mlflow.log_models, project_root(), stage)
     try:
         record = tracker.log_study(study.name, outcomes, report_md, study.headline, context=context,
-                                   description=experiment_description(study), figures=figures)
+                                   description=experiment_description(study), figures=figures,
+                                   comparisons=details["comparisons"])
     except Exception as err:
         fault = store_fault(err, params.mlflow.tracking_uri)
         if fault is None:
