@@ -11,7 +11,7 @@ from torch.profiler import profile
 from mtlbench.models import build_dedicated
 from mtlbench.models.dedicated import keras_init_
 from mtlbench.models.layout import FlattenHWC, nhwc, with_chw_flatten
-from mtlbench.models.store import load_model, save_model
+from mtlbench.models.store import ModelFileError, load_model, save_model
 from mtlbench.train.epoch import to_channels_last
 
 
@@ -61,5 +61,5 @@ def test_a_model_file_from_before_hwc_flattening_is_refused_by_name(tmp_path):
     old = torch.load(tmp_path / "new.pt", weights_only=True)
     del old["format"]  # what mtlbench wrote before the format number existed
     torch.save(old, tmp_path / "old.pt")
-    with pytest.raises(ValueError, match=r"old\.pt is a format-1 model file.*retrain"):
+    with pytest.raises(ModelFileError, match=r"old\.pt is a format-1 model file.*retrain"):
         load_model(tmp_path / "old.pt")

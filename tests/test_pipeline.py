@@ -184,6 +184,17 @@ def test_bad_inputs_stop_with_a_clear_message_and_keep_outputs(project):
         params["data"]["verify"], params["run"]["epochs"] = False, 3
         params_path.write_text(yaml.safe_dump(params))
         assert "run.epochs: unknown key; allowed keys: studies, seeds" in repro_error(repo, env)
+
+        # a study name is data, never a shell command: dvc.yaml's commands do not hold it
+        del params["run"]["epochs"]
+        planted = repo.parent / "planted"
+        params["run"]["studies"] = [f"mnist_fashion_mlp; touch {planted}"]
+        params_path.write_text(yaml.safe_dump(params))
+        assert "run.studies: unknown study 'mnist_fashion_mlp; touch" in repro_error(repo, env)
+        stage = f"train@mnist_fashion_mlp; touch {planted}"
+        forced = _sh(["dvc", "repro", "-s", stage], repo, env, check=False)
+        assert forced.returncode != 0 and "unknown study 'mnist_fashion_mlp; touch" in forced.stdout + forced.stderr
+        assert not planted.exists()
     finally:
         params_path.write_text(original)
     assert _metrics(repo) == before

@@ -102,10 +102,12 @@ def test_parts_that_trained_different_things_are_refused_and_the_previous_pool_s
     out = tmp_path / "pooled"
     out.mkdir()
     (out / "details.json").write_text("the previous answer")
+    (out / "run.json").write_text(json.dumps({"command": "python -m mtlbench.pool earlier parts"}))  # a pool wrote it
     assert pool.main([str(first), str(second), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert said in err and str(second) in err and "Traceback" not in err
-    assert (out / "details.json").read_text() == "the previous answer" and sorted(p.name for p in out.iterdir()) == ["details.json"]
+    assert (out / "details.json").read_text() == "the previous answer"
+    assert sorted(p.name for p in out.iterdir()) == ["details.json", "run.json"]
 
 
 def _check(old, new):
@@ -141,3 +143,29 @@ def test_a_code_change_no_recheck_links_is_refused(tmp_path, capsys, checks, sai
     err = capsys.readouterr().err
     assert said in err and "mtlbench.recheck" in err and "Traceback" not in err
     assert not (tmp_path / "pooled").exists()
+
+
+@pytest.mark.parametrize("case, said", [
+    ("out is a part", "is, holds or lies inside the part"),
+    ("out holds the parts", "is, holds or lies inside the part"),
+    ("a part twice", "is given twice; pool each part once"),
+    ("out is someone else's", "exists and is not an earlier pool's output"),
+])
+def test_out_never_replaces_a_folder_pool_did_not_write(tmp_path, capsys, case, said):
+    whole = _details()
+    first = _write_part(tmp_path / "bench" / "a", _subset(whole, {0, 1, 2}))
+    second = _write_part(tmp_path / "bench" / "b", _subset(whole, {3, 4, 5}))
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "mine.txt").write_text("keep me")
+    parts, out = {"out is a part": ([first, second], first), "out holds the parts": ([first, second], tmp_path / "bench"),
+                  "a part twice": ([first, first], tmp_path / "pooled"),
+                  "out is someone else's": ([first, second], other)}[case]
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert pool.main([*map(str, parts), "--out", str(out)]) == 2
+    assert said in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before  # nothing lost or added
+    # a pool's own earlier output is replaced, as before
+    pooled = tmp_path / "pooled"
+    assert pool.main([str(first), str(second), "--out", str(pooled)]) == 0
+    assert pool.main([str(first), str(second), "--out", str(pooled)]) == 0

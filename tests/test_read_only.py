@@ -70,3 +70,30 @@ def test_a_stage_writing_into_a_read_only_folder_says_it_in_one_line(read_only_v
     assert done.stderr.startswith(f"error: cannot write {view / 'reports'}: read-only file system;")
     assert "earlier outputs are intact" in done.stderr
     assert sorted(p.name for p in source.rglob("*")) == ["earlier.json"]
+
+
+def test_an_unreachable_tracking_server_is_one_line_within_seconds(tmp_path):
+    import socket
+    import time
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        uri = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    started = time.monotonic()
+    with pytest.raises(Exception) as raised:
+        Tracker(uri, False, tmp_path, "e")
+    assert time.monotonic() - started < 30  # MLflow's own retries took 249 s
+    fault = store_fault(raised.value, uri)
+    assert fault is not None, f"not recognised: {raised.value!r}"
+    assert str(fault).startswith(f"the MLflow tracking server {uri} does not answer")
+
+
+def test_a_malformed_store_is_one_line_naming_it_and_the_fix(tmp_path):
+    (tmp_path / "mlflow.db").write_bytes(b"this is not SQLite" * 100)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with pytest.raises(Exception) as raised:
+        Tracker(uri, False, tmp_path, "e")
+    fault = store_fault(raised.value, uri)
+    assert fault is not None, f"not recognised: {raised.value!r}"
+    assert str(fault).startswith(f"the MLflow store {uri} is not a readable SQLite database")
+    assert (tmp_path / "mlflow.db").read_bytes() == b"this is not SQLite" * 100  # nothing overwritten

@@ -36,6 +36,9 @@ def test_groups_and_ones_become_class_maps(tmp_path):
     ("dataset: digits\ntasks: {a: {ones: ['0'], colour: red}}", "task a: unknown key 'colour'"),
     ("dataset: digits\ntasks: {a: {groups: [['0', '1', '2', '3', '4'], ['5', '6', '7', '8', '9']], class_names: [x]}}",
      "class_names must be 2 strings"),
+    ("dataset: digits\ntasks: {a: {groups: [['0', '1', '2', '3', '4'], ['5', '6', '7', '8', '9']], class_names: [x, x]}}",
+     "task a: class_names lists 'x' twice; give each class its own name"),
+    ("dataset: digits\ntasks: {a: {ones: ['0'], class_names: [same, same]}}", "task a: class_names lists 'same' twice"),
 ])
 def test_bad_group_files_name_the_task_and_the_fault(tmp_path, body, message):
     with pytest.raises(TaskSpecError, match=message.replace("(", r"\(")) as err:

@@ -290,6 +290,40 @@ def test_runs_or_the_experiment_deleted_in_the_ui_are_logged_again(tracking_uri,
     assert len(runs) == 3 and all(r.data.tags["mtlbench.complete"] == "true" for r in runs)
 
 
+def test_one_seed_run_deleted_in_the_ui_is_logged_again_not_an_index_error(tracking_uri, tmp_path, capsys):
+    first = Tracker(tracking_uri, log_models=False, root=tmp_path, stage="e").log_study("study_s", [_outcome()], "r")
+    client = MlflowClient(tracking_uri)
+    client.delete_run(first["dedicated"]["seeds"]["1"])
+    again = Tracker(tracking_uri, log_models=False, root=tmp_path, stage="e").log_study("study_s", [_outcome()], "r")
+    assert "1 of 2 seed runs of its record" in capsys.readouterr().err
+    assert again["dedicated"]["seeds"]["0"] == first["dedicated"]["seeds"]["0"]  # the intact seed run is reused
+    runs = client.search_runs([client.get_experiment_by_name("study_s").experiment_id])
+    assert len(runs) == 3 and all(r.data.tags["mtlbench.complete"] == "true" for r in runs)
+    assert {r.data.tags.get("mlflow.parentRunId") for r in runs if "mtlbench.seed" in r.data.tags} == {again["dedicated"]["parent"]}
+
+
+def test_results_switched_back_and_forth_evaluate_every_time(tracking_uri, tmp_path):
+    """Results A (seeds 0, 1), then B (seeds 0-2: seeds 0 and 1 unchanged, so their runs move under
+    B's parent), then A again, as `dvc checkout` or `dvc exp apply` do: each gives a whole record."""
+    client = MlflowClient(tracking_uri)
+    log = lambda seeds: Tracker(tracking_uri, log_models=False, root=tmp_path, stage="e").log_study(  # noqa: E731
+        "study_ab", [_outcome(seeds)], "r")
+    a = log((0, 1))
+    b = log((0, 1, 2))
+    a_again = log((0, 1))
+    assert set(a_again["dedicated"]["seeds"]) == {"0", "1"} and set(b["dedicated"]["seeds"]) == {"0", "1", "2"}
+    experiment_id = client.get_experiment_by_name("study_ab").experiment_id
+
+    def children(record):
+        runs = client.search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{record['dedicated']['parent']}'")
+        return {r.data.tags["mtlbench.seed"] for r in runs}
+
+    assert children(a_again) == {"0", "1"}
+    b_again = log((0, 1, 2))  # and B once more
+    assert children(b_again) == {"0", "1", "2"}
+    assert a["dedicated"]["seeds"]["0"] == a_again["dedicated"]["seeds"]["0"]  # one run per seed record throughout
+
+
 def test_a_param_the_settings_hold_is_logged_once_under_the_settings_name():
     from mtlbench.tracking import without_repeats
 

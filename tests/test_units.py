@@ -74,17 +74,28 @@ def test_resumed_and_uninterrupted_runs_give_identical_results(tmp_path, prepare
     assert metrics_of(resumed) == metrics_of(whole)
 
 
-def test_a_unit_index_that_disagrees_with_the_folders_retrains(tmp_path, prepared):
+def test_a_unit_index_that_disagrees_with_the_folders_retrains(tmp_path, prepared, capsys):
     out = tmp_path / "results"
     run_study(STUDY, params(tmp_path), prepared, out)
     (out / "units.json").write_text("{not json")
     before = files_of(out / "dedicated" / "seed0")
     run_study(STUDY, params(tmp_path), prepared, out)
+    assert "units.json: unreadable (JSONDecodeError); every unit of this study trains again" in capsys.readouterr().err
     after = files_of(out / "dedicated" / "seed0")
     assert after["predictions.npz"][0] == before["predictions.npz"][0]  # retrained, to the same numbers
     assert after["run.json"][1] != before["run.json"][1]
     # and to the same model files, byte for byte (no temporary file name or time inside them)
     assert {n: after[n][0] for n in after if n.endswith(".pt")} == {n: before[n][0] for n in before if n.endswith(".pt")}
+
+
+def test_an_index_entry_of_the_wrong_form_retrains_that_unit_and_says_why(tmp_path, prepared, capsys):
+    out = tmp_path / "results"
+    run_study(STUDY, params(tmp_path), prepared, out)
+    index = json.loads((out / "units.json").read_text())
+    index["dedicated/seed0"]["files"] = ["predictions.npz"]  # a list where a mapping belongs
+    (out / "units.json").write_text(json.dumps(index))
+    run_study(STUDY, params(tmp_path, progress=True), prepared, out)
+    assert "recorded as list, not a mapping of file to digest" in capsys.readouterr().err
 
 
 def test_a_damaged_or_altered_unit_is_never_kept_and_is_named_when_it_retrains(tmp_path, prepared, capsys):

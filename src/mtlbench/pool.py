@@ -24,6 +24,7 @@ run.json, which names the parts.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -226,6 +227,29 @@ def pool(folders: list[Path], out: Path, command: str) -> dict:
     return run
 
 
+def out_problem(parts: list[Path], out: Path) -> str | None:
+    """Why `out` must not be replaced (None where it may): --out replaces its folder whole, so it
+    must not be a part, hold one, sit inside one, or be any folder that a pool did not write."""
+    resolved = [p.resolve() for p in parts]
+    if len(set(resolved)) != len(resolved):
+        twice = next(p for p in parts if resolved.count(p.resolve()) > 1)
+        return f"{twice} is given twice; pool each part once"
+    target = out.resolve()
+    for part, where in zip(parts, resolved):
+        if target == where or where.is_relative_to(target) or target.is_relative_to(where):
+            return f"--out {out} is, holds or lies inside the part {part}; give a folder of its own"
+    if target.exists():
+        run = target / "run.json"
+        try:
+            written_by_pool = json.loads(run.read_text()).get("command", "").startswith("python -m mtlbench.pool ")
+        except (OSError, ValueError, AttributeError):
+            written_by_pool = False
+        if not written_by_pool:
+            return (f"--out {out} exists and is not an earlier pool's output (its run.json does not say "
+                    "`python -m mtlbench.pool`); it would be replaced whole: give a new folder, or remove it first")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("parts", nargs="+", type=Path, help="study runs' --out folders (python -m mtlbench.study_run)")
@@ -233,6 +257,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if len(args.parts) < 2:
         parser.error("give at least two parts to pool")
+    problem = out_problem(args.parts, args.out)
+    if problem:
+        print(f"pool: {problem}", file=sys.stderr)
+        return 2
     try:
         run = pool(args.parts, args.out, "python -m mtlbench.pool " + " ".join(argv if argv is not None else sys.argv[1:]))
     except PoolError as err:

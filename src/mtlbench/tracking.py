@@ -133,10 +133,29 @@ def without_repeats(params: dict, settings: dict) -> dict:
     return {k: v for k, v in params.items() if REPEATED.get(k) not in settings}
 
 
+# A tracking server that does not answer: MLflow's defaults retry for about four minutes. The first
+# request (the store's check) fails within seconds instead; the record's own requests keep the
+# defaults (or the user's MLFLOW_HTTP_REQUEST_* settings), riding out a server's brief hiccups.
+FIRST_REQUEST = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+
+
+@contextlib.contextmanager
+def quick_failure() -> Iterator[None]:
+    """FIRST_REQUEST's settings where the user set none, for the duration of the block."""
+    added = {k: v for k, v in FIRST_REQUEST.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
 class Tracker:
     def __init__(self, tracking_uri: str, log_models: bool, root: Path, stage: str):
         self.tracking_uri = tracking_uri
-        with store_lock(tracking_uri):
+        with store_lock(tracking_uri), quick_failure():
             self.client = MlflowClient(tracking_uri=tracking_uri)
             self.client.search_experiments(max_results=1)  # creates / migrates the store, under the lock
         self.log_models = log_models
@@ -218,6 +237,16 @@ class Tracker:
                 self.client.delete_run(run.info.run_id)
         return keep
 
+    def _children(self, experiment_id: str, parent: str, seeds: Sequence[SeedOutcome]) -> dict[str, str]:
+        """{seed: run id} of the complete seed runs under `parent` (missing seeds left out)."""
+        found = {}
+        for s in seeds:
+            runs = [r for r in self._existing(experiment_id, {MLFLOW_PARENT_RUN_ID: parent, "mtlbench.seed": str(s.seed)})
+                    if r.data.tags.get(COMPLETE) == "true"]
+            if runs:
+                found[str(s.seed)] = runs[0].info.run_id
+        return found
+
     def _finish(self, run_id: str, end_time: int | None) -> None:
         self.client.set_tag(run_id, COMPLETE, "true")
         self.client.set_terminated(run_id, end_time=end_time)
@@ -274,10 +303,16 @@ class Tracker:
             seeds = outcome.seeds
             parent = self._reusable(experiment_id, identity, record_key)
             if parent is not None:
-                record[outcome.variant] = {"parent": parent, "seeds": {
-                    str(s.seed): self._existing(experiment_id, {MLFLOW_PARENT_RUN_ID: parent, "mtlbench.seed": str(s.seed)})[0].info.run_id
-                    for s in seeds}}
-                continue
+                children = self._children(experiment_id, parent, seeds)
+                if len(children) == len(seeds):
+                    record[outcome.variant] = {"parent": parent, "seeds": children}
+                    continue
+                # seed runs deleted in the UI, or moved under another evaluation's parent (results A,
+                # then B, then A again): the record is logged afresh, its intact seed runs reused
+                print(f"MLflow: {study} {outcome.variant}: {len(seeds) - len(children)} of {len(seeds)} seed runs of "
+                      f"its record {parent} are gone or moved (deleted in the UI, or another evaluation); "
+                      "logging the record again", file=sys.stderr)
+                self.client.delete_run(parent)
             starts = [t.started_at for s in seeds for t in s.tasks if t.started_at]
             ends = [t.epoch_ended_at[-1] for s in seeds for t in s.tasks if t.epoch_ended_at]
             parent = self._create_run(experiment_id, f"{outcome.variant} @ {self._label(results_hash)}",

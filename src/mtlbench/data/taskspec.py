@@ -117,6 +117,7 @@ def _group_task(path, name: str, raw: Any, classes: tuple[str, ...]) -> ClassTas
     names = raw.get("class_names", [", ".join(g) if len(g) < 3 else f"group {i}" for i, g in enumerate(groups)])
     if not (isinstance(names, list) and len(names) == len(groups) and all(isinstance(n, str) for n in names)):
         raise _fault(path, f"task {name}", f"class_names must be {len(groups)} strings (one per group), got {names!r}")
+    _distinct(names, path, name)
     class_map = tuple(next(i for i, g in enumerate(groups) if c in g) for c in classes)
     return ClassTask(name, tuple(names), class_map)
 
@@ -140,6 +141,13 @@ def _fault(path: Path | str, where: str, message: str) -> TaskSpecError:
     return TaskSpecError(f"{path}: {where}: {message}")
 
 
+def _distinct(names: list[str], path, task: str) -> None:
+    """Class names label the confusion matrices and reports: two classes of one name would merge there."""
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise _fault(path, f"task {task}", f"class_names lists {twice[0]!r} twice; give each class its own name")
+
+
 def _task(path, name: str, raw: Any, superclasses: tuple[str, ...]) -> BinaryTask:
     if not isinstance(raw, Mapping):
         raise _fault(path, f"task {name}", "expected a mapping with `kind`")
@@ -153,6 +161,7 @@ def _task(path, name: str, raw: Any, superclasses: tuple[str, ...]) -> BinaryTas
     names = raw.get("class_names", ["0", "1"])
     if not (isinstance(names, list) and len(names) == 2 and all(isinstance(n, str) for n in names)):
         raise _fault(path, f"task {name}", f"class_names must be two strings, got {names!r}")
+    _distinct(names, path, name)
     if kind == "superclass":
         ones = raw.get("ones")
         if not isinstance(ones, list) or not ones:

@@ -160,7 +160,8 @@ SEED_FOLDER = re.compile(r"seed(\d+)")
 
 
 def _damaged(path: Path, err: Exception, study: str) -> ResultsError:
-    return ResultsError(f"{path}: unreadable ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'damaged'}); "
+    why = f"no key {err}" if isinstance(err, KeyError) else str(err).splitlines()[0] if str(err) else "damaged"
+    return ResultsError(f"{path}: unreadable ({type(err).__name__}: {why}); "
                         f"the train stage's output is damaged: `dvc repro train@{study}` retrains exactly the "
                         f"units whose files no longer match the digests recorded in results/{study}/units.json")
 
@@ -189,10 +190,11 @@ def evaluate_study(study: Study, results_dir: Path, root: Path = Path(".")) -> l
         for seed_dir in seed_folders(results_dir / variant, study.name):
             try:
                 run = read_json(seed_dir / "run.json")
-            except (OSError, ValueError) as err:
+                params = _run_params(run)  # a run.json without its keys (tasks, seed, protocol, ...) is damaged too
+                names = [t for t in study.tasks if t in run["tasks"]]
+                seed = int(run["seed"])
+            except (OSError, ValueError, KeyError, TypeError, AttributeError, StopIteration) as err:
                 raise _damaged(seed_dir / "run.json", err, study.name) from None
-            params = _run_params(run)
-            names = [t for t in study.tasks if t in run["tasks"]]
             try:
                 with np.load(seed_dir / "predictions.npz") as predictions:
                     joint = study.variant_kind(variant) != BASELINE_KIND  # one fit for all its tasks
@@ -200,7 +202,7 @@ def evaluate_study(study: Study, results_dir: Path, root: Path = Path(".")) -> l
             except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
                 raise _damaged(seed_dir / "predictions.npz", err, study.name) from None
             models = {p.stem: p for p in sorted(seed_dir.glob("model_*.pt"))}
-            seeds.append(SeedOutcome(seed=run["seed"], tasks=tasks, models=models, results_hash=results_hash(seed_dir),
+            seeds.append(SeedOutcome(seed=seed, tasks=tasks, models=models, results_hash=results_hash(seed_dir),
                                      model_tasks=model_tasks(names, models)))
         per_seed = {name: {s.seed: s.tasks[i].metrics for s in seeds} for i, name in enumerate(names)}
         outcomes.append(VariantOutcome(variant, params, seeds, summarize({variant: per_seed})[variant],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Callable
 
@@ -15,9 +16,18 @@ from mtlbench.studies import STUDIES, Study
 
 
 def study_arg(argv: list[str] | None, description: str) -> str:
+    """The study a per-study stage runs: --study, or under `dvc repro` the name after "@" in the
+    stage DVC runs (DVC_STAGE, e.g. train@mnist_fashion_mlp). dvc.yaml's commands carry no study
+    name: a name from params.yaml never passes through a shell, whatever characters it holds."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--study", required=True, help="a study name from SPEC.md section 4")
-    return parser.parse_args(argv).study
+    parser.add_argument("--study", help="a study name from SPEC.md section 4 (default: from DVC_STAGE)")
+    name = parser.parse_args(argv).study
+    if name is None:
+        stage = os.environ.get("DVC_STAGE", "")
+        if "@" not in stage:
+            raise ParamsError("--study: no study given (outside `dvc repro`, name one: --study <name>)")
+        name = stage.split("@", 1)[1]
+    return name
 
 
 def known_study(name: str) -> Study:

@@ -33,6 +33,15 @@ def store_fault(err: Exception, tracking_uri: str) -> ExpectedError | None:
                              "make it writable, or point mlflow.tracking_uri at a writable store (e.g. "
                              "`dvc exp run -S mlflow.tracking_uri=sqlite:///$PWD/mlflow.db`), and run again: the "
                              "study's metrics and reports are written, only its MLflow record is missing")
+    text = str(err)
+    if "Max retries exceeded" in text or "Failed to establish a new connection" in text or "Connection refused" in text:
+        return ExpectedError(f"the MLflow tracking server {tracking_uri} does not answer; start it (or fix "
+                             "mlflow.tracking_uri / MLFLOW_TRACKING_URI) and run `dvc repro` again: the study's metrics "
+                             "and reports are written, only its MLflow record is missing")
+    if "file is not a database" in text or "database disk image is malformed" in text:
+        return ExpectedError(f"the MLflow store {tracking_uri} is not a readable SQLite database; move it aside "
+                             "(e.g. `mv mlflow.db mlflow.db.broken`) and run `dvc repro -f -s evaluate@<study>` to log "
+                             "the record afresh: the study's metrics and reports are written")
     if "must be in the 'active' state" in str(err):  # a local store is locked; a tracking server is not
         return ExpectedError(f"this study's MLflow record in {tracking_uri} was replaced while this evaluate wrote it "
                              "(another workspace evaluating the same study at once?); run `dvc repro` again when "
@@ -66,8 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     from mtlbench.tracking import Tracker  # mlflow is slow to import; only this stage needs it
 
     stage = os.environ.get("DVC_STAGE", "outside dvc")  # DVC names the stage it runs, e.g. evaluate@<study>
-    tracker = Tracker(params.mlflow.tracking_uri, params.mlflow.log_models, project_root(), stage)
     try:
+        tracker = Tracker(params.mlflow.tracking_uri, params.mlflow.log_models, project_root(), stage)
         record = tracker.log_study(study.name, outcomes, report_md, study.headline, context=context,
                                    description=experiment_description(study), figures=figures,
                                    comparisons=details["comparisons"])

@@ -81,6 +81,8 @@ def damage(folder: Path, recorded: dict[str, str] | None) -> str | None:
     written, or no digests recorded), or None where it verifies."""
     if not recorded:
         return "no file digests recorded"
+    if not isinstance(recorded, dict):
+        return f"its file digests are recorded as {type(recorded).__name__}, not a mapping of file to digest"
     found = file_digests(folder) if folder.is_dir() else {}
     for name, expected in recorded.items():
         if name not in found:
@@ -93,11 +95,19 @@ def damage(folder: Path, recorded: dict[str, str] | None) -> str | None:
 
 def read_index(out_dir: Path) -> dict[str, dict]:
     """units.json: folder -> {key, seconds, files}; an unreadable index counts as empty (retrain)."""
+    path = out_dir / UNITS_FILE
     try:
-        index = read_json(out_dir / UNITS_FILE)
-    except (OSError, ValueError):
+        index = read_json(path)
+    except FileNotFoundError:
         return {}
-    return index if isinstance(index, dict) else {}
+    except (OSError, ValueError) as err:
+        print(f"warning: {path}: unreadable ({type(err).__name__}); every unit of this study trains again", file=sys.stderr)
+        return {}
+    if not isinstance(index, dict):
+        print(f"warning: {path}: expected a mapping of unit folders, got {type(index).__name__}; every unit of "
+              "this study trains again", file=sys.stderr)
+        return {}
+    return index
 
 
 def start_folder(out_dir: Path, units: list[Unit], keys: dict[Unit, str]) -> tuple[dict[str, dict], list[Unit]]:
