@@ -65,11 +65,12 @@ def metrics_document(details: dict) -> dict:
 
 
 def details_document(study: Study, outcomes: list[VariantOutcome], context: dict | None = None,
-                     analysis: AnalysisConfig = AnalysisConfig()) -> dict:
+                     analysis: AnalysisConfig = AnalysisConfig(), plan: dict | None = None) -> dict:
     """Everything evaluation knows of a study, for the summary stage and readers (not a DVC metric):
     "variants" {variant: {task: {metric: seed statistics}}}, "comparisons" (compare_to_dedicated, with
     the paired verdicts), "against_unitary" (each HPS method against `hps_sum`, compare_to_unitary;
-    empty without one), "analysis" (the equivalence margins they used), "methods" {variant: kind, architecture and parameter budget} and "curves"
+    empty without one), "analysis" (the equivalence margins they used and the plan status:
+    confirmatory or exploratory, evaluate/plans.py), "methods" {variant: kind, architecture and parameter budget} and "curves"
     {variant: {task: {seed: per-epoch rows}}} (of the headline tasks, where a study names them)."""
     methods = {}
     for o in outcomes:
@@ -93,7 +94,8 @@ def details_document(study: Study, outcomes: list[VariantOutcome], context: dict
     return {"study": study.name, "produced_on": produced_on,
             "headline": None if study.headline is None else list(study.headline),
             "variants": {o.variant: o.summary for o in outcomes},
-            "analysis": {"margin": analysis.margin, "mse_margin": analysis.mse_margin},
+            "analysis": {"margin": analysis.margin, "mse_margin": analysis.mse_margin,
+                         "plan": plan or {"status": "exploratory", "plan": None, "why": "no analysis plan"}},
             "comparisons": compare_to_dedicated(outcomes, analysis.margin, analysis.mse_margin),
             "against_unitary": compare_to_unitary(outcomes, analysis.margin, analysis.mse_margin),
             "methods": methods, "curves": curves}
@@ -143,7 +145,7 @@ def data_warnings(context: dict) -> list[str]:
 
 def write_study_outputs(study_def: Study, outcomes: list[VariantOutcome], root: Path,
                         warnings: Sequence[str] = (), context: dict | None = None,
-                        analysis: AnalysisConfig = AnalysisConfig()) -> tuple[str, dict]:
+                        analysis: AnalysisConfig = AnalysisConfig(), plan: dict | None = None) -> tuple[str, dict]:
     """Write every evaluate-stage output of `study` under `root`; returns the markdown report and
     the details document (the MLflow figures are drawn from it).
     Confusion and curve plots cover the headline tasks (all when None); variants with several
@@ -151,12 +153,13 @@ def write_study_outputs(study_def: Study, outcomes: list[VariantOutcome], root: 
     a task whose loss weight changes per epoch (HPS schemes) has it as a `weight` column."""
     study, headline = study_def.name, study_def.headline
     shown = shown_in(headline)
-    details = {**details_document(study_def, outcomes, context, analysis), **({"warnings": list(warnings)} if warnings else {})}
+    details = {**details_document(study_def, outcomes, context, analysis, plan),
+               **({"warnings": list(warnings)} if warnings else {})}
     metrics = metrics_document(details)
     # the DVC metric stays narrow: a flag only where the data were not the official files (the words are in the report)
     write_json(root / "metrics" / f"{study}.json", {**metrics, **({"official_data": False} if warnings else {})})
     write_json(root / "reports" / "studies" / f"{study}.json", details)
-    report_md = markdown_report(study, outcomes, headline, details["comparisons"])
+    report_md = markdown_report(study, outcomes, headline, details["comparisons"], details["analysis"]["plan"])
     if warnings:  # first thing a reader sees, under the title
         title, rest = report_md.split("\n", 1)
         report_md = "\n".join([title, "", *(f"> **Warning**: {w}" for w in warnings), rest])

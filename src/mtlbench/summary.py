@@ -33,6 +33,7 @@ def summary_rows(details: Sequence[dict]) -> tuple[list[dict], list[dict]]:
             method = methods[variant]
             common = {"study": d["study"], "variant": variant, "kind": method["kind"],
                       "method": method.get("method"),
+                      "plan": d.get("analysis", {}).get("plan", {}).get("status", "exploratory"),
                       "params": method["params"], "dedicated_params": dedicated_total}
             for task, diffs in task_comparisons(entry).items():
                 if "paired" in diffs:
@@ -65,6 +66,11 @@ def answer(task_rows: list[dict], delta_rows: list[dict]) -> str:
              + (f" ({count[NO_TEST]} had one seed: no test possible)" if count[NO_TEST] else "")
              + f" (paired {_sources(judged)}; the difference and the equivalence test (TOST, +-{_margins(judged)}) "
              f"Holm-adjusted within each variant's tasks, 5% level; n = {', '.join(map(str, seeds))} seeds)."]
+    confirmatory = sorted({r["study"] for r in judged if r["plan"] == "confirmatory"})
+    parts.append(f"Confirmatory (a committed analysis plan fixed seeds and margin before training): "
+                 f"{', '.join(confirmatory)}; every other verdict here is exploratory." if confirmatory else
+                 "Every verdict here is exploratory: no analysis plan (plans/<study>.yaml) fixed its seeds and margin "
+                 "before training.")
     for verdict in (BETTER, WORSE):
         named = [f"{r['task']} ({r['study']}, {r['variant']}, {format_amount(r['diff'], r['metric'])})"
                  for r in judged if r["verdict"] == verdict]

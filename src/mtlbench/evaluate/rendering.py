@@ -30,7 +30,7 @@ def statistics_table(summary: dict, metrics: Iterable[str] = TEST_METRICS) -> st
 
 
 def markdown_report(study: str, outcomes: list["VariantOutcome"], headline: Sequence[str] | None = None,
-                    comparisons: dict | None = None) -> str:
+                    comparisons: dict | None = None, plan: dict | None = None) -> str:
     """The variants side by side, each run's confusion matrix and classification report (of the
     headline tasks when a study names them; every task is in metrics/ and MLflow), then the seed
     statistics."""
@@ -42,6 +42,7 @@ def markdown_report(study: str, outcomes: list["VariantOutcome"], headline: Sequ
              variant_table(outcomes, rows), ""]
     if comparisons:
         parts += ["## Verdict: multitask against dedicated, paired by seed", "",
+                  *([f"**{plan['status'].capitalize()}**: {plan['why']}.", ""] if plan else []),
                   *(f"- {line}" for line in verdict_lines(comparisons, headline)), "",
                   "Paired by seed and test item: the t-test counts the seeds and the test items as samples "
                   "(crossed random effects), Holm-adjusted across the real tasks; equivalence by TOST within the "

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from mtlbench.config import project_root
 from mtlbench.evaluate import evaluate_study, primary_metric
+from mtlbench.evaluate.plans import plan_status
 from mtlbench.errors import ExpectedError
 from mtlbench.fileio import is_disk_full, is_unwritable, no_space, read_json, write_json
 from mtlbench.outputs import data_warnings, write_study_outputs
@@ -69,7 +70,10 @@ def main(argv: list[str] | None = None) -> None:
     warnings = data_warnings(context)
     for warning in warnings:
         print(f"warning: {study.name}: {warning}", file=sys.stderr)
-    report_md, details = write_study_outputs(study, outcomes, Path("."), warnings, context, params.analysis)
+    started = [t.started_at for o in outcomes for s in o.seeds for t in s.tasks if t.started_at]
+    plan = plan_status(study.name, [s.seed for s in outcomes[0].seeds], params.analysis.margin,
+                       min(started, default=None), project_root())
+    report_md, details = write_study_outputs(study, outcomes, Path("."), warnings, context, params.analysis, plan)
     figures = study_figures(details)
 
     from mtlbench.tracking import Tracker  # mlflow is slow to import; only this stage needs it
