@@ -342,3 +342,9 @@ def test_the_parents_answer_is_one_short_named_chart_group():
                        "answer/digits_gain_p": 0.7, "answer/delta_m": -1.57, "answer/delta_m_lo": -8.2,
                        "answer/delta_m_hi": 5.1}
     assert max(len(k.split("/", 1)[1]) for k in metrics) <= 16  # short chart titles (seen cut: "digits/accu...")
+    # with test items counted, the interval is that one, and the equivalence p is charted too
+    entry["digits"]["paired"].update(crossed={"ci95": [-0.2, 0.14]}, p_tost_holm=0.3)
+    metrics = _comparison_metrics(entry)
+    assert (metrics["answer/digits_gain_lo"], metrics["answer/digits_gain_hi"]) == (-0.2, 0.14)
+    assert metrics["answer/digits_gain_p_equiv"] == 0.3
+    assert max(len(k.split("/", 1)[1]) for k in metrics) <= 19

@@ -494,7 +494,8 @@ ANSWER = "answer"  # the parent's metrics that answer the question: the first ch
 def _comparison_metrics(entry: dict, headline: Sequence[str] | None = None) -> dict[str, float]:
     """The answer, in one chart group that sorts first and names short enough for a chart title:
     per task the paired gain over dedicated (positive = better; accuracy as a fraction) with its 95%
-    CI bounds and Holm p (`answer/<task>_gain`, `_lo`, `_hi`, `_p`), and delta-m in % with its CI
+    CI bounds over seeds and test items, its Holm p and the equivalence test's Holm p
+    (`answer/<task>_gain`, `_lo`, `_hi`, `_p`, `_p_equiv`), and delta-m in % with its CI
     (`answer/delta_m`, `_lo`, `_hi`)."""
     out = {}
     for task, diffs in task_comparisons(entry).items():
@@ -502,9 +503,12 @@ def _comparison_metrics(entry: dict, headline: Sequence[str] | None = None) -> d
         if c is None or (headline is not None and task not in headline):
             continue
         out[f"{ANSWER}/{task}_gain"] = c["mean"]
-        if c["ci95"] is not None:
-            out[f"{ANSWER}/{task}_gain_lo"], out[f"{ANSWER}/{task}_gain_hi"] = c["ci95"]
+        interval = (c.get("crossed") or c)["ci95"]
+        if interval is not None:
+            out[f"{ANSWER}/{task}_gain_lo"], out[f"{ANSWER}/{task}_gain_hi"] = interval
             out[f"{ANSWER}/{task}_gain_p"] = c["p_holm"]
+            if c.get("p_tost_holm") is not None:
+                out[f"{ANSWER}/{task}_gain_p_equiv"] = c["p_tost_holm"]
     if "delta_m" in entry:
         out[f"{ANSWER}/delta_m"] = entry["delta_m"]["mean"]
         if entry["delta_m"]["ci95"] is not None:
