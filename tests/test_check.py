@@ -204,6 +204,20 @@ def _details(study, gains, seeds=3):
             "curves": curves}
 
 
+def test_the_answer_states_its_whole_family_under_benjamini_hochberg():
+    """Each study's single task is its own Holm family, so p = 0.0098 reads "better" there; stated
+    together with nine null comparisons and a strong one, Benjamini-Hochberg over all eleven gives it
+    q = 0.0098 x 11 / 2 = 0.054 and keeps only the strong one."""
+    gains = {f"s{i}": {"t": [0.002, -0.001, 0.0005, 0.001, -0.002, 0.0]} for i in range(9)}
+    details = [_details(name, g, seeds=6) for name, g in gains.items()]
+    details.append(_details("weak", {"t": [0.004, 0.006, 0.001, 0.007, 0.003, 0.002]}, seeds=6))  # p = 0.0098
+    details.append(_details("strong", {"t": [0.03, 0.031, 0.029, 0.03, 0.032, 0.031]}, seeds=6))
+    markdown = build_summary(details, [])[0]
+    assert "multitask was better on 2," in markdown
+    assert "Taking all 11 comparisons as one family (Benjamini-Hochberg, 5% false discovery rate), 1 of the 2 better" in markdown
+    assert "Every verdict here is exploratory" in markdown
+
+
 def test_summary_over_two_studies_counts_the_verdicts():
     a = _details("study_a", {"t1": [0.03, 0.031, 0.029], "t2": [0.01, -0.02, 0.005]})
     b = _details("study_b", {"u1": [-0.05, -0.051, -0.049]})

@@ -14,6 +14,8 @@ import html
 from pathlib import Path
 from typing import Sequence
 
+from scipy.stats import false_discovery_control
+
 from mtlbench.figures import curves_figure, forest_figure, png_bytes, scores_figure
 from mtlbench.evaluate import task_comparisons
 from mtlbench.studies import BASELINE_KIND
@@ -42,6 +44,7 @@ def summary_rows(details: Sequence[dict]) -> tuple[list[dict], list[dict]]:
                     task_rows.append({**common, "task": task, "metric": c["metric"], "diff": c["mean"], "ci95": ci,
                                       "margin": c.get("margin"), "items": bool(c.get("crossed")),
                                       "n": c["n"], "p_holm": c["p_holm"], "p_sign_flip": c["p_sign_flip"],
+                                      "p": c.get("p", c.get("p_t")),
                                       "min_detectable": c["min_detectable"], "verdict": c["verdict"],
                                       "text": verdict_text(task, variant, c["metric"], c)})
             if "delta_m" in entry:
@@ -66,6 +69,13 @@ def answer(task_rows: list[dict], delta_rows: list[dict]) -> str:
              + (f" ({count[NO_TEST]} had one seed: no test possible)" if count[NO_TEST] else "")
              + f" (paired {_sources(judged)}; the difference and the equivalence test (TOST, +-{_margins(judged)}) "
              f"Holm-adjusted within each variant's tasks, 5% level; n = {', '.join(map(str, seeds))} seeds)."]
+    tested = [r for r in judged if r["p"] is not None]
+    if len(tested) > 1:  # the sentence above states every comparison at once: one family for it too
+        adjusted = false_discovery_control([r["p"] for r in tested])
+        kept = {v: sum(1 for r, q in zip(tested, adjusted) if q < 0.05 and r["verdict"] == v) for v in (BETTER, WORSE)}
+        parts.append(f"Taking all {len(tested)} comparisons as one family (Benjamini-Hochberg, 5% false discovery "
+                     f"rate), {kept[BETTER]} of the {count[BETTER]} better and {kept[WORSE]} of the {count[WORSE]} worse "
+                     "remain.")
     confirmatory = sorted({r["study"] for r in judged if r["plan"] == "confirmatory"})
     parts.append(f"Confirmatory (a committed analysis plan fixed seeds and margin before training): "
                  f"{', '.join(confirmatory)}; every other verdict here is exploratory." if confirmatory else
