@@ -412,3 +412,26 @@ def test_bounds_are_a_margin_over_the_largest_measured_difference_per_study_and_
     assert derive_bounds(measured) == {
         "primary_default": PRIMARY_FLOOR, "primary_by_study": {"s": pytest.approx(MARGIN * 0.02), "t": PRIMARY_FLOOR},
         "train_loss_default": TRAIN_LOSS_FLOOR, "train_loss_by_study": {"s": pytest.approx(MARGIN * 3e-3), "t": TRAIN_LOSS_FLOOR}}
+
+
+def test_a_rerun_of_a_few_variants_replaces_them_only_beside_identical_dedicated_models(tmp_path):
+    """bench/<run>_<name>/ (a variant rerun after a fix, beside dedicated): the answer and the
+    methods table read its rows instead of the run's, but only if its dedicated numbers are exactly
+    the run's; otherwise it is left out and said."""
+    from mtlbench.fileio import write_json
+    from mtlbench.readme import load_run, with_reruns
+
+    run = tmp_path / "bench" / "g_modern_cpu"
+    write_json(run / "details.json", _details("g", {"u1": [-0.05, -0.051, -0.049]}))
+    write_json(run / "context.json", {"protocol": {"name": "modern"}, "train_limit": 3000})
+    fixed = _details("g", {"u1": [0.02, 0.021, 0.019]})  # the corrected method now gains
+    write_json(tmp_path / "bench" / "g_modern_cpu_fix" / "details.json", fixed)
+    write_json(tmp_path / "bench" / "g_modern_cpu_fix" / "run.json", {"command": "python -m mtlbench.study_run ..."})
+    details, _ = load_run(run)
+    assert details["comparisons"]["mt"]["u1"]["paired"]["mean"] == pytest.approx(0.02)
+    other = _details("g", {"u1": [0.02, 0.021, 0.019]})
+    other["variants"]["dedicated"]["u1"]["accuracy"]["values"] = [0.8, 0.8, 0.8]  # not the run's dedicated models
+    write_json(tmp_path / "bench" / "g_modern_cpu_fix" / "details.json", other)
+    details, reruns = with_reruns(run, json.loads((run / "details.json").read_text()))
+    assert details["comparisons"]["mt"]["u1"]["paired"]["mean"] == pytest.approx(-0.05)
+    assert reruns[0][1] == [] and "not used: its dedicated models differ" in reruns[0][2]

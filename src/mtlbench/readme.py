@@ -89,9 +89,32 @@ def results_section(root: Path) -> str:
 
 
 def load_run(run_dir: Path) -> tuple[dict, dict]:
-    """A study run's details and its resolved context (protocol, training rows; {} where absent)."""
+    """A study run's details (with its reruns' variants, with_reruns) and its resolved context
+    (protocol, training rows; {} where absent)."""
     context = run_dir / "context.json"
-    return read_details(run_dir / "details.json"), read_json(context) if context.is_file() else {}
+    details, _ = with_reruns(run_dir, read_details(run_dir / "details.json"))
+    return details, read_json(context) if context.is_file() else {}
+
+
+def with_reruns(run_dir: Path, details: dict) -> tuple[dict, list[tuple[Path, list[str], str]]]:
+    """`details` with the variants of later runs of a few variants beside dedicated
+    (`<run_dir>_<name>/`, after a fix) in place of its own, each only where the rerun's dedicated
+    models gave exactly this run's numbers (same seeds, same data, deterministic training); returns
+    it and, per rerun, (folder, the variants it replaced, a note for the reader)."""
+    variants, comparisons = dict(details["variants"]), dict(details["comparisons"])
+    baseline = baseline_of(details)
+    reruns = []
+    for rerun in sorted(run_dir.parent.glob(f"{run_dir.name}_*")):
+        again = read_details(rerun / "details.json")
+        if again["variants"].get(baseline) != details["variants"].get(baseline):
+            reruns.append((rerun, [], f"`{rerun.name}` not used: its dedicated models differ from this run's"))
+            continue
+        replaced = [v for v in again["variants"] if v != baseline]
+        variants.update({v: again["variants"][v] for v in replaced})
+        comparisons.update({v: again["comparisons"][v] for v in replaced if v in again["comparisons"]})
+        reruns.append((rerun, replaced, f"{', '.join(replaced)}: rerun after a fix (`{read_json(rerun / 'run.json')['command']}`), "
+                                        "beside dedicated models that gave exactly this run's numbers"))
+    return {**details, "variants": variants, "comparisons": comparisons}, reruns
 
 
 def how_run(run: dict) -> str:
@@ -245,23 +268,13 @@ def methods_section(run_dir: Path) -> str:
     models gave exactly the same numbers (same seeds, same data, deterministic)."""
     if not (run_dir / "details.json").is_file():
         return "Not run yet: `make hps-cpu` (about an hour on 2 CPU cores), then `make readme`."
-    details = read_details(run_dir / "details.json")
+    details, reruns = with_reruns(run_dir, read_details(run_dir / "details.json"))
     times, run = (read_json(run_dir / f) for f in ("epoch_times.json", "run.json"))
     context = read_json(run_dir / "context.json")
-    variants, comparisons = dict(details["variants"]), dict(details["comparisons"])
-    notes = []
-    baseline = baseline_of(details)
-    for rerun in sorted(run_dir.parent.glob(f"{run_dir.name}_*")):
-        again = read_details(rerun / "details.json")
-        if again["variants"].get(baseline) != details["variants"].get(baseline):
-            notes.append(f"`{rerun.name}` not used: its dedicated models differ from this run's")
-            continue
-        replaced = [v for v in again["variants"] if v != baseline]
-        variants.update({v: again["variants"][v] for v in replaced})
-        comparisons.update({v: again["comparisons"][v] for v in replaced if v in again["comparisons"]})
+    variants, comparisons = details["variants"], details["comparisons"]
+    for rerun, replaced, _ in reruns:
         times.update({v: t for v, t in read_json(rerun / "epoch_times.json").items() if v in replaced})
-        notes.append(f"{', '.join(replaced)}: rerun after a fix (`{read_json(rerun / 'run.json')['command']}`), beside "
-                     "dedicated models that gave exactly this run's numbers")
+    notes = [note for _, _, note in reruns]
     from mtlbench.studies import STUDIES
 
     order = [v for v in STUDIES[details["study"]].variants if v in variants]
