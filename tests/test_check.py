@@ -429,6 +429,9 @@ def test_a_rerun_of_a_few_variants_replaces_them_only_beside_identical_dedicated
     write_json(tmp_path / "bench" / "g_modern_cpu_fix" / "run.json", {"command": "python -m mtlbench.study_run ..."})
     details, _ = load_run(run)
     assert details["comparisons"]["mt"]["u1"]["paired"]["mean"] == pytest.approx(0.02)
+    fixed["variants"]["dedicated"]["u1"]["model_bytes"] = {"values": [1.0, 1.0, 1.0]}  # another file format only
+    write_json(tmp_path / "bench" / "g_modern_cpu_fix" / "details.json", fixed)
+    assert load_run(run)[0]["comparisons"]["mt"]["u1"]["paired"]["mean"] == pytest.approx(0.02)
     other = _details("g", {"u1": [0.02, 0.021, 0.019]})
     other["variants"]["dedicated"]["u1"]["accuracy"]["values"] = [0.8, 0.8, 0.8]  # not the run's dedicated models
     write_json(tmp_path / "bench" / "g_modern_cpu_fix" / "details.json", other)

@@ -96,6 +96,14 @@ def load_run(run_dir: Path) -> tuple[dict, dict]:
     return details, read_json(context) if context.is_file() else {}
 
 
+def _trained(summary: dict | None) -> dict | None:
+    """What a variant's training gave, per task and metric (per-seed values), without the model
+    files' size: that follows the file format (models/store.py), not the training."""
+    if summary is None:
+        return None
+    return {task: {m: s["values"] for m, s in by_metric.items() if m != "model_bytes"} for task, by_metric in summary.items()}
+
+
 def with_reruns(run_dir: Path, details: dict) -> tuple[dict, list[tuple[Path, list[str], str]]]:
     """`details` with the variants of later runs of a few variants beside dedicated
     (`<run_dir>_<name>/`, after a fix) in place of its own, each only where the rerun's dedicated
@@ -106,7 +114,7 @@ def with_reruns(run_dir: Path, details: dict) -> tuple[dict, list[tuple[Path, li
     reruns = []
     for rerun in sorted(run_dir.parent.glob(f"{run_dir.name}_*")):
         again = read_details(rerun / "details.json")
-        if again["variants"].get(baseline) != details["variants"].get(baseline):
+        if _trained(again["variants"].get(baseline)) != _trained(details["variants"].get(baseline)):
             reruns.append((rerun, [], f"`{rerun.name}` not used: its dedicated models differ from this run's"))
             continue
         replaced = [v for v in again["variants"] if v != baseline]
