@@ -438,3 +438,20 @@ def test_a_rerun_of_a_few_variants_replaces_them_only_beside_identical_dedicated
     details, reruns = with_reruns(run, json.loads((run / "details.json").read_text()))
     assert details["comparisons"]["mt"]["u1"]["paired"]["mean"] == pytest.approx(-0.05)
     assert reruns[0][1] == [] and "not used: its dedicated models differ" in reruns[0][2]
+
+
+def test_a_copied_project_holds_every_path_dvc_yaml_reads(tmp_path):
+    """make check, study_run and the end-to-end tests run a copy of the project: every dependency of
+    dvc.yaml that no stage writes must be in it (plans/ once was not: evaluate failed in the copy)."""
+    import yaml
+
+    from mtlbench.check import ROOT, copy_project
+
+    copy_project(ROOT, tmp_path / "copy", lambda params: None)
+    pipeline = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    bodies = [stage.get("do", stage) for stage in pipeline.values()]
+    written = {next(iter(o)) if isinstance(o, dict) else o for b in bodies for o in b.get("outs", []) + b.get("metrics", [])}
+    needed = {d for b in bodies for d in b.get("deps", []) if "${" not in d and d not in written
+              and not any(d.startswith(w.split("${")[0]) for w in written if "${" in w)}
+    missing = sorted(d for d in needed if not (tmp_path / "copy" / d).exists())
+    assert needed and not missing, f"not copied: {missing}"

@@ -48,6 +48,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PROFILE = Path("check/profile.yaml")
 EXPECTED = Path("check/expected.json")
 PROJECT_FILES = ("dvc.yaml", ".gitignore", ".dvcignore", "MLproject", "python_env.yaml")
+PROJECT_FOLDERS = ("tasks", "plans")  # besides src/: the task files and the analysis plans
 # What the cross-CPU comparison compares (robust_key): each seed's primary metric, within an absolute
 # bound per study, and each seed's training loss per epoch, within a relative bound (check/expected.json's
 # `cross_cpu`, docs/reproducibility.md says how each was measured).
@@ -67,7 +68,8 @@ def copy_project(root: Path, dest: Path, edit_params: Callable[[dict], None]) ->
         if (root / name).exists():
             shutil.copy(root / name, dest / name)
     shutil.copytree(root / "src", dest / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    shutil.copytree(root / "tasks", dest / "tasks")
+    for folder in PROJECT_FOLDERS:  # what dvc.yaml's stages read besides the code
+        shutil.copytree(root / folder, dest / folder)
     params = yaml.safe_load((root / "params.yaml").read_text())
     edit_params(params)
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
