@@ -299,7 +299,7 @@ def test_readme_protocols_section_sets_faithful_beside_modern_and_the_exactness_
     assert "stale" not in text
     assert "| dedicated | t1 | 0.8500 +- 0.0100 | 0.9000 +- 0.0100 | +5.00 pt | yes (SD 1.00 pt) |" in text
     assert "| mt | t1 |  | 0.9110 +- 0.0100 |  | 0.8998 +- 0.0100 |  | 15 | 4.0 |" in text  # (no reference for s)
-    assert "| mt | t1 | +1.10 pt [+0.85, +1.35] better | -0.02 pt [-0.42, +0.38] = |" in text
+    assert "| mt | t1 | +1.10 pt [+0.85, +1.35]* better | -0.02 pt [-0.42, +0.38]* = |" in text  # seeds only: no items
     assert "10 min for the whole study" in text
     modern["produced_on"]["seeds"] = 7  # each protocol's n is its own
     write_json(run / "details.json", modern)

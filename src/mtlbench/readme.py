@@ -219,11 +219,13 @@ def _mean_sd(summary: dict) -> str:
 
 
 def _paired(comparisons: dict, variant: str, task: str) -> str:
-    """The variant's paired difference to dedicated on `task`, its 95% CI and the short verdict."""
+    """The variant's paired difference to dedicated on `task`, its 95% CI (over seeds and test items
+    where the run kept per-item results; a trailing * marks one over seeds only) and the short verdict."""
     c = comparisons.get(variant, {}).get(task, {}).get("paired")
     if c is None:
         return ""
-    return f"{format_amount(c['mean'], c['metric'])} {format_interval(c['ci95'], 100)} {SHORT_VERDICT.get(c['verdict'], c['verdict'])}"
+    interval = format_interval(c["crossed"]["ci95"], 100) if c.get("crossed") else format_interval(c["ci95"], 100) + "*"
+    return f"{format_amount(c['mean'], c['metric'])} {interval} {SHORT_VERDICT.get(c['verdict'], c['verdict'])}"
 
 
 def baseline_of(details: dict) -> str | None:
@@ -294,7 +296,8 @@ def methods_section(run_dir: Path) -> str:
              f"{details['produced_on'].get('torch')}, {details['produced_on'].get('seeds')} seeds, the first "
              f"{context['train_limit']} training rows of each task, "
              f"full test sets, {run['wall_s'] / 60:.0f} min for the whole study). Test accuracy mean +- SD; the paired "
-             "difference to dedicated in points with its 95% CI and verdict (= : equivalent within the margin; ? : undecided); "
+             "difference to dedicated in points with its 95% CI (over seeds and test items; * : over seeds only, the run kept no "
+             "per-item results) and verdict (= : equivalent within the margin; ? : undecided); "
              "seconds per training epoch relative to `hps_sum` (`python -m mtlbench.bench.methods`: seed 0, 3000 rows, "
              "the median of epochs 2-3 on a quiet machine), and the epochs trained (all seeds; a dedicated row counts "
              "both tasks' models).", "",
