@@ -128,3 +128,15 @@ def test_ours_against_the_printed_reference():
     assert against_reference(acc(0.9425, 0.8057, 1.0), 0.98) == "undecided (95% CI +-9.72 pt)"
     assert against_reference(acc(0.9760, 0.9740, 0.9780), 0.98) == "reproduced"  # 0.98 printed: 0.975-0.985
     assert against_reference(None, 0.97) == "" and against_reference(acc(0.9, 0.89, 0.91), None) == ""
+
+
+def test_outcomes_without_per_item_results_are_compared_over_seeds_only():
+    """An outcome read back without its predictions (no y_true/y_pred, no per-image MSE) has no
+    item scores: the paired test falls back to seeds, and says so by having no crossed part."""
+    from mtlbench.evaluate import TaskOutcome
+
+    bare = TaskOutcome("t", {"accuracy": 0.9}, [], np.eye(2, dtype=int), ["a", "b"])
+    assert bare.item_scores is None
+    with_items = TaskOutcome("t", {"accuracy": 0.5}, [], np.eye(2, dtype=int), ["a", "b"],
+                             y_true=np.array([0, 1, 1, 0]), y_pred=np.array([0, 1, 0, 1]))
+    assert with_items.item_scores.tolist() == [1.0, 1.0, 0.0, 0.0]

@@ -140,11 +140,14 @@ def compare_seeds(per_seed: dict[str, dict[str, dict[int, dict[str, float]]]], s
 
 def _paired_items(per_item: dict | None, variant: str, baseline: str, task: str, sign: float) -> np.ndarray | None:
     """[seeds, items] signed per-item differences of `variant` to `baseline` on `task`, over the
-    seeds both have (None without per-item scores)."""
+    seeds both have (None where either lacks per-item scores: the test is then over seeds only)."""
     if per_item is None:
         return None
     mine, theirs = per_item[variant][task], per_item[baseline][task]
-    return np.stack([sign * (mine[s] - theirs[s]) for s in sorted(mine) if s in theirs])
+    pairs = [(mine[s], theirs[s]) for s in sorted(mine) if s in theirs]
+    if any(a is None or b is None for a, b in pairs):
+        return None
+    return np.stack([sign * (a - b) for a, b in pairs])
 
 
 def _paired_differences(mine: dict[int, dict], theirs: dict[int, dict], metric: str) -> list[float]:

@@ -79,12 +79,15 @@ class TaskOutcome:
     per_image_mse: np.ndarray | None = None  # a reconstruction's test MSE per image
 
     @property
-    def item_scores(self) -> np.ndarray:
+    def item_scores(self) -> np.ndarray | None:
         """The primary metric per test item, whose mean is the metric: correct (1.0) or not, or an
-        image's MSE. The paired tests count the test items as a sample through these."""
+        image's MSE; None where the outcome holds no per-item results. The paired tests count the
+        test items as a sample through these."""
         if self.is_classification:
+            if self.y_true is None or self.y_pred is None:
+                return None
             return (np.asarray(self.y_pred) == np.asarray(self.y_true)).astype(np.float64)
-        return np.asarray(self.per_image_mse, dtype=np.float64)
+        return None if self.per_image_mse is None else np.asarray(self.per_image_mse, dtype=np.float64)
 
     @property
     def is_classification(self) -> bool:
