@@ -24,7 +24,6 @@ run.json, which names the parts.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -241,7 +240,7 @@ def out_problem(parts: list[Path], out: Path) -> str | None:
     if target.exists():
         run = target / "run.json"
         try:
-            written_by_pool = json.loads(run.read_text()).get("command", "").startswith("python -m mtlbench.pool ")
+            written_by_pool = read_json(run).get("command", "").startswith("python -m mtlbench.pool ")
         except (OSError, ValueError, AttributeError):
             written_by_pool = False
         if not written_by_pool:

@@ -208,8 +208,7 @@ def pipeline_line(b: dict) -> str:
             f"(the models, RSN2 packed), mlflow.db {mb['mlflow_db']}.")
 
 
-SHORT_VERDICT = {"undecided": "?", "equivalent": "=", "better": "better", "worse": "worse",
-                 "no detectable difference": "?"}  # the last: results evaluated before the four verdicts
+SHORT_VERDICT = {"undecided": "?", "equivalent": "=", "better": "better", "worse": "worse"}
 
 
 def _mean_sd(summary: dict) -> str:

@@ -228,7 +228,8 @@ def paired_comparison(differences: Sequence[float], metric: str | None = None, i
     sd = float(d.std(ddof=1))
     half = float(scipy_stats.t.ppf(1 - ALPHA / 2, n - 1)) * sd / math.sqrt(n)
     ci = within([out["mean"] - half, out["mean"] + half], bounds)
-    crossed = None
+    p_t = paired_t_p(d)
+    crossed, se, df, p = None, sd / math.sqrt(n), n - 1, p_t  # over seeds, unless the items count too
     if items is not None:
         crossed = crossed_test(items)
         if abs(crossed["mean"] - out["mean"]) > 1e-9 * max(1.0, abs(out["mean"])):
@@ -236,10 +237,8 @@ def paired_comparison(differences: Sequence[float], metric: str | None = None, i
                              "not the same comparison")
         crossed["ci95"], crossed["ci90"] = within(crossed["ci95"], bounds), within(crossed["ci90"], bounds)
         se, df, p = crossed["se"], crossed["df"], crossed["p"]
-    else:
-        se, df, p = sd / math.sqrt(n), n - 1, paired_t_p(d)
     p_flip, p_flip_se = sign_flip_p(d)
-    return {**out, "sd": sd, "ci95": ci, "p_t": paired_t_p(d), "p_sign_flip": p_flip, "p_sign_flip_se": p_flip_se,
+    return {**out, "sd": sd, "ci95": ci, "p_t": p_t, "p_sign_flip": p_flip, "p_sign_flip_se": p_flip_se,
             "p_sign_flip_floor": 2.0 / 2**n, "min_detectable": minimum_detectable(sd, n), "crossed": crossed,
             "p": p, "p_tost": tost_p(out["mean"], se, df, margin)}
 
@@ -303,9 +302,8 @@ def verdict_text(task: str, variant: str, metric: str, c: dict) -> str:
             f"n={c['n']}: {c['verdict']}")
     if c["verdict"] == RANDOM:
         return text + " (chance by construction; no test)"
-    notes = [f"Holm p={c['p_holm']:.3g}"]
-    if "margin" in c:  # absent from results evaluated before equivalence verdicts existed
-        notes.append(f"equivalence within +-{format_amount(c['margin'], metric, False)}: Holm p={c['p_tost_holm']:.3g}")
+    notes = [f"Holm p={c['p_holm']:.3g}",
+             f"equivalence within +-{format_amount(c['margin'], metric, False)}: Holm p={c['p_tost_holm']:.3g}"]
     flip = f"sign-flip p={c['p_sign_flip']:.3g}"
     if c.get("p_sign_flip_se"):
         flip += f" (Monte Carlo, SE {c['p_sign_flip_se']:.1g})"
@@ -313,6 +311,6 @@ def verdict_text(task: str, variant: str, metric: str, c: dict) -> str:
         flip += f" (its floor at n={c['n']})" if c["p_sign_flip"] <= c["p_sign_flip_floor"] else \
             f" (cannot go below {c['p_sign_flip_floor']:.3g} at n={c['n']})"
     notes.append(flip)
-    if c["verdict"] in (UNDECIDED, "no detectable difference"):  # the latter: the old results' word for it
+    if c["verdict"] == UNDECIDED:
         notes.append(detectable_text(c["min_detectable"], metric, c["n"]))
     return f"{text} ({'; '.join(notes)})"

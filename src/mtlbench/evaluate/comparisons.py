@@ -117,7 +117,7 @@ def compare_seeds(per_seed: dict[str, dict[str, dict[int, dict[str, float]]]], s
                     relative.setdefault(metric, {})[task] = sign * (mine - ref) / ref if ref else 0.0
                 if metric == primary and paired:
                     items = _paired_items(per_item, variant, baseline, task, sign)
-                    task_margin = margin if metric != "mse" else mse_margin * abs(ref)
+                    task_margin = equivalence_margin(metric, ref, margin, mse_margin)
                     signed_pairs[task] = {"metric": metric, **paired_comparison([sign * d for d in paired], metric,
                                                                                  items, task_margin)}
                     if task not in random_tasks:
@@ -136,6 +136,12 @@ def compare_seeds(per_seed: dict[str, dict[str, dict[int, dict[str, float]]]], s
             entry["delta_m"] = seed_statistics(seed_delta_m)
         comparisons[variant] = entry
     return comparisons
+
+
+def equivalence_margin(metric: str, reference_mean: float, margin: float, mse_margin: float) -> float:
+    """The TOST margin in `metric`'s units: `margin` for accuracy-like metrics, `mse_margin` times
+    the reference's mean for MSE (whose scale depends on the images)."""
+    return mse_margin * abs(reference_mean) if metric == "mse" else margin
 
 
 def _paired_items(per_item: dict | None, variant: str, baseline: str, task: str, sign: float) -> np.ndarray | None:
@@ -177,7 +183,7 @@ def compare_methods(variants: dict, methods: Sequence[str], reference: str, per_
             if len(mine) != len(ref):
                 raise ValueError(f"{method} has {len(mine)} seeds of {task}, {reference} {len(ref)}: not paired")
             sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
-            task_margin = margin if metric != "mse" else mse_margin * abs(float(np.mean(ref)))
+            task_margin = equivalence_margin(metric, float(np.mean(ref)), margin, mse_margin)
             items = _paired_items(per_item, method, reference, task, sign)
             flat[f"{method}\0{task}"] = {"metric": metric, **paired_comparison(
                 [sign * (a - b) for a, b in zip(mine, ref)], metric, items, task_margin)}
