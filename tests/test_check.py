@@ -249,32 +249,49 @@ def test_one_seed_summary_says_no_test():
     assert document["verdicts"]["no_test_possible"] == 1 and "no test possible" in markdown
 
 
-def test_readme_results_section_is_generated_between_the_markers(tmp_path):
+def test_readme_answer_is_a_table_of_runs_and_the_lists_are_in_docs(tmp_path):
     from mtlbench.fileio import write_json
-    from mtlbench.readme import END, START, main as readme_main
+    from mtlbench.readme import ANSWER_END, ANSWER_START, END, START, main as readme_main
 
     details = _details("study_a", {"t1": [0.03, 0.031, 0.029]})
-    details["produced_on"] = {"device": "cpu", "cpu": "a CPU", "torch": "2.x", "seeds": 3}
+    details["produced_on"] = {"device": "cpu", "cpu": "a CPU", "torch": "2.x", "seeds": 3, "protocol": "modern"}
     write_json(tmp_path / "reports" / "studies" / "study_a.json", details)
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n\n{START}\nstale\n{END}\n\ntail\n")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "answer.md").write_text(f"{ANSWER_START}\n{ANSWER_END}\n")
     assert readme_main([str(readme)]) == 0
     text = readme.read_text()
     assert "stale" not in text and text.endswith(f"{END}\n\ntail\n")
-    assert "**`study_a`** (cpu, a CPU, torch 2.x, 3 seeds)" in text
-    assert "| mt | 0.9300 (0.9300, 0.9300, 0.9300) | 100 |" in text and "t1: mt +3.00 pt accuracy" in text
+    assert "1 runs, 1 task comparisons, all exploratory" in text
+    assert "| `study_a` | study_a | modern | all | 3 | 1 | 0 | 0 | 0 |" in text  # mt better on t1
+    assert "![delta-m of RSN2 and unitary scalarisation per run](docs/figures/answer_delta_m.png)" not in text  # no rsn2
+    page = (tmp_path / "docs" / "answer.md").read_text()
+    assert "**`study_a`** (cpu, a CPU, torch 2.x, 3 seeds)" in page
+    assert "| mt | 0.9300 (0.9300, 0.9300, 0.9300) | 100 |" in page and "t1: mt +3.00 pt accuracy" in page
     unmarked = tmp_path / "unmarked.md"
     unmarked.write_text("no markers\n")
     assert readme_main([str(unmarked)]) == 2 and unmarked.read_text() == "no markers\n"
 
 
-def _with_epochs(details, epochs, seeds=3):
-    """A details document as a study run writes it: every summary's mean epochs, where it was made."""
+def _with_epochs(details, epochs, seeds=3, protocol="keras_faithful", run=None):
+    """A details document as a run writes it: every summary's mean epochs, where and how it was made."""
     for tasks in details["variants"].values():
         for summary in tasks.values():
             summary["epochs"] = {"mean": epochs}
-    details["produced_on"] = {"cpu": "a CPU", "seeds": seeds}
+    details["produced_on"] = {"cpu": "a CPU", "seeds": seeds, "protocol": protocol, "train_limit": 3000}
+    details["run"] = run or details["study"]
     return details
+
+
+def _archive(root, run, details, wall_s=600, times=None):
+    """An archived run (archive/<run>/): its details, run.json and epoch times."""
+    from mtlbench.fileio import write_json
+
+    write_json(root / "archive" / run / "details.json", details)
+    write_json(root / "archive" / run / "run.json", {"command": f"python -m mtlbench.study_run ({run})", "cpu": "a CPU",
+                                                      "wall_s": wall_s})
+    write_json(root / "archive" / run / "epoch_times.json", times or {})
 
 
 def test_readme_protocols_section_sets_faithful_beside_modern_and_the_exactness_effect(tmp_path):
@@ -282,30 +299,27 @@ def test_readme_protocols_section_sets_faithful_beside_modern_and_the_exactness_
     from mtlbench.readme import PROTOCOLS_END, PROTOCOLS_START, main as readme_main
 
     faithful = _with_epochs(_details("s", {"t1": [0.01, 0.012, 0.011]}), 6)  # mt better
-    modern = _with_epochs(_details("s", {"t1": [0.001, -0.002, 0.0005]}), 15)  # no detectable difference
+    modern = _with_epochs(_details("s", {"t1": [0.001, -0.002, 0.0005]}), 15, protocol="modern", run="s_modern")
     before = _details("s", {"t1": [0.01, 0.012, 0.011]})
     before["variants"]["dedicated"]["t1"]["accuracy"]["mean"] = 0.85  # moved by 5 pt: beyond the 1 pt SD
     write_json(tmp_path / "reports" / "studies" / "s.json", faithful)
-    write_json(tmp_path / "bench" / "s_faithful_before_exact" / "details.json", before)
-    run = tmp_path / "bench" / "s_modern_cpu"
-    write_json(run / "details.json", modern)
-    write_json(run / "run.json", {"command": "python -m mtlbench.study_run --study s", "cpu": "a CPU", "wall_s": 600})
-    write_json(run / "epoch_times.json", {"dedicated": {"seconds_per_epoch": 2.5}, "mt": {"seconds_per_epoch": 4.0}})
+    write_json(tmp_path / "archive" / "s_before_exact" / "details.json", before)  # no run.json: not a run of the answer
+    _archive(tmp_path, "s_modern", modern, times={"dedicated": {"seconds_per_epoch": 2.5}, "mt": {"seconds_per_epoch": 4.0}})
     readme = tmp_path / "README.md"
     from mtlbench.readme import END, START
     readme.write_text(f"{START}\n{END}\n{PROTOCOLS_START}\nstale\n{PROTOCOLS_END}\n")
     assert readme_main([str(readme)]) == 0
     text = readme.read_text()
-    assert "stale" not in text
+    assert "stale" not in text and "s_before_exact" not in text
     assert "| dedicated | t1 | 0.8500 +- 0.0100 | 0.9000 +- 0.0100 | +5.00 pt | yes (SD 1.00 pt) |" in text
     assert "| mt | t1 |  | 0.9110 +- 0.0100 |  | 0.8998 +- 0.0100 |  | 15 | 4.0 |" in text  # (no reference for s)
     assert "| mt | t1 | +1.10 pt [+0.85, +1.35]* better | -0.02 pt [-0.42, +0.38]* = |" in text  # seeds only: no items
     assert "10 min for the whole study" in text
     modern["produced_on"]["seeds"] = 7  # each protocol's n is its own
-    write_json(run / "details.json", modern)
+    write_json(tmp_path / "archive" / "s_modern" / "details.json", modern)
     assert readme_main([str(readme)]) == 0
     assert "faithful over 3 seeds (the committed baseline" in readme.read_text()
-    assert "modern over 7 seeds (bench/s_modern_cpu/)" in readme.read_text()
+    assert "modern over 7 seeds (run `s_modern`)" in readme.read_text()
 
 
 def test_the_scores_figure_leaves_out_headline_tasks_no_selected_variant_ran():
@@ -324,10 +338,11 @@ def _stat(values):
             "min": min(values), "max": max(values), "ci95": None}
 
 
-def _hps_run(folder, protocol, famo_gain):
-    """A study_run folder of mnist_fashion_hps with dedicated, hps_sum, hps_famo and hps_pcgrad over 6
-    seeds: famo ahead of hps_sum on digits by `famo_gain` (plus seed noise), pcgrad level with it."""
-    from mtlbench.fileio import write_json
+def _hps_run(root, run, protocol, famo_gain):
+    """An archived run of mnist_fashion_hps with dedicated, hps_sum, hps_famo and hps_pcgrad over 6
+    seeds: famo ahead of hps_sum on digits by `famo_gain` (plus seed noise), pcgrad level with it;
+    its comparisons with hps_sum stored as evaluate stores them."""
+    from mtlbench.evaluate import compare_methods
 
     noise = [0.001, -0.002, 0.0015, -0.0005, 0.002, -0.001]
     base = [0.90 + 0.003 * k for k in range(6)]
@@ -337,12 +352,11 @@ def _hps_run(folder, protocol, famo_gain):
                 "hps_famo": {"digits": {"accuracy": _stat(score(famo_gain))}, "fashion": {"accuracy": _stat(score(-0.1))}},
                 "hps_pcgrad": {"digits": {"accuracy": _stat(score(0.0, 0.5))}, "fashion": {"accuracy": _stat(score(-0.1, 0.5))}}}
     methods = {"dedicated": {"kind": "dedicated", "params": 2.0}, **{v: {"kind": "hps", "params": 1.0} for v in variants if v != "dedicated"}}
-    write_json(folder / "details.json", {"study": "mnist_fashion_hps", "headline": None, "variants": variants,
-                                         "comparisons": {}, "methods": methods,
-                                         "produced_on": {"seeds": 6, "torch": "2.x", "cpu": "a CPU"}})
-    write_json(folder / "context.json", {"protocol": {"name": protocol}, "train_limit": 3000})
-    write_json(folder / "run.json", {"command": f"python -m mtlbench.study_run ({protocol})", "cpu": "a CPU", "wall_s": 1200})
-    write_json(folder / "epoch_times.json", {v: {"seconds_per_epoch": 1.0, "epochs": 90} for v in variants})
+    _archive(root, run, {"study": "mnist_fashion_hps", "run": run, "headline": None, "variants": variants,
+                         "comparisons": {}, "methods": methods,
+                         "against_unitary": compare_methods(variants, ["hps_famo", "hps_pcgrad"], "hps_sum"),
+                         "produced_on": {"seeds": 6, "torch": "2.x", "cpu": "a CPU", "protocol": protocol, "train_limit": 3000}},
+             wall_s=1200, times={v: {"seconds_per_epoch": 1.0, "epochs": 90} for v in variants})
 
 
 def test_hps_page_ranks_each_run_against_hps_sum_and_sets_the_protocols_side_by_side(tmp_path):
@@ -350,8 +364,8 @@ def test_hps_page_ranks_each_run_against_hps_sum_and_sets_the_protocols_side_by_
     then each method-task verdict against hps_sum under both protocols and how many agree."""
     from mtlbench.readme import HPS_END, HPS_START, END, START, main as readme_main
 
-    _hps_run(tmp_path / "bench" / "mnist_fashion_hps_modern_cpu", "modern", famo_gain=0.02)
-    _hps_run(tmp_path / "bench" / "mnist_fashion_hps_cpu", "keras_faithful", famo_gain=0.0)
+    _hps_run(tmp_path, "hps_modern_3000", "modern", famo_gain=0.02)
+    _hps_run(tmp_path, "hps_faithful_3000", "keras_faithful", famo_gain=0.0)
     (tmp_path / "docs").mkdir()
     page = tmp_path / "docs" / "methods.md"
     page.write_text(f"{HPS_START}\nstale\n{HPS_END}\n")
@@ -361,36 +375,37 @@ def test_hps_page_ranks_each_run_against_hps_sum_and_sets_the_protocols_side_by_
     assert text.index("**Under the modern protocol**") < text.index("**Under the keras-faithful protocol**")
     assert "hps_famo better on digits (+2.03 pt)" in text  # modern: Holm over 4 method-task pairs
     assert "With n = 6 seeds: no method differs detectably from it on any task" in text  # faithful
-    assert {p.name for p in (tmp_path / "docs" / "figures").iterdir()} == {
-        "mnist_fashion_hps_modern_cpu_vs_hps_sum.png", "mnist_fashion_hps_cpu_vs_hps_sum.png"}
+    assert {p.name for p in (tmp_path / "docs" / "figures").iterdir()} >= {
+        "hps_modern_3000_vs_hps_sum.png", "hps_faithful_3000_vs_hps_sum.png"}
     assert "the same method-task verdicts in 3 of 4 (n = 6 modern, 6 keras-faithful)" in text
     assert "| hps_famo | +2.03 pt better | +0.03 pt = |" in text
 
 
-def test_the_answer_leads_with_the_modern_runs_and_names_what_each_run_could_detect(tmp_path):
+def test_the_answer_table_holds_pipeline_and_archived_runs_and_what_each_could_detect(tmp_path):
     from mtlbench.fileio import write_json
-    from mtlbench.readme import END, PROTOCOLS_END, PROTOCOLS_START, START, main as readme_main
+    from mtlbench.readme import ANSWER_END, ANSWER_START, END, START, main as readme_main
 
     committed = _details("s", {"t1": [0.01, -0.02, 0.005]})
-    committed["produced_on"] = {"seeds": 3, "cpu": "a CPU"}
+    committed["produced_on"] = {"seeds": 3, "cpu": "a CPU", "protocol": "keras_faithful", "train_limit": None}
     write_json(tmp_path / "reports" / "studies" / "s.json", committed)
-    run = tmp_path / "bench" / "g_modern_cpu"  # a study with no committed faithful run
-    modern = _with_epochs(_details("g", {"u1": [-0.05, -0.051, -0.049, -0.05, -0.052, -0.048]}, seeds=6), 15, seeds=6)
-    write_json(run / "details.json", modern)
-    write_json(run / "context.json", {"protocol": {"name": "modern"}, "train_limit": 3000})
-    write_json(run / "run.json", {"command": "python -m mtlbench.study_run --study g", "cpu": "a CPU", "wall_s": 60})
-    write_json(run / "epoch_times.json", {"dedicated": {"seconds_per_epoch": 1.0}, "mt": {"seconds_per_epoch": 2.0}})
+    modern = _with_epochs(_details("g", {"u1": [-0.05, -0.051, -0.049, -0.05, -0.052, -0.048]}, seeds=6), 15, seeds=6,
+                          protocol="modern", run="g_modern")
+    _archive(tmp_path, "g_modern", modern)
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "answer.md").write_text(f"{ANSWER_START}\n{ANSWER_END}\n")
     readme = tmp_path / "README.md"
-    readme.write_text(f"{START}\n{END}\n{PROTOCOLS_START}\n{PROTOCOLS_END}\n")
+    readme.write_text(f"{START}\n{END}\n")
     assert readme_main([str(readme)]) == 0
     text = readme.read_text()
-    modern_at, faithful_at = text.index("Under the modern protocol"), text.index("Under the keras-faithful protocol")
-    assert modern_at < faithful_at
-    assert "worse on 1" in text[modern_at:faithful_at] and "Worse: u1 (g, mt, -5.00 pt)" in text[modern_at:faithful_at]
-    assert "(g, modern, the first 3000 training rows, 6 seeds; smallest difference vs dedicated its seeds detect " \
-           "at 80% power: u1 0.20 pt)" in text  # SD 0.14 pt, n = 6
-    assert "**`g`**, test accuracy, a CPU: no faithful run committed; modern over 6 seeds (bench/g_modern_cpu/)" in text
-    assert "| mt | u1 |  |  |  | 0.8500 +- 0.0100 |  | 15 | 2.0 |" in text
+    assert "2 runs, 2 task comparisons, all exploratory" in text
+    assert "| `s` | s | keras_faithful | all | 3 | 0 | 0 | 0 | 1 | rsn2 " not in text  # mt is not rsn2 by name
+    assert "| `s` | s | keras_faithful | all | 3 | 0 | 0 | 0 | 1 |  | pipeline |" in text
+    assert "| `g_modern` | g | modern | 3000 | 6 | 0 | 1 | 0 | 0 |  | archive |" in text
+    page = (tmp_path / "docs" / "answer.md").read_text()
+    assert page.index("### `s`") < page.index("### `g_modern`")
+    assert "Worse: u1 (g_modern, mt, -5.00 pt)" in page
+    assert "smallest difference vs dedicated its seeds detect at 80% power: u1 0.20 pt" in page  # SD 0.14 pt, n = 6
+    assert "(archive)" in page and "(the pipeline)" in page
 
 
 def test_the_committed_bounds_are_derived_from_the_committed_measurements():
@@ -414,34 +429,8 @@ def test_bounds_are_a_margin_over_the_largest_measured_difference_per_study_and_
         "train_loss_default": TRAIN_LOSS_FLOOR, "train_loss_by_study": {"s": pytest.approx(MARGIN * 3e-3), "t": TRAIN_LOSS_FLOOR}}
 
 
-def test_a_rerun_of_a_few_variants_replaces_them_only_beside_identical_dedicated_models(tmp_path):
-    """bench/<run>_<name>/ (a variant rerun after a fix, beside dedicated): the answer and the
-    methods table read its rows instead of the run's, but only if its dedicated numbers are exactly
-    the run's; otherwise it is left out and said."""
-    from mtlbench.fileio import write_json
-    from mtlbench.readme import load_run, with_reruns
-
-    run = tmp_path / "bench" / "g_modern_cpu"
-    write_json(run / "details.json", _details("g", {"u1": [-0.05, -0.051, -0.049]}))
-    write_json(run / "context.json", {"protocol": {"name": "modern"}, "train_limit": 3000})
-    fixed = _details("g", {"u1": [0.02, 0.021, 0.019]})  # the corrected method now gains
-    write_json(tmp_path / "bench" / "g_modern_cpu_fix" / "details.json", fixed)
-    write_json(tmp_path / "bench" / "g_modern_cpu_fix" / "run.json", {"command": "python -m mtlbench.study_run ..."})
-    details, _ = load_run(run)
-    assert details["comparisons"]["mt"]["u1"]["paired"]["mean"] == pytest.approx(0.02)
-    fixed["variants"]["dedicated"]["u1"]["model_bytes"] = {"values": [1.0, 1.0, 1.0]}  # another file format only
-    write_json(tmp_path / "bench" / "g_modern_cpu_fix" / "details.json", fixed)
-    assert load_run(run)[0]["comparisons"]["mt"]["u1"]["paired"]["mean"] == pytest.approx(0.02)
-    other = _details("g", {"u1": [0.02, 0.021, 0.019]})
-    other["variants"]["dedicated"]["u1"]["accuracy"]["values"] = [0.8, 0.8, 0.8]  # not the run's dedicated models
-    write_json(tmp_path / "bench" / "g_modern_cpu_fix" / "details.json", other)
-    details, reruns = with_reruns(run, json.loads((run / "details.json").read_text()))
-    assert details["comparisons"]["mt"]["u1"]["paired"]["mean"] == pytest.approx(-0.05)
-    assert reruns[0][1] == [] and "not used: its dedicated models differ" in reruns[0][2]
-
-
 def test_a_copied_project_holds_every_path_dvc_yaml_reads(tmp_path):
-    """make check, study_run and the end-to-end tests run a copy of the project: every dependency of
+    """make check and the end-to-end tests run a copy of the project: every dependency of
     dvc.yaml that no stage writes must be in it (plans/ once was not: evaluate failed in the copy)."""
     import yaml
 

@@ -37,7 +37,8 @@ def test_defaults_fill_missing_keys_and_tracking_uri_is_absolute():
         ({"run": {"seed": [0]}}, r"run\.seed: unknown key; allowed keys: studies, seeds, device"),
         ({"trian": {}}, r"trian: unknown section; allowed sections: run, data, mlflow"),
         ({"run": {"device": "tpu"}}, r"run\.device: 'tpu' is not allowed; allowed values: auto, cpu, cuda"),
-        ({"run": {"studies": ["mnist"]}}, r"run\.studies: unknown study 'mnist'; allowed values: mnist_fashion_mlp"),
+        ({"run": {"studies": ["mnist"]}}, r"run\.studies: 'mnist' is neither a catalogue study \(mnist_fashion_mlp, .*"
+                                          r"nor a run declared under runs:; declare it .*-S '\+runs\.mnist=\{study: \.\.\.\}'"),
         ({"run": {"seeds": [0, 0]}}, r"run\.seeds: expected a non-empty list of distinct integers from 0 to 9223372036854775807"),
         ({"run": {"seeds": [1180591620717411303424]}}, r"run\.seeds: expected .* \(torch.manual_seed's range\), got \[1180591620717411303424\]"),
         ({"run": {"seeds": "0"}}, r"run\.seeds: expected"),
@@ -86,9 +87,9 @@ def test_an_empty_params_file_is_an_error(tmp_path):
 
 
 @pytest.mark.parametrize("run, pattern", [
-    ({"variants": ["hps_pcgrad"]}, r"run\.variants: 'hps_pcgrad' is in none of the enabled studies \(run.studies\); "
+    ({"variants": ["hps_pcgrad"]}, r"run\.variants: 'hps_pcgrad' is in none of the studies it applies to; "
                                    r"they have mnist_fashion_mlp: dedicated, rsn2"),
-    ({"tasks": ["T1"]}, r"run\.tasks: 'T1' is in none of the enabled studies .* mnist_fashion_mlp: digits, fashion"),
+    ({"tasks": ["T1"]}, r"run\.tasks: 'T1' is in none of the studies it applies to; they have mnist_fashion_mlp: digits, fashion"),
 ])
 def test_values_the_enabled_studies_lack_are_caught_before_any_download(run, pattern):
     from mtlbench.config import check_against_studies
@@ -106,3 +107,48 @@ def test_project_root_of_a_dvc_temp_experiment_is_the_original_repo(tmp_path):
     (exp / "params.yaml").write_text(yaml.safe_dump(defaults()))
     assert project_root(exp) == repo
     assert load_params(exp / "params.yaml", env={}).mlflow.tracking_uri == f"sqlite:///{repo}/mlflow.db"
+
+
+# ---------------------------------------------------------------- runs: a study at a size, protocol and seeds
+
+HPS_RUN = {"study": "mnist_fashion_hps", "protocol": "modern", "train_limit": 3000, "seeds": [0, 1, 2, 3]}
+
+
+def test_a_declared_run_trains_its_study_under_its_own_values_and_the_run_section_for_the_rest():
+    params = parse({"run": {"studies": ["hps_modern", "mnist_fashion_mlp"], "seeds": [7], "device": "cpu"},
+                    "runs": {"hps_modern": HPS_RUN}})
+    hps = params.for_run("hps_modern")
+    assert params.study_of("hps_modern") == "mnist_fashion_hps"
+    assert (hps.run.protocol, hps.run.train_limit, hps.run.seeds, hps.run.device) == ("modern", 3000, (0, 1, 2, 3), "cpu")
+    assert hps.run.studies == ("hps_modern",)
+    plain = params.for_run("mnist_fashion_mlp")  # a catalogue study: the run section as it is
+    assert params.study_of("mnist_fashion_mlp") == "mnist_fashion_mlp"
+    assert (plain.run.protocol, plain.run.train_limit, plain.run.seeds) == ("faithful", None, (7,))
+
+
+@pytest.mark.parametrize("runs, pattern", [
+    ({"r": {"seeds": [1]}}, r"runs\.r\.study: missing; expected one of mnist_fashion_mlp"),
+    ({"r": {"study": "mnist"}}, r"runs\.r\.study: 'mnist' is not a catalogue study; expected one of"),
+    ({"r": {**HPS_RUN, "device": "cuda"}}, r"runs\.r\.device: unknown key; a run declares study, seeds, train_limit"),
+    ({"r": {**HPS_RUN, "seeds": [1, 1]}}, r"runs\.r\.seeds: expected a non-empty list of distinct integers"),
+    ({"r": ["mnist_fashion_hps"]}, r"runs\.r: expected a mapping with keys from study, seeds"),
+    ({"a b": HPS_RUN}, r"runs\.a b: a run name is a folder and stage name: letters, digits, _ and -"),
+    ({"mnist_fashion_mlp": {"study": "mnist_fashion_hps"}}, r"runs\.mnist_fashion_mlp\.study: a run named after the "
+                                                             r"catalogue study mnist_fashion_mlp trains that study"),
+    (["r"], r"runs: expected a mapping of run name -> its declaration"),
+])
+def test_bad_run_declarations_name_the_run_and_key(runs, pattern):
+    with pytest.raises(ParamsError, match=pattern):
+        parse({"runs": runs})
+
+
+def test_a_runs_variants_must_be_its_own_studys_and_the_modern_section_needs_a_modern_run():
+    from mtlbench.config import check_against_studies
+
+    params = parse({"run": {"studies": ["r"]}, "runs": {"r": {**HPS_RUN, "variants": ["hps3"]}}})
+    with pytest.raises(ParamsError, match=r"runs\.r\.variants: 'hps3' is in none of the studies it applies to; "
+                                          r"they have mnist_fashion_hps: dedicated"):
+        check_against_studies(params)
+    parse({"run": {"studies": ["r"]}, "runs": {"r": HPS_RUN}, "modern": {"lr": 0.003}})  # r trains under modern
+    with pytest.raises(ParamsError, match=r"modern\.lr: is set \(0.003\) but run.protocol is 'faithful' for every run"):
+        parse({"run": {"studies": ["mnist_fashion_mlp"]}, "runs": {"r": HPS_RUN}, "modern": {"lr": 0.003}})

@@ -85,10 +85,14 @@ def test_repro_twice_from_scratch_gives_identical_metrics_and_clean_status(proje
 
     # `dvc plots show`: per task and validation metric one plot, dedicated and rsn2 overlaid
     shown = json.loads(_sh(["dvc", "plots", "show", "--json"], repo, env).stdout)["data"]
-    overlays = {Path(k).name: v for k, v in shown.items() if "/overlay/" in k}
-    assert set(overlays) >= {f"{task}__rsn2__{m}.csv" for task in ("digits", "fashion") for m in ("val_loss", "val_accuracy")}
-    lines = overlays["digits__rsn2__val_accuracy.csv"][0]["content"]["data"]["values"]
+    overlays = {f"{Path(k).parent.parent.name}/{Path(k).name}": v for k, v in shown.items() if "/val_" in k}
+    assert set(overlays) >= {f"{m}/{task}__rsn2.json" for task in ("digits", "fashion") for m in ("val_loss", "val_accuracy")}
+    plot = overlays["val_accuracy/digits__rsn2.json"][0]["content"]
+    lines = plot["data"]["values"]
     assert {row["field"] for row in lines} == {"dedicated", "multitask"} and not [k for k in shown if "/curves/" in k]
+    assert all(isinstance(row["dvc_inferred_y_value"], float) for row in lines if "dvc_inferred_y_value" in row)
+    titles = json.dumps(plot)
+    assert '"title": "validation accuracy (fraction correct' in titles and '"title": "y"' not in titles
 
     summary = (repo / "reports" / "summary.md").read_text()
     assert "## The answer" in summary and "task comparisons" in summary
@@ -190,10 +194,11 @@ def test_bad_inputs_stop_with_a_clear_message_and_keep_outputs(project):
         planted = repo.parent / "planted"
         params["run"]["studies"] = [f"mnist_fashion_mlp; touch {planted}"]
         params_path.write_text(yaml.safe_dump(params))
-        assert "run.studies: unknown study 'mnist_fashion_mlp; touch" in repro_error(repo, env)
+        assert "run.studies: 'mnist_fashion_mlp; touch" in repro_error(repo, env)
         stage = f"train@mnist_fashion_mlp; touch {planted}"
         forced = _sh(["dvc", "repro", "-s", stage], repo, env, check=False)
-        assert forced.returncode != 0 and "unknown study 'mnist_fashion_mlp; touch" in forced.stdout + forced.stderr
+        # DVC stops first: the stage's param runs.<name> is not declared (and the stage would refuse the name)
+        assert forced.returncode != 0 and "'runs.mnist_fashion_mlp; touch" in forced.stdout + forced.stderr
         assert not planted.exists()
     finally:
         params_path.write_text(original)
@@ -220,3 +225,25 @@ def test_temp_experiments_log_into_the_original_repository_store(project):
     assert len(newest) == 2 and all(r.info.artifact_uri.startswith((repo / "mlartifacts").as_uri()) for r in newest)
     (name,) = {r.data.tags["mtlbench.dvc_exp"] for r in newest}  # DVC's experiment name, in the run names too
     assert all(r.data.tags["mlflow.runName"].endswith(f"@ {name}") for r in newest)
+
+
+def test_a_declared_run_is_its_own_stages_metrics_and_mlflow_experiment(project):
+    """A run is data: declared in params.yaml (here added for one experiment with DVC's `+key=`
+    override), it becomes train@<run> / evaluate@<run>, trains its study under its own seeds and
+    size over the run section, and lands under its own name in the metrics and in MLflow."""
+    repo, env = project
+    _sh(["git", "add", "-A"], repo, env)
+    _sh(["git", "commit", "-qm", "results", "--allow-empty"], repo, env)
+    declared = "+runs.mlp_small={study: mnist_fashion_mlp, seeds: [4], train_limit: 60}"
+    _sh(["dvc", "exp", "run", "--temp", "-n", "small", "-S", declared, "-S", "run.studies=[mlp_small]"], repo, env)
+    shown = json.loads(_sh(["dvc", "exp", "show", "--json"], repo, env).stdout)
+    experiment = next(e for row in shown for e in row.get("experiments") or [] if e.get("name") == "small")
+    data = experiment["revs"][0]["data"]
+    assert data["params"]["params.yaml"]["data"]["runs"]["mlp_small"]["train_limit"] == 60
+    metrics = data["metrics"]["metrics/mlp_small.json"]["data"]
+    assert 0.0 <= metrics["dedicated"]["digits"]["accuracy"] <= 1.0 and "rsn2_vs_dedicated" in metrics
+    client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("mlp_small").experiment_id])
+    seeds = {r.data.tags.get("mtlbench.seed") for r in runs if r.data.tags.get("mtlbench.role") != "parent"}
+    assert seeds == {"4"} and len([r for r in runs if r.data.tags.get("mtlbench.role") == "parent"]) == 2
+    assert {r.data.params["run.train_limit"] for r in runs} == {"60"}

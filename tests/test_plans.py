@@ -8,7 +8,7 @@ import pytest
 
 from mtlbench.evaluate.plans import PlanError, plan_status, read_plan
 
-PLAN = """study: s
+PLAN = """run: s
 estimand: paired difference in test accuracy, multitask minus dedicated, per task
 seeds: [0, 1, 2]
 margin: 0.005
@@ -65,7 +65,7 @@ def test_no_plan_or_an_uncommitted_edit_is_exploratory(repo):
 @pytest.mark.parametrize("text, said", [
     (PLAN.replace("margin: 0.005\n", ""), "missing key 'margin'"),
     (PLAN + "alpha: 0.05\n", "unknown key 'alpha'"),
-    (PLAN.replace("study: s", "study: other"), "study is 'other', but the file plans 's'"),
+    (PLAN.replace("run: s", "run: other"), "run is 'other', but the file plans 's'"),
     (PLAN.replace("[0, 1, 2]", "[0, 0]"), "seeds: expected a non-empty list of distinct integers"),
     (PLAN.replace("0.005", "5"), "margin: expected a number above 0 and below 1, got 5"),
     ("[a, b]", "expected a mapping with keys"),

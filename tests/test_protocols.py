@@ -227,7 +227,7 @@ def test_an_unknown_protocol_names_the_allowed_ones():
 
 
 def test_modern_keys_under_faithful_are_an_error_not_ignored():
-    with pytest.raises(ParamsError, match=r"modern.lr: is set \(0.003\) but run.protocol is 'faithful'.*run.protocol: modern"):
+    with pytest.raises(ParamsError, match=r"modern.lr: is set \(0.003\) but run.protocol is 'faithful' for every run.*run.protocol: modern"):
         _params(modern={"lr": 0.003})
     params = _params(run={"protocol": "modern"}, modern={"lr": 0.003, "epochs": 20})
     assert params.modern.overrides()["lr"] == 0.003 and params.modern.overrides()["max_epochs"] == 20

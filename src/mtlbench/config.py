@@ -7,7 +7,8 @@ reads params.yaml or the environment itself. Each error names the offending key 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -26,7 +27,7 @@ class ParamsError(ValueError):
 
 @dataclass(frozen=True)
 class RunConfig:
-    studies: tuple[str, ...]
+    studies: tuple[str, ...]  # the runs `dvc repro` reproduces: names declared under `runs:`
     seeds: tuple[int, ...]
     device: str
     train_limit: int | None
@@ -131,6 +132,19 @@ class Params:
     hs: HSConfig
     modern: ModernConfig = ModernConfig()
     analysis: AnalysisConfig = AnalysisConfig()
+    # run name -> what it declares: {"study": name, and any of RUN_DECLARED's run keys}; every
+    # catalogue study is also a run of its own name that declares nothing else
+    runs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def study_of(self, run: str) -> str:
+        """The catalogue study a declared run trains."""
+        return self.runs.get(run, {}).get("study", run)
+
+    def for_run(self, run: str) -> "Params":
+        """The params one run trains and is evaluated under: the run section with the run's own
+        declared values in (a run declares its study, seeds, size, variants, tasks, protocol)."""
+        declared = {key: value for key, value in self.runs.get(run, {}).items() if key != "study"}
+        return replace(self, run=replace(self.run, studies=(run,), **declared))
 
 
 # ---------------------------------------------------------------- value checks
@@ -231,15 +245,13 @@ def _names(key: str, value: Any) -> None:
 
 
 def _studies(key: str, value: Any) -> tuple[str, ...]:
-    allowed = tuple(STUDIES)
+    """run.studies: the runs to reproduce, by name (checked against `runs:` in _check_listed)."""
     _names(key, value)
     if not isinstance(value, list) or not value:
-        raise ParamsError(f"{key}: expected a non-empty list of study names from: {', '.join(allowed)}")
-    for name in value:
-        if name not in STUDIES:
-            raise ParamsError(f"{key}: unknown study {name!r}; allowed values: {', '.join(allowed)}")
+        raise ParamsError(f"{key}: expected a non-empty list of run names (a catalogue study: {', '.join(STUDIES)}; "
+                          "or a run declared under runs:)")
     if len(set(value)) != len(value):
-        raise ParamsError(f"{key}: lists a study twice: {value!r}")
+        raise ParamsError(f"{key}: lists a run twice: {value!r}")
     return tuple(value)
 
 
@@ -352,9 +364,9 @@ def _check_sections(raw: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """Apply the schema: unknown keys are errors, missing keys take their defaults."""
     if not isinstance(raw, Mapping):
         raise ParamsError(f"params.yaml: expected a mapping of sections ({', '.join(SCHEMA)})")
-    unknown = sorted(set(raw) - set(SCHEMA))
+    unknown = sorted(set(raw) - set(SCHEMA) - {"runs"})
     if unknown:
-        raise ParamsError(f"{unknown[0]}: unknown section; allowed sections: {', '.join(SCHEMA)}")
+        raise ParamsError(f"{unknown[0]}: unknown section; allowed sections: {', '.join(SCHEMA)}, runs")
     checked: dict[str, dict[str, Any]] = {}
     for section, fields in SCHEMA.items():
         if section in raw and raw[section] is None:
@@ -393,9 +405,53 @@ def default_tracking_uri(root: Path) -> str:
     return f"sqlite:///{(root / 'mlflow.db').resolve()}"
 
 
+# What a run declares besides its study: the run-section keys that say what is trained and on what
+# (how and where it trains - device, executor, numerics - stays in the run section, for every run).
+RUN_DECLARED = ("seeds", "train_limit", "max_epochs", "variants", "tasks", "protocol")
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # a folder and DVC stage name (train@<run>)
+
+
+def _declared_runs(raw: Any) -> dict[str, dict[str, Any]]:
+    """The `runs:` section: run name -> {"study": ..., and what it declares of RUN_DECLARED}. Every
+    catalogue study is a run of its own name (declared or not), so `run.studies` takes study names."""
+    runs: dict[str, dict[str, Any]] = {name: {"study": name} for name in STUDIES}
+    if raw is None:
+        return runs
+    allowed = ", ".join(("study", *RUN_DECLARED))
+    if not isinstance(raw, Mapping):
+        raise ParamsError(f"runs: expected a mapping of run name -> its declaration (keys {allowed})")
+    for name, given in raw.items():
+        if not isinstance(name, str) or not RUN_NAME.fullmatch(name):
+            raise ParamsError(f"runs.{name}: a run name is a folder and stage name: letters, digits, _ and -")
+        given = {} if given is None else given
+        if not isinstance(given, Mapping):
+            raise ParamsError(f"runs.{name}: expected a mapping with keys from {allowed}, got {given!r}")
+        extra = sorted(set(given) - {"study", *RUN_DECLARED})
+        if extra:
+            raise ParamsError(f"runs.{name}.{extra[0]}: unknown key; a run declares {allowed} (the rest is the "
+                              "run section's, for every run)")
+        study = given.get("study", name if name in STUDIES else None)
+        if study not in STUDIES:
+            said = "missing" if "study" not in given else f"{study!r} is not a catalogue study"
+            raise ParamsError(f"runs.{name}.study: {said}; expected one of {', '.join(STUDIES)}")
+        if name in STUDIES and study != name:
+            raise ParamsError(f"runs.{name}.study: a run named after the catalogue study {name} trains that study, "
+                              f"not {study}; give this run another name")
+        runs[name] = {"study": study, **{key: SCHEMA["run"][key][0](f"runs.{name}.{key}", value)
+                                         for key, value in given.items() if key != "study"}}
+    return runs
+
+
 def parse_params(raw: Mapping[str, Any], env: Mapping[str, str], root: Path) -> Params:
     checked = _check_sections(raw)
+    runs = _declared_runs(raw.get("runs"))
     run, data, mlf = checked["run"], checked["data"], checked["mlflow"]
+    undeclared = next((name for name in run["studies"] if name not in runs), None)
+    if undeclared is not None:
+        raise ParamsError(f"run.studies: {undeclared!r} is neither a catalogue study ({', '.join(STUDIES)}) nor a run "
+                          f"declared under runs:; declare it in params.yaml (runs: {{{undeclared}: {{study: ...}}}}) or, "
+                          f"for one experiment, `dvc exp run -S '+runs.{undeclared}={{study: ...}}'`")
+    protocols = {runs[name].get("protocol", run["protocol"]) for name in run["studies"]}
     mirror = env.get(MIRROR_ENV) or data["mirror"]
     tracking_uri = env.get(TRACKING_ENV) or mlf["tracking_uri"] or default_tracking_uri(root)
     return Params(
@@ -406,19 +462,20 @@ def parse_params(raw: Mapping[str, Any], env: Mapping[str, str], root: Path) -> 
         cuda=CudaConfig(**checked["cuda"]),
         cpu=CpuConfig(**checked["cpu"]),
         hs=HSConfig(**checked["hs"]),
-        modern=_modern(checked["modern"], run["protocol"]),
+        modern=_modern(checked["modern"], protocols),
         analysis=AnalysisConfig(**checked["analysis"]),
+        runs=runs,
     )
 
 
-def _modern(section: dict[str, Any], protocol: str) -> ModernConfig:
-    """The modern section, which only the modern protocol reads: a value set under another protocol
-    would be silently ignored, so it is an error."""
+def _modern(section: dict[str, Any], protocols: set[str]) -> ModernConfig:
+    """The modern section, which only the modern protocol reads: a value set while no run listed in
+    run.studies trains under it would be silently ignored, so it is an error."""
     given = [key for key, value in section.items() if value is not None]
-    if given and protocol != "modern":
-        raise ParamsError(f"modern.{given[0]}: is set ({section[given[0]]!r}) but run.protocol is {protocol!r}, "
-                          "which does not read the modern section; set run.protocol: modern, or set "
-                          f"modern.{given[0]} back to null")
+    if given and "modern" not in protocols:
+        raise ParamsError(f"modern.{given[0]}: is set ({section[given[0]]!r}) but run.protocol is "
+                          f"{'/'.join(sorted(protocols))!r} for every run in run.studies, which does not read the modern "
+                          f"section; set run.protocol: modern, or set modern.{given[0]} back to null")
     modern = ModernConfig(**section)
     if modern.epochs is not None and modern.warmup_epochs is not None and modern.warmup_epochs >= modern.epochs:
         raise ParamsError(f"modern.warmup_epochs: {modern.warmup_epochs} leaves no epoch after the warm-up "
@@ -443,16 +500,19 @@ def load_params(path: Path | str = "params.yaml", env: Mapping[str, str] | None 
 
 
 def check_against_studies(params: Params) -> None:
-    """Cross-checks of values against the enabled studies and the machine, before any download:
-    every run.variants and run.tasks entry belongs to an enabled study, and run.device: cuda has
-    a CUDA device."""
-    enabled = [STUDIES[name] for name in params.run.studies]
-    for key, wanted, of in (("run.variants", params.run.variants, lambda s: s.variants),
-                            ("run.tasks", params.run.tasks, lambda s: s.tasks)):
-        missing = [v for v in wanted or () if not any(v in of(s) for s in enabled)]
-        if missing:
-            valid = "; ".join(f"{s.name}: {', '.join(of(s)[:12])}{', ...' if len(of(s)) > 12 else ''}" for s in enabled)
-            raise ParamsError(f"{key}: {missing[0]!r} is in none of the enabled studies (run.studies); they have {valid}")
+    """Cross-checks of values against the listed runs' studies and the machine, before any download:
+    each entry of run.variants / run.tasks belongs to one of the listed runs' studies, each a run
+    declares to its own study, and run.device: cuda has a CUDA device."""
+    listed = {name: STUDIES[params.study_of(name)] for name in params.run.studies}
+    for key, of in (("variants", lambda s: s.variants), ("tasks", lambda s: s.tasks)):
+        checks = [(f"run.{key}", getattr(params.run, key), list(listed.values()))]
+        checks += [(f"runs.{name}.{key}", params.runs[name][key], [study])
+                   for name, study in listed.items() if key in params.runs.get(name, {})]
+        for where, wanted, studies in checks:
+            missing = [v for v in wanted or () if not any(v in of(s) for s in studies)]
+            if missing:
+                valid = "; ".join(f"{s.name}: {', '.join(of(s)[:12])}{', ...' if len(of(s)) > 12 else ''}" for s in studies)
+                raise ParamsError(f"{where}: {missing[0]!r} is in none of the studies it applies to; they have {valid}")
     if params.run.device == "cuda":
         import torch
 

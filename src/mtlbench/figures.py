@@ -108,7 +108,7 @@ def forest_figure(rows: list[dict]) -> Figure:
     ax.set_yticks(range(len(rows)), [r["label"] for r in reversed(rows)], fontsize=8)
     ax.set_ylim(-0.7, len(rows) - 0.3)
     ax.set_xlabel("delta-m, % (multitask vs dedicated; positive = multitask better), 95% CI over seeds", fontsize=8)
-    ax.set_title("delta-m across studies and variants", fontsize=10)
+    ax.set_title("delta-m across runs and variants", fontsize=10)
     fig.tight_layout()
     return fig
 

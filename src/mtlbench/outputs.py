@@ -65,7 +65,8 @@ def metrics_document(details: dict) -> dict:
 
 
 def details_document(study: Study, outcomes: list[VariantOutcome], context: dict | None = None,
-                     analysis: AnalysisConfig = AnalysisConfig(), plan: dict | None = None) -> dict:
+                     analysis: AnalysisConfig = AnalysisConfig(), plan: dict | None = None,
+                     run: str | None = None) -> dict:
     """Everything evaluation knows of a study, for the summary stage and readers (not a DVC metric):
     "variants" {variant: {task: {metric: seed statistics}}}, "comparisons" (compare_to_dedicated, with
     the paired verdicts), "against_unitary" (each HPS method against `hps_sum`, compare_to_unitary;
@@ -90,8 +91,9 @@ def details_document(study: Study, outcomes: list[VariantOutcome], context: dict
                    "cpu": cpu_model(), "seeds": len(outcomes[0].seeds),
                    # how it was made, for the summary's provenance block
                    "protocol": outcomes[0].params.get("protocol"), "max_epochs": outcomes[0].params.get("max_epochs"),
-                   "train_limit": (context or {}).get("train_limit"), "numerics": (context or {}).get("numerics")}
-    return {"study": study.name, "produced_on": produced_on,
+                   "train_limit": (context or {}).get("train_limit"), "epoch_cap": (context or {}).get("max_epochs"),
+                   "numerics": (context or {}).get("numerics")}
+    return {"study": study.name, "run": run or study.name, "produced_on": produced_on,
             "headline": None if study.headline is None else list(study.headline),
             "variants": {o.variant: o.summary for o in outcomes},
             "analysis": {"margin": analysis.margin, "mse_margin": analysis.mse_margin,
@@ -101,17 +103,17 @@ def details_document(study: Study, outcomes: list[VariantOutcome], context: dict
             "methods": methods, "curves": curves}
 
 
-OVERLAID = ("val_loss", "val_accuracy")  # one plot each: a metric per axis
-OVERLAY_COLUMNS = ("epoch", "dedicated", "multitask")  # fixed, so one dvc.yaml definition draws every file
+OVERLAID = ("val_loss", "val_accuracy")  # one plot each, in plots/<metric>/<run>/: a metric per axis
 
 
-def overlay_curves(details: dict, baseline: str | None) -> dict[str, list[dict]]:
-    """`dvc plots show`'s comparison: per multitask variant, task and validation metric, the seeds'
-    mean curve of the baseline and of the variant in one file, `<task>__<variant>__<metric>.csv`
-    (columns epoch, dedicated, multitask). Each mean ends where that variant's shortest seed ended
-    (figures' rule); the cells after it are blank, and DVC leaves a gap there."""
+def overlay_curves(details: dict, baseline: str | None) -> dict[str, dict[str, list[dict]]]:
+    """`dvc plots show`'s comparison: per validation metric {file name: rows}, one file per multitask
+    variant and task, `<task>__<variant>.json`, rows {"epoch", "dedicated", "multitask"}: the seeds'
+    mean curve of the baseline and of the variant. Each mean ends where that variant's shortest seed
+    ended (figures' rule); after it the row has no value for it (JSON, not a blank CSV cell, which
+    DVC's plots would draw as 0), so the line stops there."""
     curves = details["curves"]
-    files = {}
+    files: dict[str, dict[str, list[dict]]] = {}
     for variant, by_task in curves.items():
         if variant == baseline or baseline not in curves:
             continue
@@ -122,8 +124,9 @@ def overlay_curves(details: dict, baseline: str | None) -> dict[str, list[dict]]
                 columns = {"dedicated": seed_mean_curve(curves[baseline][task], metric),
                            "multitask": seed_mean_curve(by_seed, metric)}
                 epochs = sorted({e for got, _ in columns.values() for e in got})
-                files[f"{task}__{variant}__{metric}.csv"] = [
-                    {"epoch": e, **{name: dict(zip(*curve)).get(e, "") for name, curve in columns.items()}} for e in epochs]
+                known = {name: dict(zip(*curve)) for name, curve in columns.items()}
+                files.setdefault(metric, {})[f"{task}__{variant}.json"] = [
+                    {"epoch": e, **{name: by[e] for name, by in known.items() if e in by}} for e in epochs]
     return files
 
 
@@ -145,15 +148,17 @@ def data_warnings(context: dict) -> list[str]:
 
 def write_study_outputs(study_def: Study, outcomes: list[VariantOutcome], root: Path,
                         warnings: Sequence[str] = (), context: dict | None = None,
-                        analysis: AnalysisConfig = AnalysisConfig(), plan: dict | None = None) -> tuple[str, dict]:
-    """Write every evaluate-stage output of `study` under `root`; returns the markdown report and
-    the details document (the MLflow figures are drawn from it).
+                        analysis: AnalysisConfig = AnalysisConfig(), plan: dict | None = None,
+                        run: str | None = None) -> tuple[str, dict]:
+    """Write every evaluate-stage output of the run `run` (default: the study's own name) of `study`
+    under `root`; returns the markdown report and the details document (the MLflow figures are drawn
+    from it).
     Confusion and curve plots cover the headline tasks (all when None); variants with several
     tasks also get their average curves over real and random tasks (`<variant>__mean_real__...`);
     a task whose loss weight changes per epoch (HPS schemes) has it as a `weight` column."""
-    study, headline = study_def.name, study_def.headline
+    study, headline = run or study_def.name, study_def.headline
     shown = shown_in(headline)
-    details = {**details_document(study_def, outcomes, context, analysis, plan),
+    details = {**details_document(study_def, outcomes, context, analysis, plan, study),
                **({"warnings": list(warnings)} if warnings else {})}
     metrics = metrics_document(details)
     # the DVC metric stays narrow: a flag only where the data were not the official files (the words are in the report)
@@ -182,7 +187,9 @@ def write_study_outputs(study_def: Study, outcomes: list[VariantOutcome], root: 
                     write_text(folder / f"{o.variant}__{t.task}__seed{s.seed}.csv", _csv(rows, list(rows[0])))
                 for group, rows in grouped_mean_curves(o, s).items():
                     write_text(folder / f"{o.variant}__mean_{group}__seed{s.seed}.csv", _csv(rows))
-    with atomic_dir(root / "plots" / "overlay" / study, scratch=root / SCRATCH) as folder:
-        for name, rows in overlay_curves(details, study_def.baseline_variant).items():
-            write_text(folder / name, _csv(rows, OVERLAY_COLUMNS))
+    overlays = overlay_curves(details, study_def.baseline_variant)
+    for metric in OVERLAID:  # each folder written, also empty: DVC declares both
+        with atomic_dir(root / "plots" / metric / study, scratch=root / SCRATCH) as folder:
+            for name, rows in overlays.get(metric, {}).items():
+                write_text(folder / name, json.dumps(rows))
     return report_md, details

@@ -55,7 +55,7 @@ def fraction(low: float, high: float, name: str):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("details", nargs="+", type=Path, help="reports/studies/<study>.json or a study_run's details.json")
+    parser.add_argument("details", nargs="+", type=Path, help="reports/studies/<run>.json or archive/<run>/details.json")
     parser.add_argument("--target", type=fraction(0.0, 100.0, "--target"), default=0.5,
                         help="the difference to detect, in accuracy points (above 0, below 100)")
     parser.add_argument("--sd-confidence", type=fraction(0.0, 1.0, "--sd-confidence"), default=0.8,

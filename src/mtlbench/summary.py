@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import html
+import subprocess
 from pathlib import Path
 from typing import Sequence
 
@@ -25,6 +26,48 @@ from mtlbench.verdict import (BETTER, EQUIVALENT, NO_TEST, RANDOM, UNDECIDED, WO
 VERDICTS = (BETTER, WORSE, EQUIVALENT, UNDECIDED, NO_TEST)
 
 
+def run_label(details: dict) -> str:
+    """The run a details document belongs to (documents from before runs were named by their study)."""
+    return details.get("run", details["study"])
+
+
+SMOKE_SEEDS = 3  # fewer seeds than this cannot give a verdict worth reading
+
+
+def smoke_sized(details: Sequence[dict]) -> str:
+    """Why these runs are smoke-sized (an epoch cap or fewer than SMOKE_SEEDS seeds), or ""."""
+    reasons = []
+    for d in details:
+        p = d.get("produced_on", {})
+        if p.get("epoch_cap") is not None:  # run.max_epochs
+            reasons.append(f"{run_label(d)} capped at {p['epoch_cap']} epochs")
+        if isinstance(p.get("seeds"), int) and p["seeds"] < SMOKE_SEEDS:
+            reasons.append(f"{run_label(d)} has {p['seeds']} seed{'s' if p['seeds'] != 1 else ''}")
+    return "; ".join(reasons)
+
+
+DEFINING = ("src", "dvc.yaml", "params.yaml", "tasks", "plans")  # what makes the numbers, besides the data
+
+
+def made_line(root: Path) -> str:
+    """From which commit, of which date, the page was made, and whether the code, params, task
+    files or plans differed from it: a page read later says what it shows. (The commit's date, not
+    the clock: the same commit and results give the same page, byte for byte.)"""
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return ""
+
+    commit = git("log", "-1", "--format=%h %cs", "--abbrev=10")
+    if not commit:
+        return "Made outside a git commit."
+    sha, day = commit.split()
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", *DEFINING)
+    return f"Made at commit `{sha}` ({day}){' with uncommitted changes to its code or params' if dirty else ''}."
+
+
 def summary_rows(details: Sequence[dict]) -> tuple[list[dict], list[dict]]:
     """(task rows, delta-m rows) over every study's multitask variants."""
     task_rows, delta_rows = [], []
@@ -33,7 +76,7 @@ def summary_rows(details: Sequence[dict]) -> tuple[list[dict], list[dict]]:
         dedicated_total = next((m["params"] for m in methods.values() if m["kind"] == BASELINE_KIND), None)
         for variant, entry in d["comparisons"].items():
             method = methods[variant]
-            common = {"study": d["study"], "variant": variant, "kind": method["kind"],
+            common = {"run": run_label(d), "study": d["study"], "variant": variant, "kind": method["kind"],
                       "method": method.get("method"),
                       "plan": d.get("analysis", {}).get("plan", {}).get("status", "exploratory"),
                       "params": method["params"], "dedicated_params": dedicated_total}
@@ -49,7 +92,7 @@ def summary_rows(details: Sequence[dict]) -> tuple[list[dict], list[dict]]:
                                       "text": verdict_text(task, variant, c["metric"], c)})
             if "delta_m" in entry:
                 s = entry["delta_m"]
-                delta_rows.append({**common, "label": f"{d['study']} / {variant}", "mean": s["mean"], "ci95": s["ci95"], "n": s["n"]})
+                delta_rows.append({**common, "label": f"{run_label(d)} / {variant}", "mean": s["mean"], "ci95": s["ci95"], "n": s["n"]})
     return task_rows, delta_rows
 
 
@@ -59,10 +102,10 @@ def answer(task_rows: list[dict], delta_rows: list[dict]) -> str:
     if not judged:
         return "No multitask variant has a dedicated baseline to compare with yet."
     count = {v: sum(r["verdict"] == v for r in judged) for v in VERDICTS}
-    studies = sorted({r["study"] for r in judged})
+    studies = sorted({r["run"] for r in judged})
     seeds = sorted({r["n"] for r in judged})
-    n_variants = len({(r["study"], r["variant"]) for r in judged})
-    parts = [f"Over {len(studies)} {'study' if len(studies) == 1 else 'studies'} ({', '.join(studies)}) and "
+    n_variants = len({(r["run"], r["variant"]) for r in judged})
+    parts = [f"Over {len(studies)} {'run' if len(studies) == 1 else 'runs'} ({', '.join(studies)}) and "
              f"{n_variants} multitask {'variant' if n_variants == 1 else 'variants'}, of {len(judged)} task comparisons "
              f"multitask was better on {count[BETTER]}, worse on {count[WORSE]}, equivalent to dedicated on "
              f"{count[EQUIVALENT]} and undecided on {count[UNDECIDED]}"
@@ -76,13 +119,13 @@ def answer(task_rows: list[dict], delta_rows: list[dict]) -> str:
         parts.append(f"Taking all {len(tested)} comparisons as one family (Benjamini-Hochberg, 5% false discovery "
                      f"rate), {kept[BETTER]} of the {count[BETTER]} better and {kept[WORSE]} of the {count[WORSE]} worse "
                      "remain.")
-    confirmatory = sorted({r["study"] for r in judged if r["plan"] == "confirmatory"})
+    confirmatory = sorted({r["run"] for r in judged if r["plan"] == "confirmatory"})
     parts.append(f"Confirmatory (a committed analysis plan fixed seeds and margin before training): "
                  f"{', '.join(confirmatory)}; every other verdict here is exploratory." if confirmatory else
-                 "Every verdict here is exploratory: no analysis plan (plans/<study>.yaml) fixed its seeds and margin "
+                 "Every verdict here is exploratory: no analysis plan (plans/<run>.yaml) fixed its seeds and margin "
                  "before training.")
     for verdict in (BETTER, WORSE):
-        named = [f"{r['task']} ({r['study']}, {r['variant']}, {format_amount(r['diff'], r['metric'])})"
+        named = [f"{r['task']} ({r['run']}, {r['variant']}, {format_amount(r['diff'], r['metric'])})"
                  for r in judged if r["verdict"] == verdict]
         if named:
             parts.append(f"{verdict.capitalize()}: {', '.join(named)}.")
@@ -92,13 +135,13 @@ def answer(task_rows: list[dict], delta_rows: list[dict]) -> str:
         bounds = difference_bounds(largest["metric"])
         if bounds is not None and largest["min_detectable"] > bounds[1]:
             parts.append(f"Where undecided, some comparisons could not detect any difference within the "
-                         f"metric's range with their seeds (80% power; {largest['task']}, {largest['study']}, "
+                         f"metric's range with their seeds (80% power; {largest['task']}, {largest['run']}, "
                          f"n = {largest['n']}): they need more seeds to say anything.")
         else:
             parts.append(f"Where undecided, the smallest difference these seeds could detect (80% power) "
                          f"was as large as {format_amount(largest['min_detectable'], largest['metric'], signed=False)} "
                          f"{largest['metric']} ({largest['task']}, "
-                         f"{largest['study']}): smaller differences need more seeds to show.")
+                         f"{largest['run']}): smaller differences need more seeds to show.")
     if delta_rows:
         above = [r["label"] for r in delta_rows if r["ci95"] is not None and r["ci95"][0] > 0]
         below = [r["label"] for r in delta_rows if r["ci95"] is not None and r["ci95"][1] < 0]
@@ -143,28 +186,31 @@ def missing_note(missing: Sequence[str]) -> str:
 
 
 def summary_markdown(task_rows: list[dict], delta_rows: list[dict], missing: Sequence[str], figures: Sequence[str],
-                     provenance: Sequence[dict] = ()) -> str:
+                     provenance: Sequence[dict] = (), made: str = "") -> str:
     scale = lambda r: 100.0 if r["metric"] in ("accuracy", "macro_f1") else 1.0  # noqa: E731
-    lines = ["# When does one multitask network beat separate dedicated networks?", "",
-             "## The answer", "", answer(task_rows, delta_rows), ""]
+    lines = ["# When does one multitask network beat separate dedicated networks?", ""]
+    lines += [made, ""] if made else []
+    smoke = smoke_sized(provenance)
+    lines += [f"> **Smoke-sized**: {smoke}; not an answer, a check that the pipeline runs.", ""] if smoke else []
+    lines += ["## The answer", "", answer(task_rows, delta_rows), ""]
     if missing:
         lines += [missing_note(missing), ""]
     lines += ["## Per task: multitask minus dedicated, paired by seed", "",
               "Accuracy differences in percentage points; MSE differences signed so that positive is better. "
               "Parameters: the multitask model's (RSN2: packed; HPS: shared trunk and heads) vs all dedicated models'.", "",
-              "| study | variant | method | parameters | task | metric | difference | 95% CI | n | p (Holm) | p (sign-flip) | verdict |",
+              "| run | variant | method | parameters | task | metric | difference | 95% CI | n | p (Holm) | p (sign-flip) | verdict |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in task_rows:
         method = r["kind"] + (f" ({r['method']})" if r["method"] else "")
         unit = " pt" if scale(r) == 100.0 else ""
-        lines.append(f"| {r['study']} | {r['variant']} | {method} | {_budget(r)} | {r['task']} | {r['metric']} "
+        lines.append(f"| {r['run']} | {r['variant']} | {method} | {_budget(r)} | {r['task']} | {r['metric']} "
                      f"| {scale(r) * r['diff']:+.2f}{unit} | {format_interval(r['ci95'], scale(r))} | {r['n']} | {_p(r['p_holm'])} "
                      f"| {_p(r['p_sign_flip'])} | {r['verdict']} |")
-    lines += ["", "## delta-m per study and variant", "",
+    lines += ["", "## delta-m per run and variant", "",
               "Mean relative change over the real tasks' primary metrics (Maninis et al. 2019), %, positive = multitask "
               "better; CI over the per-seed values.", "",
-              "| study | variant | delta-m | 95% CI | n |", "|---|---|---|---|---|"]
-    lines += [f"| {r['study']} | {r['variant']} | {r['mean']:+.2f}% | {format_interval(r['ci95'], unit='%')} | {r['n']} |" for r in delta_rows]
+              "| run | variant | delta-m | 95% CI | n |", "|---|---|---|---|---|"]
+    lines += [f"| {r['run']} | {r['variant']} | {r['mean']:+.2f}% | {format_interval(r['ci95'], unit='%')} | {r['n']} |" for r in delta_rows]
     lines += ["", "## Figures", ""] + [f"![{Path(f).stem}](figures/{Path(f).name})" for f in figures] + [""]
     lines += provenance_lines(provenance)
     return "\n".join(lines)
@@ -176,12 +222,12 @@ def provenance_lines(details: Sequence[dict]) -> list[str]:
     if not details:
         return []
     lines = ["## How these numbers were made", "",
-             "| study | seeds | protocol | training rows per task | epoch cap | device | CPU | torch | numerics |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| run | study | seeds | protocol | training rows per task | epoch cap | device | CPU | torch | numerics |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for d in details:
         p = d.get("produced_on", {})
         rows = p.get("train_limit") or ("all" if "train_limit" in p else "?")
-        lines.append(f"| {d['study']} | {p.get('seeds', '?')} | {p.get('protocol', '?')} | {rows} | "
+        lines.append(f"| {run_label(d)} | {d['study']} | {p.get('seeds', '?')} | {p.get('protocol', '?')} | {rows} | "
                      f"{p.get('max_epochs', '?')} | {p.get('device', '?')} | {p.get('cpu', '?')} | {p.get('torch', '?')} "
                      f"| {p.get('numerics', '?')} |")
     return lines + [""]
@@ -232,7 +278,7 @@ def summary_document(task_rows: list[dict], delta_rows: list[dict], missing: Seq
     judged = [r for r in task_rows if r["verdict"] != RANDOM]
     return {
         "verdicts": {v.replace(" ", "_"): sum(r["verdict"] == v for r in judged) for v in VERDICTS},
-        "delta_m_pct": {f"{r['study']}/{r['variant']}": r["mean"] for r in delta_rows},
+        "delta_m_pct": {f"{r['run']}/{r['variant']}": r["mean"] for r in delta_rows},
     }
 
 
@@ -246,18 +292,20 @@ def summary_rows_document(task_rows: list[dict], delta_rows: list[dict], missing
 def study_figures(details: dict) -> dict[str, bytes]:
     """One study's figures as PNG: scores with CI and validation curves, of its headline tasks."""
     tasks = details.get("headline")
-    return {f"{details['study']}_scores.png": png_bytes(scores_figure(details, tasks)),
-            f"{details['study']}_curves.png": png_bytes(curves_figure(details, tasks))}
+    return {f"{run_label(details)}_scores.png": png_bytes(scores_figure(details, tasks)),
+            f"{run_label(details)}_curves.png": png_bytes(curves_figure(details, tasks))}
 
 
-def build_summary(details: Sequence[dict], missing: Sequence[str]) -> tuple[str, str, dict, dict, dict[str, bytes]]:
-    """(markdown, html, metrics/summary.json, reports/summary.json, {figure file name: PNG})."""
+def build_summary(details: Sequence[dict], missing: Sequence[str],
+                  made: str = "") -> tuple[str, str, dict, dict, dict[str, bytes]]:
+    """(markdown, html, metrics/summary.json, reports/summary.json, {figure file name: PNG}); `made`
+    (made_line) heads the page."""
     task_rows, delta_rows = summary_rows(details)
     images: dict[str, bytes] = {}
     for d in details:
         images.update(study_figures(d))
     if delta_rows:
         images["delta_m_forest.png"] = png_bytes(forest_figure(delta_rows))
-    markdown_text = summary_markdown(task_rows, delta_rows, missing, list(images), details)
+    markdown_text = summary_markdown(task_rows, delta_rows, missing, list(images), details, made)
     return (markdown_text, summary_html(markdown_text, images), summary_document(task_rows, delta_rows, missing),
             summary_rows_document(task_rows, delta_rows, missing), images)

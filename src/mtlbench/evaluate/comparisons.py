@@ -94,7 +94,7 @@ def compare_seeds(per_seed: dict[str, dict[str, dict[int, dict[str, float]]]], s
     """compare_to_dedicated from the numbers alone: `per_seed` {variant: {task: {seed: metrics}}},
     `summaries` its seed statistics (summarize), `baseline` the dedicated variant's name, `per_item`
     (optional) {variant: {task: {seed: per-item scores}}}: without it the test set is held fixed.
-    Pairs are matched by seed number, so seeds trained in separate runs pool (mtlbench.pool)."""
+    Pairs are matched by seed number, so a seed is paired with the same seed wherever it trained."""
     base = summaries[baseline]
     comparisons = {}
     for variant, summary in summaries.items():

@@ -1,9 +1,10 @@
-"""Confirmatory or exploratory: whether a study's verdicts answer an analysis plan fixed before
+"""Confirmatory or exploratory: whether a run's verdicts answer an analysis plan fixed before
 its seeds trained.
 
-A plan is `plans/<study>.yaml`, committed before the first seed of the run it governs starts:
+A plan is `plans/<run>.yaml` (a run of params.yaml: a study at its size, protocol and seeds),
+committed before the first seed of the run it governs starts:
 
-    study: mnist_fashion_hps
+    run: hps_modern_3000
     estimand: paired difference in test accuracy, multitask minus dedicated, per task
     seeds: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
     margin: 0.005        # must equal analysis.margin when evaluated
@@ -29,15 +30,15 @@ import yaml
 from mtlbench.errors import ExpectedError
 
 PLANS_DIR = "plans"
-KEYS = {"study", "estimand", "seeds", "margin", "families"}
+KEYS = {"run", "estimand", "seeds", "margin", "families"}
 
 
 class PlanError(ExpectedError):
     """A plan file that cannot be read as one (named, with the key and what was expected)."""
 
 
-def read_plan(path: Path, study: str) -> dict:
-    """The plan at `path`, checked: every key of KEYS, the study's own name, seeds a list of
+def read_plan(path: Path, run: str) -> dict:
+    """The plan at `path`, checked: every key of KEYS, the run's own name, seeds a list of
     distinct integers, margin a number in (0, 1)."""
     try:
         raw = yaml.safe_load(path.read_text())
@@ -49,8 +50,8 @@ def read_plan(path: Path, study: str) -> dict:
     if missing or extra:
         raise PlanError(f"{path}: {'missing key ' + repr(missing[0]) if missing else 'unknown key ' + repr(extra[0])}; "
                         f"a plan has exactly {', '.join(sorted(KEYS))}")
-    if raw["study"] != study:
-        raise PlanError(f"{path}: study is {raw['study']!r}, but the file plans {study!r} (plans/<study>.yaml)")
+    if raw["run"] != run:
+        raise PlanError(f"{path}: run is {raw['run']!r}, but the file plans {run!r} (plans/<run>.yaml)")
     seeds = raw["seeds"]
     if not (isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
             and len(set(seeds)) == len(seeds)):
@@ -74,13 +75,13 @@ def last_commit_time(root: Path, path: Path) -> float | None:
     return None if dirty or not stamp else float(stamp)
 
 
-def plan_status(study: str, seeds: list[int], margin: float, training_started: float | None, root: Path) -> dict:
+def plan_status(run: str, seeds: list[int], margin: float, training_started: float | None, root: Path) -> dict:
     """{"status": "confirmatory" | "exploratory", "why": ..., "plan": path or None}."""
-    path = root / PLANS_DIR / f"{study}.yaml"
-    relative = f"{PLANS_DIR}/{study}.yaml"
+    path = root / PLANS_DIR / f"{run}.yaml"
+    relative = f"{PLANS_DIR}/{run}.yaml"
     if not path.is_file():
         return {"status": "exploratory", "plan": None, "why": f"no analysis plan ({relative})"}
-    plan = read_plan(path, study)
+    plan = read_plan(path, run)
 
     def exploratory(why: str) -> dict:
         return {"status": "exploratory", "plan": relative, "why": why}

@@ -18,9 +18,10 @@ def main() -> None:
         if study.task_file is not None:
             study.specs()  # a bad task-spec file names the task and the fault
     for name in params.run.studies:
-        plan = variant_plan(STUDIES[name], params)  # each variant's kind checks it (methods, RSN2's tasks)
-        check_builds(STUDIES[name], plan, STUDIES[name].specs())  # so do networks that cannot be built
-    print(f"params.yaml is valid: studies {list(params.run.studies)}, seeds {list(params.run.seeds)}", file=sys.stderr)
+        study, run_params = STUDIES[params.study_of(name)], params.for_run(name)
+        plan = variant_plan(study, run_params)  # each variant's kind checks it (methods, RSN2's tasks)
+        check_builds(study, plan, study.specs())  # so do networks that cannot be built
+    print(f"params.yaml is valid: runs {list(params.run.studies)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

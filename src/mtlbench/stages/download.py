@@ -17,7 +17,7 @@ PREPARED_DIR = Path("data/prepared")
 
 def main() -> None:
     params = load_params()
-    datasets = datasets_for(params.run.studies)
+    datasets = datasets_for(tuple(params.study_of(run) for run in params.run.studies))
     with atomic_dir(PREPARED_DIR) as folder:  # only the enabled datasets, and only if all succeed
         for name in datasets:
             record = prepare(SOURCES[name], params.data.mirror, params.data.verify, RAW_DIR, folder)

@@ -16,7 +16,7 @@ from mtlbench.evaluate.plans import plan_status
 from mtlbench.errors import ExpectedError
 from mtlbench.fileio import is_disk_full, is_unwritable, no_space, read_json, write_json
 from mtlbench.outputs import data_warnings, write_study_outputs
-from mtlbench.stages import known_study, load_params, run_stage, study_arg
+from mtlbench.stages import known_run, load_params, run_stage, run_arg
 from mtlbench.studies import Study
 from mtlbench.summary import study_figures
 
@@ -61,19 +61,19 @@ def experiment_description(study: Study) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    study = known_study(study_arg(argv, __doc__))
-    params = load_params()
-    results_dir = Path("results") / study.name
+    name = run_arg(argv, __doc__)
+    study, params = known_run(load_params(), name)
+    results_dir = Path("results") / name
     outcomes = evaluate_study(study, results_dir)
     context_path = results_dir / "context.json"
     context = read_json(context_path) if context_path.is_file() else {}
     warnings = data_warnings(context)
     for warning in warnings:
-        print(f"warning: {study.name}: {warning}", file=sys.stderr)
+        print(f"warning: {name}: {warning}", file=sys.stderr)
     started = [t.started_at for o in outcomes for s in o.seeds for t in s.tasks if t.started_at]
-    plan = plan_status(study.name, [s.seed for s in outcomes[0].seeds], params.analysis.margin,
+    plan = plan_status(name, [s.seed for s in outcomes[0].seeds], params.analysis.margin,
                        min(started, default=None), project_root())
-    report_md, details = write_study_outputs(study, outcomes, Path("."), warnings, context, params.analysis, plan)
+    report_md, details = write_study_outputs(study, outcomes, Path("."), warnings, context, params.analysis, plan, name)
     figures = study_figures(details)
 
     from mtlbench.tracking import Tracker  # mlflow is slow to import; only this stage needs it
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     stage = os.environ.get("DVC_STAGE", "outside dvc")  # DVC names the stage it runs, e.g. evaluate@<study>
     try:
         tracker = Tracker(params.mlflow.tracking_uri, params.mlflow.log_models, project_root(), stage)
-        record = tracker.log_study(study.name, outcomes, report_md, study.headline, context=context,
+        record = tracker.log_study(name, outcomes, report_md, study.headline, context=context,
                                    description=experiment_description(study), figures=figures,
                                    comparisons=details["comparisons"])
     except Exception as err:
@@ -89,12 +89,12 @@ def main(argv: list[str] | None = None) -> None:
         if fault is None:
             raise
         raise fault from None
-    write_json(Path("results") / "mlflow" / f"{study.name}.json",
-               {"tracking_uri": params.mlflow.tracking_uri, "experiment": study.name, "runs": record})
+    write_json(Path("results") / "mlflow" / f"{name}.json",
+               {"tracking_uri": params.mlflow.tracking_uri, "experiment": name, "runs": record})
     for o in outcomes:
         scores = ", ".join(f"{task} {primary_metric(s)} {s[primary_metric(s)]['mean']:.4f}"
                            for task, s in list(o.summary.items())[:10])
-        print(f"{study.name} {o.variant}: mean test {scores} (MLflow run {record[o.variant]['parent']})", file=sys.stderr)
+        print(f"{name} {o.variant}: mean test {scores} (MLflow run {record[o.variant]['parent']})", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ def main() -> None:
     params = load_params()
     with atomic_dir(TASKS_DIR) as out_dir:  # always written
         written = {}
-        for name in params.run.studies:
+        for name in dict.fromkeys(params.study_of(run) for run in params.run.studies):
             study = STUDIES[name]
             if not study.needs_prepared_labels:  # class-group tasks map the labels as they load
                 continue

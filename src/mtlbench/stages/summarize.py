@@ -10,17 +10,17 @@ from mtlbench.fileio import atomic_dir, read_json, write_json, write_text
 from mtlbench.outputs import SCRATCH
 from mtlbench.stages import load_params, run_stage
 from mtlbench.studies import STUDIES
-from mtlbench.summary import build_summary, missing_note
+from mtlbench.summary import build_summary, made_line, missing_note
 
 DETAILS_DIR = Path("reports/studies")
 
 
 def main() -> None:
     params = load_params()
-    present = [s for s in params.run.studies if (DETAILS_DIR / f"{s}.json").is_file()]
-    missing = [s for s in STUDIES if s not in present]
-    details = [read_json(DETAILS_DIR / f"{s}.json") for s in present]
-    markdown_text, page, document, rows, images = build_summary(details, missing)
+    present = [r for r in params.run.studies if (DETAILS_DIR / f"{r}.json").is_file()]
+    details = [read_json(DETAILS_DIR / f"{r}.json") for r in present]
+    missing = [s for s in STUDIES if s not in {params.study_of(r) for r in present}]  # studies no listed run answers
+    markdown_text, page, document, rows, images = build_summary(details, missing, made_line(Path.cwd()))
     with atomic_dir(Path("reports/figures"), scratch=SCRATCH) as folder:
         for name, png in images.items():
             (folder / name).write_bytes(png)

@@ -1,5 +1,5 @@
-"""dvc stage `train@<study>`: train every model variant of one study over the seeds, unit by unit
-into results/<study> (kept between runs: a killed run resumes where it stopped)."""
+"""dvc stage `train@<run>`: train every model variant of one run's study over its seeds, unit by
+unit into results/<run> (kept between runs: a killed run resumes where it stopped)."""
 
 from __future__ import annotations
 
@@ -7,18 +7,18 @@ import sys
 from pathlib import Path
 
 from mtlbench.runtime import reexec_with_fast_allocator
-from mtlbench.stages import known_study, load_params, run_stage, study_arg
+from mtlbench.stages import known_run, load_params, run_stage, run_arg
 from mtlbench.train.runner import run_study, variant_plan
 
 PREPARED_DIR = Path("data/prepared")
 
 
 def main(argv: list[str] | None = None) -> None:
-    study = known_study(study_arg(argv, __doc__))
-    params = load_params()
-    run_study(study, params, PREPARED_DIR, Path("results") / study.name)
+    name = run_arg(argv, __doc__)
+    study, params = known_run(load_params(), name)
+    run_study(study, params, PREPARED_DIR, Path("results") / name)
     trained = ", ".join(variant for variant, _ in variant_plan(study, params))
-    print(f"{study.name}: trained {trained} for seeds {list(params.run.seeds)}", file=sys.stderr)
+    print(f"{name} ({study.name}): trained {trained} for seeds {list(params.run.seeds)}", file=sys.stderr)
 
 
 if __name__ == "__main__":
