@@ -185,3 +185,42 @@ def test_ray_faults_stop_before_training_with_what_to_do(tmp_path, prepared, mon
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
     with pytest.raises(ParamsError, match=r"run.executor: ray needs Ray installed: pip install 'ray\[default\]'"):
         run_study(STUDY, params(tmp_path, executor="ray"), prepared, tmp_path / "r")
+
+
+def _unit_files(study: str, variant: str) -> set[str]:
+    """The package files in the key of a unit of `variant` (the engine, its kind's and method's)."""
+    from mtlbench.codebase import PACKAGE
+    from mtlbench.train.kinds import KINDS
+    from mtlbench.train.units import _files
+
+    s = STUDIES[study]
+    modules, _ = KINDS[s.variant_kind(variant)].code(s, variant)
+    return {p.relative_to(PACKAGE).as_posix() for m in ("mtlbench.stages.train", *modules) for p in _files(m)}
+
+
+def test_a_units_key_holds_its_own_kind_and_method_so_a_new_one_rekeys_nothing_else():
+    """A new method is a new file under train/methods/ and a line in the registry; a new kind the
+    same under train/kinds/. Neither file is in any other unit's key: adding one re-keys nothing."""
+    plugins = lambda files: {f for f in files if f.startswith(("train/methods/", "train/kinds/"))}  # noqa: E731
+    dedicated, rsn2 = _unit_files("mnist_fashion_hps", "dedicated"), _unit_files("mnist_fashion_hps", "rsn2")
+    pcgrad, nash = _unit_files("mnist_fashion_hps", "hps_pcgrad"), _unit_files("mnist_fashion_hps", "hps_nash_mtl")
+    for files in (dedicated, rsn2, pcgrad, nash):
+        assert "train/methods/__init__.py" not in files and "train/kinds/__init__.py" not in files  # the registries
+        assert {"train/loop.py", "train/epoch.py", "train/training.py", "models/shared.py"} <= files  # the engine
+        assert "config.py" not in files and "stages/train.py" not in files  # plumbing: its values are in the settings
+    assert plugins(dedicated) == {"train/kinds/dedicated.py", "train/kinds/base.py", "train/kinds/common.py"}
+    assert not plugins(rsn2) & {"train/kinds/dedicated.py", "train/kinds/hps.py"} and "train/kinds/rsn2.py" in rsn2
+    assert "train/methods/pcgrad.py" in pcgrad and "train/methods/pcgrad.py" not in nash
+    assert {"train/methods/nash_mtl.py", "train/methods/base.py"} <= nash and not plugins(dedicated) & plugins(nash) - {
+        "train/kinds/base.py", "train/kinds/common.py"}
+
+
+def test_a_method_written_in_the_registry_is_keyed_by_its_source_and_what_it_calls():
+    from mtlbench.train.kinds import KINDS
+    from mtlbench.train.units import code_digest
+
+    s = STUDIES["mnist_fashion_hps"]
+    modules, texts = KINDS["hps"].code(s, "hps_sum")  # "sum": lambda n_tasks: Weighted([1.0] * n_tasks)
+    assert "mtlbench.train.methods.loss_level" in modules and any("Weighted([1.0] * n_tasks)" in t for t in texts)
+    mean = KINDS["hps"].code(s, "hps_mean")
+    assert code_digest(modules, texts) != code_digest(*mean)  # one file, two methods: told apart by their source

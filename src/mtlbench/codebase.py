@@ -40,15 +40,18 @@ def _imported(path: Path) -> set[str]:
     return names
 
 
-def import_closure(module: str) -> list[Path]:
+def import_closure(module: str, skip: tuple[str, ...] = ()) -> list[Path]:
     """The package files `module` runs: itself, what it imports, recursively, and the __init__ of
-    every package on the way (Python runs them on import)."""
+    every package on the way (Python runs them on import); modules named in `skip` are neither
+    counted nor followed (a registry that imports every plug-in)."""
     seen: set[Path] = set()
     todo = [module]
     while todo:
         name = todo.pop()
         parents = [".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)]
         for candidate in [name, *parents]:
+            if candidate in skip:
+                continue
             path = module_file(candidate)
             if path is not None and path not in seen:
                 seen.add(path)

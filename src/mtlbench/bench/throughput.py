@@ -45,7 +45,7 @@ from mtlbench.train.masks import compute_masks
 from mtlbench.train.multiseed import seed_stack
 from mtlbench.train.protocols import KERAS_FAITHFUL as PROTOCOL
 from mtlbench.train.methods import Weighted
-from mtlbench.train.runner import resolve_device
+from mtlbench.train.training import resolve_device
 
 EPOCH_ROWS = 48000
 AUTO_SETTINGS = {option: "auto" for option in OPTIONS}

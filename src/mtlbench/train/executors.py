@@ -24,7 +24,7 @@ import torch
 
 from mtlbench.config import Params, ParamsError
 from mtlbench.runtime import PORTABLE_NUMERICS, apply_numerics, numerics_in_use
-from mtlbench.train.kinds import load_unit_tasks, train_unit
+from mtlbench.train.training import load_unit_tasks, train_unit
 from mtlbench.train.units import Unit
 
 RAY_RETRIES = 2  # a unit that fails is tried at most this many more times

@@ -28,7 +28,8 @@ from mtlbench.fileio import write_json
 from mtlbench.runtime import apply_numerics, numerics_in_use
 from mtlbench.studies import Study
 from mtlbench.train.executors import run_local, run_ray
-from mtlbench.train.kinds import KINDS, load_unit_tasks, resolve_device, train_unit
+from mtlbench.train.kinds import KINDS
+from mtlbench.train.training import load_unit_tasks, resolve_device, train_unit
 from mtlbench.train.kinds.common import stack_seeds, study_accel, study_protocol, tiny_shapes
 from mtlbench.train.plan import print_plan
 from mtlbench.train.units import CONTEXT_FILE, SCRATCH, Unit, code_digest, place_unit, read_index, start_folder, unit_key
@@ -132,9 +133,9 @@ def run_study(study: Study, params: Params, prepared_dir: Path, out_dir: Path, t
     check_builds(study, plan, specs)
     context = run_context(study, params, device, prepared_dir)
     units = plan_units(study, plan, params.run.seeds, context["stack_seeds"])
-    code = code_digest()
     identities = task_identities(specs, tasks_dir)
-    keys = {u: unit_key(study, u, KINDS[study.variant_kind(u.variant)].settings(context), code, identities)
+    code = {v: code_digest(*KINDS[study.variant_kind(v)].code(study, v)) for v in dict.fromkeys(u.variant for u in units)}
+    keys = {u: unit_key(study, u, KINDS[study.variant_kind(u.variant)].settings(context), code[u.variant], identities)
             for u in units}
     recorded = read_index(out_dir)  # before start_folder drops the stale: their times still estimate well
     index, todo = start_folder(out_dir, units, keys)

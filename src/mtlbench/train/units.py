@@ -3,7 +3,7 @@ seeds, which trains in one grouped network and so is one unit.
 
 Each finished unit's folders (`<variant>/seed<k>/`) land atomically in the study's results folder
 as soon as it finishes, and `units.json` there records the key it was trained under: a hash of the
-training code (every file the train stage imports), the unit's resolved settings and the
+code the unit runs (the engine, its kind's and its method's files: code_digest), the unit's resolved settings and the
 content digests of its data, and the SHA-256 of every file the unit wrote. The next run keeps a unit
 only when its key matches and every file still has its recorded digest (no file missing or added);
 a unit whose files do not verify is retrained, with a line naming it and why. Kept ones are left as
@@ -48,15 +48,26 @@ class Unit:
 
 # Modules that are data, not code: every value of theirs a unit uses is in its key already, resolved
 # (the protocol's fields in the settings, the variant's spec, the tasks' definitions), so editing one
-# study or one protocol re-keys the units that use it, not every unit of every study.
-DATA_MODULES = ("studies.py", "train/protocols.py")
+# study or one protocol re-keys the units that use it, not every unit of every study. Likewise the
+# plumbing between params.yaml and training (every value it hands on is in the settings) and the
+# plan's time estimates.
+DATA_MODULES = ("studies.py", "train/protocols.py", "config.py", "stages/__init__.py", "stages/train.py",
+                "train/plan.py")
+# The plug-in registries import every kind and every method: a unit's key holds its own kind's and
+# method's files instead (VariantKind.code_modules), so a new or edited method re-keys only its units.
+REGISTRIES = ("mtlbench.train.kinds", "mtlbench.train.methods")
 
 
-def code_digest() -> str:
-    """SHA-256 over the train stage's code: the import closure of its entry module (the files
-    dvc.yaml declares for it, tests/test_stage_deps.py), but for DATA_MODULES."""
-    return digest([p for p in import_closure("mtlbench.stages.train")
-                   if p.relative_to(PACKAGE).as_posix() not in DATA_MODULES])
+def _files(module: str) -> list[Path]:
+    return [p for p in import_closure(module, skip=REGISTRIES) if p.relative_to(PACKAGE).as_posix() not in DATA_MODULES]
+
+
+def code_digest(modules: tuple[str, ...] = (), texts: tuple[str, ...] = ()) -> str:
+    """SHA-256 over the code one unit runs: the train stage's engine (its import closure without
+    the registries, DATA_MODULES left out), the closures of `modules` (its kind's and method's),
+    and `texts` (a factory defined inside a registry, as source)."""
+    files = sorted({p for module in ("mtlbench.stages.train", *modules) for p in _files(module)})
+    return hashlib.sha256((digest(files) + "".join(texts)).encode()).hexdigest()
 
 
 def unit_key(study: Study, unit: Unit, settings: dict, code: str, tasks: dict[str, str]) -> str:

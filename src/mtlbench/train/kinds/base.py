@@ -69,6 +69,11 @@ class VariantKind:
         """One unit per seed (a kind that trains seeds together overrides this)."""
         return [Unit(variant, tasks, (seed,)) for seed in seeds]
 
+    def code(self, study: Study, variant: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(modules, source texts) of the code a unit of `variant` runs beyond the engine, for its
+        key (train/units.code_digest): this kind's own module, by default."""
+        return (type(self).__module__,), ()
+
     def settings(self, context: dict) -> dict:
         """The resolved run context without what no result of this kind depends on."""
         dropped = NOT_RESULTS | (KIND_OWNED - self.owns)

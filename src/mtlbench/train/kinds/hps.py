@@ -32,6 +32,23 @@ def jsonable(options: dict) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()}
 
 
+def method_code(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(modules, source texts) of the method `name` as a unit runs it: the module its factory comes
+    from, or, for a factory written inside the registry (`"sum": lambda n_tasks: Weighted(...)`),
+    its source and the modules of what it calls; and the registry's functions that build it."""
+    import inspect
+
+    from mtlbench.train import methods
+
+    factory = methods.METHODS[name]
+    texts = [inspect.getsource(methods.make_method), inspect.getsource(methods.check_fits)]
+    if factory.__module__ != methods.__name__:
+        return (factory.__module__,), tuple(texts)
+    texts.append(inspect.getsource(factory))
+    called = [getattr(methods, n) for n in factory.__code__.co_names if hasattr(methods, n)]
+    return tuple(sorted({c.__module__ for c in called if getattr(c, "__module__", "").startswith("mtlbench.")})), tuple(texts)
+
+
 class HPSKind(VariantKind):
     name = HPS
 
@@ -46,6 +63,10 @@ class HPSKind(VariantKind):
             check_fits(spec.method, spec.method_options, len(tasks), SHARED[study.architecture])
         except MethodError as err:
             raise ParamsError(f"study {study.name}, variant {variant}: {err}") from None
+
+    def code(self, study, variant):
+        modules, texts = method_code(study.variant(variant).method)
+        return (type(self).__module__, *modules), texts
 
     def build_tiny(self, study, variant, specs, shapes):
         return build_shared(study.architecture, shapes[0], tuple(t.n_classes for t in specs), 0)
