@@ -6,7 +6,8 @@ import math
 import torch
 
 from mtlbench.studies import STUDIES
-from mtlbench.train.plan import LONG_RUN_S, backward_passes, plan_lines, probe_batch, step_seconds
+from mtlbench.train.kinds import KINDS
+from mtlbench.train.plan import LONG_RUN_S, plan_lines, probe_batch, step_seconds
 from mtlbench.train.units import Unit
 
 STUDY = STUDIES["mnist_fashion_mlp"]
@@ -31,8 +32,8 @@ def test_the_probe_times_a_real_step_and_gradient_methods_count_a_backward_pass_
     seconds = step_seconds(STUDY, "rsn2", STUDY.specs(), 8, torch.device("cpu"))
     assert 0 < seconds < 10 and math.isfinite(seconds)
     hps = STUDIES["mnist_fashion_hps"]
-    assert backward_passes(hps, "hps_pcgrad", 2) == 2 and backward_passes(hps, "hps_sum", 2) == 1
-    assert backward_passes(STUDY, "rsn2", 2) == 1
+    assert KINDS["hps"].backward_passes(hps, "hps_pcgrad", 2) == 2 and KINDS["hps"].backward_passes(hps, "hps_sum", 2) == 1
+    assert KINDS["rsn2"].backward_passes(STUDY, "rsn2", 2) == 1
 
 
 def test_the_probe_steps_on_the_batch_the_run_takes():

@@ -439,7 +439,7 @@ def protocols_section(root: Path) -> str:
                           "lies in our 95% CI over seeds, widened by its rounding to 2 decimals, and that CI is at most "
                           "+-1 pt (wider: undecided); outside it, beaten or below by the difference of the means."]
         parts += ["", *protocol_tables(faithful, modern, record, run_record(root, run, "epoch_times.json"), reference, run), ""]
-    parts += [f"**`mnist_fashion_hps`**: every method under both protocols, side by side, is in [methods.md](methods.md).", ""]
+    parts += ["**`mnist_fashion_hps`**: every method under both protocols, side by side, is in [methods.md](methods.md).", ""]
     return "\n".join(parts)
 
 

@@ -21,10 +21,9 @@ import torch
 from mtlbench.config import Params
 from mtlbench.data.prepared import load_provenance
 from mtlbench.fileio import read_json
-from mtlbench.studies import DEDICATED, HPS, RSN2, Study
+from mtlbench.studies import Study
 from mtlbench.train.kinds import KINDS
 from mtlbench.train.kinds.common import study_protocol, tiny_shapes
-from mtlbench.train.methods import METHODS, GradientMethod
 from mtlbench.train.units import Unit
 
 LONG_RUN_S = 30 * 60  # a plan longer than this names the quick path
@@ -68,14 +67,6 @@ def probe_batch(batch_size: int, epoch_rows: list[int]) -> int:
     return max(1, min(batch_size, max(epoch_rows)))
 
 
-def backward_passes(study: Study, variant: str, n_tasks: int) -> int:
-    """A gradient-level method takes one backward pass per task through the shared network."""
-    spec = study.variant(variant)
-    if spec.kind == HPS and isinstance(METHODS[spec.method], type) and issubclass(METHODS[spec.method], GradientMethod):
-        return n_tasks
-    return 1
-
-
 def train_rows(study: Study, tasks: tuple[str, ...], params: Params, prepared_dir) -> int | None:
     """Training rows a fit of these tasks sees per epoch (paired tasks: the shortest), None where
     the prepared data has no recorded shapes (arrays written by hand)."""
@@ -93,10 +84,10 @@ def train_rows(study: Study, tasks: tuple[str, ...], params: Params, prepared_di
     return min(rows)
 
 
-def last_details(study: Study) -> dict:
-    """The study's last evaluated results (reports/studies/<study>.json), {} where there are none."""
+def last_details(run: str) -> dict:
+    """The run's last evaluated results (reports/studies/<run>.json), {} where there are none."""
     try:
-        return read_json(DETAILS_DIR / f"{study.name}.json")
+        return read_json(DETAILS_DIR / f"{run}.json")
     except (OSError, ValueError):
         return {}
 
@@ -116,9 +107,9 @@ def estimate_unit(study: Study, unit: Unit, params: Params, prepared_dir, device
     the epochs the study's last results trained, from `details`); None where the rows, or for the
     likely one the recorded epochs, are unknown."""
     protocol = study_protocol(study, params)
-    kind = study.variant_kind(unit.variant)
-    fits = [(t,) for t in unit.tasks] if kind == DEDICATED else [unit.tasks]
-    phases = len(study.variant(unit.variant).rsn2.phases or (1,)) if kind == RSN2 else 1
+    kind = KINDS[study.variant_kind(unit.variant)]
+    planned = kind.fits(study, unit)
+    fits = [tasks for tasks, _ in planned]
     rows_per_fit = [train_rows(study, tasks, params, prepared_dir) for tasks in fits]
     if None in rows_per_fit:
         return None, None
@@ -126,9 +117,9 @@ def estimate_unit(study: Study, unit: Unit, params: Params, prepared_dir, device
     if unit.variant not in probes:
         batch = probe_batch(protocol.batch_size, epoch_rows)
         probes[unit.variant] = step_seconds(study, unit.variant, study.specs(), batch, device)
-    per_step = probes[unit.variant] / len(fits) * backward_passes(study, unit.variant, len(unit.tasks))
+    per_step = probes[unit.variant] / len(fits) * kind.backward_passes(study, unit.variant, len(unit.tasks))
     upper, likely = 0.0, 0.0
-    for tasks, rows in zip(fits, epoch_rows):
+    for (tasks, phases), rows in zip(planned, epoch_rows):
         steps = -(-rows // protocol.batch_size) * phases
         upper += steps * protocol.max_epochs
         epochs = recorded_epochs(details, unit.variant, tasks[0], protocol.max_epochs)
@@ -176,13 +167,13 @@ def _duration(seconds: float) -> str:
 
 
 def print_plan(study: Study, units: list[Unit], todo: list[Unit], params: Params, prepared_dir,
-               device: torch.device, recorded: dict[str, dict]) -> dict[Unit, float | None]:
+               device: torch.device, recorded: dict[str, dict], run: str | None = None) -> dict[Unit, float | None]:
     """Estimate the units to train (recorded seconds where a unit ran before, else the probe) and
     print the plan; returns the estimates (the progress lines' first ETA)."""
     probes: dict[str, float] = {}
     estimates: dict[Unit, float | None] = {}
     likely: list[float | None] = []
-    details = last_details(study)
+    details = last_details(run or study.name)
     for unit in todo:
         before = recorded.get(unit.folders[0], {}).get("seconds")  # every folder of a unit records its time
         if isinstance(before, (int, float)):

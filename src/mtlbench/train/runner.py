@@ -139,7 +139,7 @@ def run_study(study: Study, params: Params, prepared_dir: Path, out_dir: Path, t
             for u in units}
     recorded = read_index(out_dir)  # before start_folder drops the stale: their times still estimate well
     index, todo = start_folder(out_dir, units, keys)
-    estimates = print_plan(study, units, todo, params, prepared_dir, device, recorded)
+    estimates = print_plan(study, units, todo, params, prepared_dir, device, recorded, out_dir.name)
     progress = UnitProgress(study.name, estimates, params.run.progress, len(units))
     if todo:
         scratch = out_dir / SCRATCH

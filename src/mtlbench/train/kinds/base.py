@@ -69,6 +69,15 @@ class VariantKind:
         """One unit per seed (a kind that trains seeds together overrides this)."""
         return [Unit(variant, tasks, (seed,)) for seed in seeds]
 
+    def fits(self, study: Study, unit: Unit) -> list[tuple[tuple[str, ...], int]]:
+        """How a unit trains, for the plan's time estimate: (the tasks of each fit, its phases).
+        By default one fit of all the unit's tasks in one phase."""
+        return [(unit.tasks, 1)]
+
+    def backward_passes(self, study: Study, variant: str, n_tasks: int) -> int:
+        """Backward passes a training step takes through the network (the plan's estimate)."""
+        return 1
+
     def code(self, study: Study, variant: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """(modules, source texts) of the code a unit of `variant` runs beyond the engine, for its
         key (train/units.code_digest): this kind's own module, by default."""

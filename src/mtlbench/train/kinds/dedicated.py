@@ -30,6 +30,9 @@ class Dedicated(VariantKind):
     def store_spec(self, study, in_shape, n_classes):
         return {"architecture": study.architecture, "in_shape": list(in_shape), "n_classes": n_classes}
 
+    def fits(self, study, unit):
+        return [((task,), 1) for task in unit.tasks]  # one network per task
+
     def units(self, variant, tasks, seeds, stacked):
         return [Unit(variant, tasks, tuple(seeds))] if stacked else super().units(variant, tasks, seeds, stacked)
 

@@ -64,6 +64,13 @@ class HPSKind(VariantKind):
         except MethodError as err:
             raise ParamsError(f"study {study.name}, variant {variant}: {err}") from None
 
+    def backward_passes(self, study, variant, n_tasks):
+        """A gradient-level method takes one backward pass per task through the shared network."""
+        from mtlbench.train.methods import METHODS, GradientMethod
+
+        factory = METHODS[study.variant(variant).method]
+        return n_tasks if isinstance(factory, type) and issubclass(factory, GradientMethod) else 1
+
     def code(self, study, variant):
         modules, texts = method_code(study.variant(variant).method)
         return (type(self).__module__, *modules), texts

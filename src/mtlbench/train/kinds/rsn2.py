@@ -27,6 +27,9 @@ class RSN2Kind(VariantKind):
     name = RSN2
     owns = frozenset({"rsn2"})
 
+    def fits(self, study, unit):
+        return [(unit.tasks, len(study.variant(unit.variant).rsn2.phases or (1,)))]  # one packed network, in phases
+
     def check(self, study, variant, tasks, params):
         if tasks != study.tasks_of(variant):
             raise ParamsError(f"run.tasks: the rsn2 variant of {study.name} trains {', '.join(study.tasks_of(variant))} "
