@@ -53,7 +53,7 @@ answer: $(BIN)/.installed
 # (each variant's paired gain per task, delta-m); dependency hashes and CI half-widths left out
 # (DVC matches --drop from a column name's start: hence the .*).
 exp: $(BIN)/.installed
-	$(BIN)/dvc exp show --no-pager --only-changed --drop '^(src/|data/|results/|reports/|tasks$$|params\.yaml$$)|.*_ci$$|.*\.p$$'
+	$(BIN)/dvc exp show --no-pager --only-changed --drop '^(src/|data/|results/|reports/|tasks$$|plans$$|params\.yaml$$)|.*_ci$$|.*\.p$$'
 
 # The MLflow UI on this machine only; open the printed link (parent runs side by side, charts).
 ui: $(BIN)/.installed

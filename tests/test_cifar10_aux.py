@@ -133,7 +133,8 @@ def _outcome(variant: str, values: dict[str, dict[str, list[float]]]) -> Variant
                  for task, metrics in values.items()]
         seeds.append(SeedOutcome(i, tasks))
     per_seed = {task: {s.seed: t.metrics for s in seeds for t in s.tasks if t.task == task} for task in values}
-    return VariantOutcome(variant, {}, seeds, summarize({variant: per_seed})[variant], STUDY.variant_kind(variant))
+    kind = STUDY.variant_kind(variant)  # what its kind writes in run.json: one fit for all tasks, or one each
+    return VariantOutcome(variant, {}, seeds, summarize({variant: per_seed})[variant], kind, joint=kind != "dedicated")
 
 
 def test_delta_m_counts_a_falling_mse_as_a_gain_and_leaves_random_tasks_out():

@@ -10,6 +10,7 @@ from mtlbench.models.store import load_model, save_model
 from mtlbench.serving import FlatIO
 from mtlbench.studies import STUDIES, Study, Variant
 from mtlbench.train.kinds import KINDS, VariantKind, register
+from mtlbench.train.kinds.dedicated import Dedicated
 from mtlbench.train.kinds.common import tiny_shapes
 from mtlbench.train.runner import check_builds, plan_units
 
@@ -89,3 +90,36 @@ def test_a_kind_plugs_in_and_is_checked_planned_and_keyed_by_its_own_rules():
         assert KINDS["rsn2"].settings(context) == {"rsn2": {"prune_percent": 90}, "protocol": {"lr": 0.001}}
     finally:
         del KINDS["ensemble_test"]
+
+
+class PerTaskNetworks(Dedicated):
+    """A kind of one's own that trains a network per task as dedicated does, under another name: what
+    evaluation reports of it (parameter budget, epochs, separate fits) must come from the kind, not
+    from its name."""
+
+    name = "per_task_test"
+
+
+def test_a_kind_of_ones_own_trains_and_is_evaluated_end_to_end_by_its_own_rules(tmp_path, prepared):
+    from mtlbench.config import parse_params
+    from mtlbench.evaluate import evaluate_study
+    from mtlbench.outputs import details_document
+    from mtlbench.train.runner import run_study
+
+    register(PerTaskNetworks())
+    try:
+        base = STUDIES["mnist_fashion_mlp"]
+        study = Study("with_toy", base.tasks, base.architecture, base.protocol,
+                      (base.variant("dedicated"), Variant("toy", "per_task_test")))
+        params = parse_params({"run": {"seeds": [0], "device": "cpu", "train_limit": 60, "max_epochs": 2,
+                                       "progress": False}}, {}, tmp_path)
+        run_study(study, params, prepared, tmp_path / "results")
+        details = details_document(study, evaluate_study(study, tmp_path / "results"))
+    finally:
+        del KINDS["per_task_test"]
+    dedicated, toy = details["methods"]["dedicated"], details["methods"]["toy"]
+    per_task = [details["variants"]["toy"][t]["params_total"]["mean"] for t in base.tasks]
+    assert toy["kind"] == "per_task_test" and toy["params"] == sum(per_task) == dedicated["params"]  # two networks
+    assert [details["variants"]["toy"][t]["epochs"]["mean"] for t in base.tasks] == [2, 2]  # each its own fit
+    assert "best_val_loss" in details["variants"]["toy"]["digits"]  # a task's own fit: not a joint one
+    assert details["comparisons"]["toy"]["digits"]["paired"]["n"] == 1

@@ -74,13 +74,10 @@ def details_document(study: Study, outcomes: list[VariantOutcome], context: dict
     confirmatory or exploratory, evaluate/plans.py), "methods" {variant: kind, architecture and parameter budget} and "curves"
     {variant: {task: {seed: per-epoch rows}}} (of the headline tasks, where a study names them)."""
     methods = {}
-    for o in outcomes:
-        kind = study.variant_kind(o.variant)
-        budget = (sum(by["params_total"]["mean"] for by in o.summary.values()) if kind == BASELINE_KIND
-                  else next(iter(o.summary.values()))["params_packed"]["mean"])  # one model for all its tasks
-        methods[o.variant] = {"kind": kind, "architecture": o.params.get("architecture"), "params": budget,
+    for o in outcomes:  # the budget as the variant's kind counts it (run.json's kind.budget)
+        methods[o.variant] = {"kind": o.kind, "architecture": o.params.get("architecture"), "params": o.budget,
                               "tasks": list(o.summary),
-                              **({"method": study.variant(o.variant).method} if kind == "hps" else {})}
+                              **({"method": o.params["method"]} if o.params.get("method") else {})}
     shown = shown_in(study.headline)
     curves: dict = {o.variant: {} for o in outcomes}
     for o in outcomes:

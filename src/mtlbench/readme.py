@@ -53,7 +53,7 @@ def run_details(root: Path, run: str) -> dict | None:
 
 def weighting_methods(details: dict) -> list[str]:
     """The HPS variants of a details document other than unitary scalarisation itself."""
-    return [v for v, m in details["methods"].items() if m["kind"] == "hps" and v != UNITARY]
+    return [v for v, m in details["methods"].items() if m.get("method") and v != UNITARY]
 
 
 def study_section(details: dict) -> str:

@@ -204,9 +204,9 @@ def per_item_scores(outcomes: list[VariantOutcome]) -> dict:
 def compare_to_unitary(outcomes: list[VariantOutcome], margin: float = MARGIN, mse_margin: float = MSE_MARGIN) -> dict:
     """Every other HPS method against `hps_sum` (compare_methods), over seeds and test items; empty
     where a study has no `hps_sum` variant or no other HPS method."""
-    kinds = {o.variant: o.kind for o in outcomes}
-    methods = [v for v, kind in kinds.items() if kind == "hps" and v != UNITARY]
-    if UNITARY not in kinds or not methods:
+    variants = {o.variant: o for o in outcomes}  # a variant trained under a multitask method (run.json says which)
+    methods = [v for v, o in variants.items() if o.params.get("method") and v != UNITARY]
+    if UNITARY not in variants or not methods:
         return {}
     variants = {o.variant: o.summary for o in outcomes}
     return compare_methods(variants, methods, UNITARY, per_item_scores(outcomes), margin, mse_margin)

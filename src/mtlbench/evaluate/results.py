@@ -115,6 +115,8 @@ class VariantOutcome:
     seeds: list[SeedOutcome]
     summary: dict = field(default_factory=dict)  # task -> metric -> seed statistics
     kind: str = ""  # the variant's kind (studies.Variant.kind): the baseline is found by it
+    joint: bool = True  # one fit trained all its tasks (what its kind wrote in run.json)
+    budget: int | None = None  # its parameters for all its tasks, as its kind counts them
 
 
 def _task_outcome(spec, run: dict, predictions, joint: bool) -> TaskOutcome:
@@ -189,19 +191,19 @@ def evaluate_study(study: Study, results_dir: Path, root: Path = Path(".")) -> l
                            f"last); run `dvc repro train@{study.name}`")
     specs = study.specs(root)
     for variant in variants:
-        seeds, params, names = [], {}, []
+        seeds, params, names, facts = [], {}, [], {}
         for seed_dir in seed_folders(results_dir / variant, study.name):
             try:
                 run = read_json(seed_dir / "run.json")
                 params = _run_params(run)  # a run.json without its keys (tasks, seed, protocol, ...) is damaged too
                 names = [t for t in study.tasks if t in run["tasks"]]
                 seed = int(run["seed"])
+                facts = {"joint": bool(run["kind"]["joint"]), "budget": int(run["kind"]["budget"])}  # its kind's word
             except (OSError, ValueError, KeyError, TypeError, AttributeError, StopIteration) as err:
                 raise _damaged(seed_dir / "run.json", err, study.name) from None
             try:
                 with np.load(seed_dir / "predictions.npz") as predictions:
-                    joint = study.variant_kind(variant) != BASELINE_KIND  # one fit for all its tasks
-                    tasks = [_task_outcome(specs[name], run, predictions, joint) for name in names]
+                    tasks = [_task_outcome(specs[name], run, predictions, facts["joint"]) for name in names]
             except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
                 raise _damaged(seed_dir / "predictions.npz", err, study.name) from None
             models = {p.stem: p for p in sorted(seed_dir.glob("model_*.pt"))}
@@ -209,7 +211,7 @@ def evaluate_study(study: Study, results_dir: Path, root: Path = Path(".")) -> l
                                      model_tasks=model_tasks(names, models)))
         per_seed = {name: {s.seed: s.tasks[i].metrics for s in seeds} for i, name in enumerate(names)}
         outcomes.append(VariantOutcome(variant, params, seeds, summarize({variant: per_seed})[variant],
-                                       study.variant_kind(variant)))
+                                       study.variant_kind(variant), **facts))
     return outcomes
 
 
@@ -257,7 +259,7 @@ def grouped_mean_curves(outcome: "VariantOutcome", seed: "SeedOutcome") -> dict[
     """{"real": curves, "random": curves} for a seed whose tasks were trained in one joint fit; empty
     for dedicated models, single tasks and phased training (separate fits: nothing to average)."""
     joint = [r["loss"] for r in seed.tasks[0].history]
-    if outcome.kind == BASELINE_KIND or len(seed.tasks) < 2 or any(
+    if not outcome.joint or len(seed.tasks) < 2 or any(
             [r["loss"] for r in t.history] != joint for t in seed.tasks[1:]):
         return {}
     return {group: mean_curves(members) for group, members in task_groups(seed.tasks).items()}

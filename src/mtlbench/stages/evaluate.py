@@ -50,10 +50,12 @@ def store_fault(err: Exception, tracking_uri: str) -> ExpectedError | None:
     return None
 
 
-def experiment_description(study: Study) -> str:
-    """The MLflow experiment's description: what the study compares and where its reference is."""
+def experiment_description(study: Study, run: str | None = None) -> str:
+    """The MLflow experiment's description: what the study compares and where its reference is
+    (for a run declared under params.yaml's runs:, which run of which study)."""
     variants = ", ".join(f"{v} ({study.variant_kind(v)})" for v in study.variants)
-    return (f"**{study.name}**: does one multitask network beat dedicated ones? Tasks: {', '.join(study.headline or study.tasks)}"
+    title = f"**{study.name}**" if run in (None, study.name) else f"**{run}** (a run of **{study.name}**, params.yaml `runs:`)"
+    return (f"{title}: does one multitask network beat dedicated ones? Tasks: {', '.join(study.headline or study.tasks)}"
             f"{' (headline of ' + str(len(study.tasks)) + ')' if study.headline else ''}; architecture `{study.architecture}`; "
             f"protocol `{study.protocol}`; variants: {variants}. Each parent run's description holds its mean +- SD "
             "table and its paired verdicts against dedicated; the reference results are SPEC.md section 6 "
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         tracker = Tracker(params.mlflow.tracking_uri, params.mlflow.log_models, project_root(), stage)
         record = tracker.log_study(name, outcomes, report_md, study.headline, context=context,
-                                   description=experiment_description(study), figures=figures,
+                                   description=experiment_description(study, name), figures=figures,
                                    comparisons=details["comparisons"])
     except Exception as err:
         fault = store_fault(err, params.mlflow.tracking_uri)

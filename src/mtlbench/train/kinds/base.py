@@ -16,7 +16,13 @@ A kind owns:
   `seed<k>/` (common.write_seed) for each seed;
 - `units(variant, tasks, seeds, stacked)`: the resumable units its seeds train in;
 - `settings(context)`: the part of the resolved run context its results depend on (with the
-  variant's spec, task identities, data digests and the training code, the unit key).
+  variant's spec, task identities, data digests and the training code, the unit key), and
+  `code(study, variant)`: the modules a unit of it runs beyond the engine (its own file; HPS adds
+  its method's), so a new kind or method re-keys no other unit;
+- `joint` and `budget(summaries)`: whether one fit trains all of a seed's tasks and how its
+  parameters count, written into each seed's run.json (`facts`): evaluation reads them there and
+  never decides by a kind's name;
+- `fits(study, unit)` and `backward_passes(study, variant, n_tasks)`: the plan's cost model.
 """
 
 from __future__ import annotations
@@ -68,6 +74,18 @@ class VariantKind:
     def units(self, variant: str, tasks: tuple[str, ...], seeds: tuple[int, ...], stacked: bool) -> list[Unit]:
         """One unit per seed (a kind that trains seeds together overrides this)."""
         return [Unit(variant, tasks, (seed,)) for seed in seeds]
+
+    joint = True  # one fit trains all of a unit's tasks (Dedicated: a network per task)
+
+    def budget(self, summaries: dict[str, dict]) -> int:
+        """The parameters of what a seed of this kind trained for its tasks (`summaries`: each task's
+        fit summary): by default one network for all of them, counted as saved (RSN2: packed)."""
+        return int(next(iter(summaries.values()))["params_packed"])
+
+    def facts(self, study: Study, variant: str, summaries: dict[str, dict]) -> dict:
+        """What a seed's run.json says of its kind, so that evaluation reads it rather than deciding by
+        the kind's name: the kind, whether one fit trained every task, the parameter budget."""
+        return {"name": self.name, "joint": self.joint, "budget": self.budget(summaries)}
 
     def fits(self, study: Study, unit: Unit) -> list[tuple[tuple[str, ...], int]]:
         """How a unit trains, for the plan's time estimate: (the tasks of each fit, its phases).

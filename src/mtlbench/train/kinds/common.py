@@ -128,14 +128,16 @@ def keep_and_save(model: torch.nn.Module, tasks: list[TaskData], outputs: Sequen
 
 
 def write_seed(seed_dir: Path, study: Study, variant: str, seed: int, protocol: Protocol, tasks: list[TaskData],
-               summaries: dict, predictions: dict) -> None:
-    """A seed's predictions.npz and run.json (its fits per task, and the settings it ran under)."""
+               summaries: dict, predictions: dict, kind: dict) -> None:
+    """A seed's predictions.npz and run.json (its fits per task, the settings it ran under and what
+    its kind says of it: VariantKind.facts)."""
     with atomic_path(seed_dir / "predictions.npz", sum(a.nbytes for a in predictions.values())) as tmp:
         with open(tmp, "wb") as handle:
             np.savez(handle, **predictions)
     write_json(seed_dir / "run.json", {
         "study": study.name,
         "variant": variant,
+        "kind": kind,
         "seed": seed,
         "architecture": study.architecture,
         "protocol": asdict(protocol),

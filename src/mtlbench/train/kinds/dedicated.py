@@ -30,6 +30,11 @@ class Dedicated(VariantKind):
     def store_spec(self, study, in_shape, n_classes):
         return {"architecture": study.architecture, "in_shape": list(in_shape), "n_classes": n_classes}
 
+    joint = False
+
+    def budget(self, summaries):
+        return int(sum(s["params_total"] for s in summaries.values()))  # every task's own network
+
     def fits(self, study, unit):
         return [((task,), 1) for task in unit.tasks]  # one network per task
 
@@ -67,4 +72,5 @@ class Dedicated(VariantKind):
                 predictions[seed].update(kept)
                 summaries[seed][name] = fit_summary(result, sizes)
         for seed in seeds:
-            write_seed(out_dir / f"seed{seed}", study, variant, seed, protocol, tasks, summaries[seed], predictions[seed])
+            write_seed(out_dir / f"seed{seed}", study, variant, seed, protocol, tasks, summaries[seed], predictions[seed],
+                       self.facts(study, variant, summaries[seed]))

@@ -110,4 +110,5 @@ class HPSKind(VariantKind):
                                                self.store_spec(study, in_shape, n_classes))
             described = {"method": method, **({"method_options": jsonable(options)} if options else {})}
             summaries = {name: {**fit_summary(result, sizes), **described} for name in names}
-            write_seed(seed_dir, study, variant, seed, protocol, tasks, summaries, predictions)
+            write_seed(seed_dir, study, variant, seed, protocol, tasks, summaries, predictions,
+                       self.facts(study, variant, summaries))

@@ -90,4 +90,5 @@ class RSN2Kind(VariantKind):
                   "rescale_kept": params.rsn2.rescale_kept,
                   "phases": [list(w) for w in spec.phases or (all_tasks,)], "kept_per_layer": kept}
         summaries = {name: {**fit_summary(fits[name], sizes), **method} for name in names}
-        write_seed(seed_dir, study, variant, seed, protocol, tasks, summaries, predictions)
+        write_seed(seed_dir, study, variant, seed, protocol, tasks, summaries, predictions,
+                   self.facts(study, variant, summaries))
