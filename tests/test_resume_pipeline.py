@@ -38,9 +38,10 @@ def _files(folder):
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def _kill_after_first_unit(repo, env) -> str:
-    """Start `dvc repro`, SIGKILL its whole process group once a unit has landed; the unit's folder."""
-    units = repo / "results" / STUDY / "units.json"
+def _kill_after_first_unit(repo, env, index: str = "results") -> str:
+    """Start `dvc repro`, SIGKILL its whole process group once a unit has landed in `index`'s
+    folder (results/, or the ledger/ a commit carries); the unit's folder."""
+    units = repo / index / STUDY / "units.json"
     process = subprocess.Popen(["dvc", "repro"], cwd=repo, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 600
@@ -96,3 +97,33 @@ def test_a_killed_repro_resumes_from_its_finished_units(tmp_path):
     more = sh(["dvc", "repro"], repo, env)
     assert "plan on cpu: 8 units, 6 kept, 2 to train" in more.stderr
     assert _files(repo / "results" / STUDY / first) == kept
+
+
+def test_a_run_cut_off_goes_on_from_a_fresh_clone_of_its_committed_ledger(tmp_path):
+    """The machine that trained part of a run is gone: what it committed (ledger/, finished units
+    without weights) lets a fresh clone finish the run without training those units again, and the
+    metrics are those of a run never interrupted."""
+    from mtlbench.check import git_repo_env
+
+    repo, env = _project(tmp_path / "first")
+    first = _kill_after_first_unit(repo, env, index="ledger")
+    ledger = repo / "ledger" / STUDY
+    assert (ledger / first / "predictions.npz").is_file() and not list((ledger / first).glob("model_*.pt"))
+    sh(["git", "add", "ledger"], repo, env)
+    sh(["git", "commit", "-qm", "the finished units"], repo, env)
+
+    clone = tmp_path / "second"
+    sh(["git", "clone", "-q", str(repo), str(clone)], tmp_path, env)  # no results/, no DVC cache: another machine
+    clone_env = git_repo_env(clone, tmp_path / "first" / "mirror")
+    resumed = sh(["dvc", "repro"], clone, clone_env)
+    assert re.search(r"\[mnist_fashion_mlp\] [1-5] units? restored from ledger/mnist_fashion_mlp", resumed.stderr)
+    assert re.search(r"plan on cpu: 6 units, [1-5] kept, [1-5] to train", resumed.stderr)  # the restored are kept
+    restored = json.loads((clone / "results" / STUDY / "units.json").read_text())
+    assert "weights" in restored[first] and not list((clone / "results" / STUDY / first).glob("model_*.pt"))
+    assert set(json.loads((clone / "ledger" / STUDY / "units.json").read_text())) == {
+        f"{v}/seed{k}" for v in ("dedicated", "rsn2") for k in (0, 1, 2)}  # the ledger now holds the whole run
+
+    whole, whole_env = _project(tmp_path / "whole")
+    sh(["dvc", "repro"], whole, whole_env)
+    for path in (f"metrics/{STUDY}.json", f"reports/studies/{STUDY}.json"):
+        assert (clone / path).read_bytes() == (whole / path).read_bytes(), path

@@ -16,7 +16,7 @@ PREPARED_DIR = Path("data/prepared")
 def main(argv: list[str] | None = None) -> None:
     name = run_arg(argv, __doc__)
     study, params = known_run(load_params(), name)
-    run_study(study, params, PREPARED_DIR, Path("results") / name)
+    run_study(study, params, PREPARED_DIR, Path("results") / name, ledger=Path("ledger") / name)
     trained = ", ".join(variant for variant, _ in variant_plan(study, params))
     print(f"{name} ({study.name}): trained {trained} for seeds {list(params.run.seeds)}", file=sys.stderr)
 

@@ -32,7 +32,8 @@ from mtlbench.train.kinds import KINDS
 from mtlbench.train.training import load_unit_tasks, resolve_device, train_unit
 from mtlbench.train.kinds.common import stack_seeds, study_accel, study_protocol, tiny_shapes
 from mtlbench.train.plan import print_plan
-from mtlbench.train.units import CONTEXT_FILE, SCRATCH, Unit, code_digest, place_unit, read_index, start_folder, unit_key
+from mtlbench.train.units import (CONTEXT_FILE, SCRATCH, Unit, code_digest, place_unit, open_ledger, read_index,
+                                  record_in_ledger, restore_from_ledger, start_folder, unit_key)
 
 
 def selected_variants(study: Study, wanted: tuple[str, ...] | None) -> tuple[str, ...]:
@@ -118,7 +119,8 @@ def run_context(study: Study, params: Params, device: torch.device, prepared_dir
     return context
 
 
-def run_study(study: Study, params: Params, prepared_dir: Path, out_dir: Path, tasks_dir: Path = Path("data/tasks")) -> None:
+def run_study(study: Study, params: Params, prepared_dir: Path, out_dir: Path, tasks_dir: Path = Path("data/tasks"),
+              ledger: Path | None = None) -> None:
     """Train every selected variant of `study` for every seed into `out_dir`, unit by unit
     (train/units.py): units whose results are there under the same key are kept, the others
     train (run.executor) and land as each finishes; then the run's resolved settings, data
@@ -139,6 +141,13 @@ def run_study(study: Study, params: Params, prepared_dir: Path, out_dir: Path, t
             for u in units}
     recorded = read_index(out_dir)  # before start_folder drops the stale: their times still estimate well
     index, todo = start_folder(out_dir, units, keys)
+    if ledger is not None:  # units finished on another machine, committed (units.py)
+        open_ledger(ledger, out_dir, index, keys)
+        restored = restore_from_ledger(ledger, out_dir, todo, keys, index)
+        todo = [u for u in todo if u not in restored]
+        if restored:
+            print(f"[{out_dir.name}] {len(restored)} unit{'s' if len(restored) != 1 else ''} restored from {ledger} "
+                  "(trained before, committed without weights)", file=sys.stderr, flush=True)
     estimates = print_plan(study, units, todo, params, prepared_dir, device, recorded, out_dir.name)
     progress = UnitProgress(study.name, estimates, params.run.progress, len(units))
     if todo:
@@ -147,6 +156,8 @@ def run_study(study: Study, params: Params, prepared_dir: Path, out_dir: Path, t
 
         def done(unit: Unit, folder: Path, seconds: float) -> None:
             place_unit(out_dir, folder, unit, keys[unit], seconds, index)
+            if ledger is not None:
+                record_in_ledger(ledger, out_dir, unit, index)
             progress.finished(unit, seconds)
 
         if params.run.executor == "ray":

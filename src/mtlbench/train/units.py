@@ -9,10 +9,16 @@ only when its key matches and every file still has its recorded digest (no file 
 a unit whose files do not verify is retrained, with a line naming it and why. Kept ones are left as
 they are (same files). `context.json`, written last, marks the folder complete; it is removed first,
 so a killed run never looks finished.
+
+The ledger (`ledger/<run>/`, committed to git) holds a copy of every finished unit without its
+weights, and the same index: a run longer than one sitting goes on on another machine from a fresh
+clone, where the train stage restores the ledger's units whose key matches instead of training
+them again. Weights are left out (the bulk of the bytes; only MLflow's model logging reads them).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import shutil
@@ -21,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mtlbench.codebase import PACKAGE, digest, import_closure
-from mtlbench.fileio import read_json, write_json
+from mtlbench.fileio import atomic_dir, read_json, write_json
 from mtlbench.studies import Study
 
 UNITS_FILE = "units.json"
@@ -165,3 +171,59 @@ def place_unit(out_dir: Path, scratch: Path, unit: Unit, key: str, seconds: floa
         (scratch / folder).rename(dest)
         index[folder] = {"key": key, "seconds": round(seconds, 3), "files": files}
     write_json(out_dir / UNITS_FILE, dict(sorted(index.items())))
+
+
+WEIGHTS = "model_*.pt"  # left out of the ledger
+
+
+def _small(files: dict[str, str]) -> dict[str, str]:
+    return {name: d for name, d in files.items() if not fnmatch.fnmatch(Path(name).name, WEIGHTS)}
+
+
+def record_in_ledger(ledger: Path, out_dir: Path, unit: Unit, index: dict[str, dict]) -> None:
+    """Copy a finished unit's folders, without weights, into the ledger and record them in its
+    index (each folder replaced whole; the index rewritten atomically after them)."""
+    entries = read_index(ledger)
+    for folder in unit.folders:
+        with atomic_dir(ledger / folder) as tmp:  # beside it: a killed copy leaves a .name folder (open_ledger)
+            for name in _small(index[folder]["files"]):
+                (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(out_dir / folder / name, tmp / name)
+        entries[folder] = {**index[folder], "files": _small(index[folder]["files"])}
+    write_json(ledger / UNITS_FILE, dict(sorted(entries.items())))
+
+
+def open_ledger(ledger: Path, out_dir: Path, index: dict[str, dict], keys: dict[Unit, str]) -> None:
+    """Make the ledger ready: no leftovers of a copy cut off by a kill (.folders), an index, and
+    every unit kept in `out_dir` with its weights recorded (results from before the ledger, or from
+    a ledger that was not committed)."""
+    ledger.mkdir(parents=True, exist_ok=True)
+    for leftover in sorted(ledger.rglob(".*"), reverse=True):
+        shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+    entries = read_index(ledger)
+    if not (ledger / UNITS_FILE).is_file():
+        write_json(ledger / UNITS_FILE, {})
+    for unit, key in keys.items():
+        kept = [f for f in unit.folders if index.get(f, {}).get("key") == key and "weights" not in index[f]]
+        if kept == unit.folders and any(entries.get(f, {}).get("key") != key for f in kept):
+            record_in_ledger(ledger, out_dir, unit, index)
+
+
+def restore_from_ledger(ledger: Path, out_dir: Path, todo: list[Unit], keys: dict[Unit, str],
+                        index: dict[str, dict]) -> list[Unit]:
+    """The units of `todo` that the ledger holds under the same key, every file verified, copied
+    into `out_dir` (without weights) and recorded in the index; returns them."""
+    entries = read_index(ledger)
+    restored = []
+    for unit in todo:
+        found = [entries.get(f) for f in unit.folders]
+        if not all(isinstance(e, dict) and e.get("key") == keys[unit] and damage(ledger / f, e.get("files")) is None
+                   for f, e in zip(unit.folders, found)):
+            continue
+        for folder, entry in zip(unit.folders, found):
+            shutil.rmtree(out_dir / folder, ignore_errors=True)
+            shutil.copytree(ledger / folder, out_dir / folder)
+            index[folder] = {**entry, "weights": "not kept (restored from the ledger)"}
+        restored.append(unit)
+    write_json(out_dir / UNITS_FILE, dict(sorted(index.items())))
+    return restored
