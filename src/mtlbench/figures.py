@@ -1,7 +1,8 @@
-"""The figures a reader looks at first, from a study's details document (outputs.details_document):
+"""Every figure, drawn with matplotlib: from a run's details document (outputs.details_document)
 each task's test score per variant with 95% CI error bars, the validation curves of every variant
-overlaid per task, and a forest plot of delta-m across studies and variants. Used by the summary
-stage (PNG files and the HTML page) and by tracking (PNG artifacts on the MLflow parent runs)."""
+overlaid per task, and a forest plot of delta-m across runs and variants (the summary stage's PNG
+files and HTML page, the README's figure, the MLflow parent runs' artifacts); and the MLflow seed
+runs' own: average-loss curves, confusion matrices, reconstructions."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from mtlbench.evaluate import primary_metric, seed_mean_curve  # noqa: E402
+from mtlbench.evaluate import grouped_mean_curves, primary_metric, seed_mean_curve  # noqa: E402
 
 DPI = 110
 
@@ -135,3 +136,82 @@ def ranking_figure(comparisons: dict[str, dict[str, dict]], reference: str, titl
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def average_loss_figure(outcome):
+    """Train and validation loss per epoch averaged over the variant's real (and random) tasks,
+    one line per seed: the mixes' average-loss curves."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for seed in outcome.seeds:
+        for group, rows in grouped_mean_curves(outcome, seed).items():
+            for ax, key in zip(axes, ("train_loss", "val_loss")):
+                ax.plot([r["epoch"] for r in rows], [r[key] for r in rows], label=f"{group} tasks, seed {seed.seed}",
+                        linestyle="-" if group == "real" else "--")
+    for ax, key in zip(axes, ("train_loss", "val_loss")):
+        ax.set_xlabel("epoch")
+        ax.set_title(f"{outcome.variant}: mean task {key.replace('_', ' ')}")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def reconstruction_grid(originals: np.ndarray, reconstructions: np.ndarray, title: str):
+    """Test images (top row of each pair) over their reconstructions (bottom), uint8 NCHW in."""
+    n = len(originals)
+    cols = min(8, n)
+    pairs = -(-n // cols)
+    fig, axes = plt.subplots(2 * pairs, cols, figsize=(1.2 * cols, 2.5 * pairs), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i in range(n):
+        row, col = 2 * (i // cols), i % cols
+        for offset, images in ((0, originals), (1, reconstructions)):
+            axes[row + offset, col].imshow(np.moveaxis(images[i], 0, -1).squeeze())
+    fig.suptitle(f"{title}: originals over reconstructions", fontsize=9)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def confusion_grid(tasks: list, title: str):
+    """The confusion matrices of several small tasks in one figure."""
+    cols = min(5, len(tasks))
+    rows = -(-len(tasks) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.4 * rows), squeeze=False)
+    for ax in axes.flat[len(tasks):]:
+        ax.axis("off")
+    for ax, t in zip(axes.flat, tasks):
+        ax.imshow(t.matrix, cmap="Blues")
+        ax.set_xticks(range(len(t.class_names)), t.class_names, fontsize=6)
+        ax.set_yticks(range(len(t.class_names)), t.class_names, fontsize=6)
+        ax.set_title(t.task, fontsize=8)
+        for (i, j), value in np.ndenumerate(t.matrix):
+            ax.text(j, i, str(value), ha="center", va="center", fontsize=7)
+    fig.suptitle(f"{title} (rows true, columns predicted)", fontsize=9)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def confusion_figure(matrix: np.ndarray, labels: list[str], title: str):
+    size = max(4.0, 0.5 * len(labels) + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=90)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    if len(labels) <= 20:
+        threshold = matrix.max() / 2 if matrix.size else 0
+        for (i, j), value in np.ndenumerate(matrix):
+            ax.text(j, i, str(value), ha="center", va="center", fontsize=7,
+                    color="white" if value > threshold else "black")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def png_array(png: bytes) -> np.ndarray:
+    return plt.imread(io.BytesIO(png), format="png")

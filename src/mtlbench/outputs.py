@@ -20,7 +20,7 @@ from mtlbench.evaluate import (
 from mtlbench.config import AnalysisConfig
 from mtlbench.fileio import atomic_dir, write_json, write_text
 from mtlbench.runtime import cpu_model
-from mtlbench.studies import BASELINE_KIND, Study
+from mtlbench.studies import Study
 
 SCRATCH = Path(".mtlbench-tmp")  # temporary folders of plot outputs, outside the plot definitions
 

@@ -25,7 +25,6 @@ import contextlib
 import fcntl
 import getpass
 import hashlib
-import io
 import json
 import logging
 import os
@@ -35,23 +34,19 @@ import time
 from pathlib import Path
 from typing import Iterator, Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import mlflow  # noqa: E402
-import numpy as np  # noqa: E402
-from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, ViewType  # noqa: E402
-from mlflow.tracking import MlflowClient  # noqa: E402
-from mlflow.utils.mlflow_tags import (  # noqa: E402
+import mlflow
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, ViewType
+from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import (
     MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME, MLFLOW_RUN_NOTE, MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE,
     MLFLOW_USER,
 )
 
-from mtlbench.evaluate import (  # noqa: E402
-    TEST_METRICS, SeedOutcome, VariantOutcome, compare_to_dedicated, curve_rows, grouped_mean_curves,
-    task_comparisons, variant_table, verdict_lines, weight_rows,
+from mtlbench.evaluate import (
+    TEST_METRICS, SeedOutcome, VariantOutcome, compare_to_dedicated, curve_rows, grouped_mean_curves, task_comparisons,
+    variant_table, verdict_lines, weight_rows,
 )
+from mtlbench.figures import average_loss_figure, confusion_figure, confusion_grid, png_array, reconstruction_grid
 
 PARENT_STATS = ("mean", "sd")
 COMPLETE = "mtlbench.complete"  # set last on a run: its record is whole (a killed evaluate leaves it unset)
@@ -323,7 +318,7 @@ class Tracker:
             self.client.log_dict(parent, outcome.summary, "seed_statistics.json")
             self.client.log_text(parent, report_markdown, "report.md")
             for name, png in (figures or {}).items():
-                self.client.log_image(parent, _png_array(png), name)
+                self.client.log_image(parent, png_array(png), name)
             if grouped_mean_curves(outcome, outcome.seeds[0]):
                 self.client.log_figure(parent, average_loss_figure(outcome), "average_loss_curves.png")
             children = {str(s.seed): self._log_seed(experiment_id, parent, outcome, s, tags, params, digests, headline)
@@ -470,10 +465,6 @@ def metric_models(seed: SeedOutcome, model_ids: dict[str, str]) -> dict[str, str
     return out
 
 
-def _png_array(png: bytes) -> np.ndarray:
-    return plt.imread(io.BytesIO(png), format="png")
-
-
 def parent_note(outcome: VariantOutcome, comparisons: dict, headline: Sequence[str] | None) -> str:
     """The parent run's description (MLflow's run page shows it first): the variant's test scores,
     mean +- SD over seeds, and its verdicts against the dedicated models."""
@@ -533,76 +524,3 @@ def _parent_metrics(summary: dict, headline: Sequence[str] | None = None) -> dic
     return out
 
 
-def average_loss_figure(outcome: VariantOutcome):
-    """Train and validation loss per epoch averaged over the variant's real (and random) tasks,
-    one line per seed: the mixes' average-loss curves."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    for seed in outcome.seeds:
-        for group, rows in grouped_mean_curves(outcome, seed).items():
-            for ax, key in zip(axes, ("train_loss", "val_loss")):
-                ax.plot([r["epoch"] for r in rows], [r[key] for r in rows], label=f"{group} tasks, seed {seed.seed}",
-                        linestyle="-" if group == "real" else "--")
-    for ax, key in zip(axes, ("train_loss", "val_loss")):
-        ax.set_xlabel("epoch")
-        ax.set_title(f"{outcome.variant}: mean task {key.replace('_', ' ')}")
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
-
-
-def reconstruction_grid(originals: np.ndarray, reconstructions: np.ndarray, title: str):
-    """Test images (top row of each pair) over their reconstructions (bottom), uint8 NCHW in."""
-    n = len(originals)
-    cols = min(8, n)
-    pairs = -(-n // cols)
-    fig, axes = plt.subplots(2 * pairs, cols, figsize=(1.2 * cols, 2.5 * pairs), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for i in range(n):
-        row, col = 2 * (i // cols), i % cols
-        for offset, images in ((0, originals), (1, reconstructions)):
-            axes[row + offset, col].imshow(np.moveaxis(images[i], 0, -1).squeeze())
-    fig.suptitle(f"{title}: originals over reconstructions", fontsize=9)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
-
-
-def confusion_grid(tasks: list, title: str):
-    """The confusion matrices of several small tasks in one figure."""
-    cols = min(5, len(tasks))
-    rows = -(-len(tasks) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.4 * rows), squeeze=False)
-    for ax in axes.flat[len(tasks):]:
-        ax.axis("off")
-    for ax, t in zip(axes.flat, tasks):
-        ax.imshow(t.matrix, cmap="Blues")
-        ax.set_xticks(range(len(t.class_names)), t.class_names, fontsize=6)
-        ax.set_yticks(range(len(t.class_names)), t.class_names, fontsize=6)
-        ax.set_title(t.task, fontsize=8)
-        for (i, j), value in np.ndenumerate(t.matrix):
-            ax.text(j, i, str(value), ha="center", va="center", fontsize=7)
-    fig.suptitle(f"{title} (rows true, columns predicted)", fontsize=9)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
-
-
-def confusion_figure(matrix: np.ndarray, labels: list[str], title: str):
-    size = max(4.0, 0.5 * len(labels) + 2)
-    fig, ax = plt.subplots(figsize=(size, size))
-    ax.imshow(matrix, cmap="Blues")
-    ax.set_xticks(range(len(labels)), labels, rotation=90)
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title)
-    if len(labels) <= 20:
-        threshold = matrix.max() / 2 if matrix.size else 0
-        for (i, j), value in np.ndenumerate(matrix):
-            ax.text(j, i, str(value), ha="center", va="center", fontsize=7,
-                    color="white" if value > threshold else "black")
-    fig.tight_layout()
-    plt.close(fig)
-    return fig

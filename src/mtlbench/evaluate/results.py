@@ -15,7 +15,7 @@ import numpy as np
 
 from mtlbench.errors import ExpectedError
 from mtlbench.fileio import read_json
-from mtlbench.studies import BASELINE_KIND, Study
+from mtlbench.studies import Study
 from mtlbench.evaluate.metrics import classification_metrics, confusion, reconstruction_metrics, report, report_data
 from mtlbench.evaluate.comparisons import summarize
 
