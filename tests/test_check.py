@@ -444,3 +444,19 @@ def test_a_copied_project_holds_every_path_dvc_yaml_reads(tmp_path):
               and not any(d.startswith(w.split("${")[0]) for w in written if "${" in w)}
     missing = sorted(d for d in needed if not (tmp_path / "copy" / d).exists())
     assert needed and not missing, f"not copied: {missing}"
+
+
+def test_the_reproducibility_profile_covers_every_study_of_the_catalogue():
+    """`make check` guards what it runs: a study added to the catalogue but not to check/profile.yaml
+    would have no number CI compares, so adding one fails here until the profile (and
+    check/expected.json, `make check-update`) hold it."""
+    import yaml
+
+    from mtlbench.check import PROFILE, ROOT
+    from mtlbench.studies import STUDIES
+
+    profile = yaml.safe_load((ROOT / PROFILE).read_text())
+    assert sorted(profile["params"]["run"]["studies"]) == sorted(STUDIES)
+    expected = json.loads((ROOT / "check" / "expected.json").read_text())
+    recorded = {key.split(":")[0] for machine in expected["machines"] for key in machine["values"]}
+    assert {f"metrics/{s}.json" for s in STUDIES} <= recorded
