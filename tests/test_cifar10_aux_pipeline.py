@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 
 def _details(repo, study: str) -> dict:
-    """The full evaluation record (reports/studies/<study>.json) as {variant: summary, "comparisons": ...}."""
+    """The full evaluation record (reports/studies/<run>.json) as {variant: summary, "comparisons": ...}."""
     doc = json.loads((repo / "reports" / "studies" / f"{study}.json").read_text())
     return {**doc["variants"], "comparisons": doc["comparisons"]}
 

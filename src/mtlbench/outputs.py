@@ -1,5 +1,5 @@
-"""The DVC-tracked outputs of the evaluate stage: the compact metric metrics/<study>.json, the full
-record reports/studies/<study>.json, reports/<study>.md and the plot files (confusion pairs with
+"""The DVC-tracked outputs of the evaluate stage: the compact metric metrics/<run>.json, the full
+record reports/studies/<run>.json, reports/<run>.md and the plot files (confusion pairs with
 class names for DVC's `confusion` template, per-epoch curves with loss weights as CSV). All of them
 are byte-identical across identical reruns (no wall times)."""
 
@@ -35,7 +35,7 @@ def shown_in(headline: Sequence[str] | None):
 
 
 def metrics_document(details: dict) -> dict:
-    """The compact DVC metric (metrics/<study>.json), narrow enough for `dvc exp show`, cut from the
+    """The compact DVC metric (metrics/<run>.json), narrow enough for `dvc exp show`, cut from the
     study's details (details_document): per variant and task the primary test metric's mean and
     the half-width of its 95% CI (`<metric>_ci`), and per multitask variant (`<variant>_vs_dedicated`)
     each task's paired gain (positive = better) with its CI half-width (over seeds and test items)

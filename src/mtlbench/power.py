@@ -24,7 +24,7 @@ from mtlbench.verdict import (ALPHA, MIN_SEEDS, RANDOM, format_amount, minimum_d
 
 
 def power_rows(details: dict, target: float, sd_confidence: float = 0.8) -> list[dict]:
-    """One row per multitask variant and real task of a details document (reports/studies/<study>.json)."""
+    """One row per multitask variant and real task of a details document (reports/studies/<run>.json)."""
     rows = []
     for variant, entry in details["comparisons"].items():
         judged = {task: diffs["paired"] for task, diffs in entry.items()

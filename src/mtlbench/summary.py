@@ -1,6 +1,6 @@
 """The page that answers the question across studies: reports/summary.md, reports/summary.html
 (self-contained: figures inlined as base64 PNG, no scripts, no CDN), reports/summary.json and
-metrics/summary.json, from the studies' details documents (reports/studies/<study>.json).
+metrics/summary.json, from the studies' details documents (reports/studies/<run>.json).
 
 One row per study, multitask variant and task: the method, its parameter budget against the
 dedicated models' total, the paired difference with its CI and the verdict (mtlbench.verdict);
@@ -218,7 +218,7 @@ def summary_markdown(task_rows: list[dict], delta_rows: list[dict], missing: Seq
 
 def provenance_lines(details: Sequence[dict]) -> list[str]:
     """How each study's numbers were made: seeds, protocol, training rows, epoch cap, device, CPU,
-    torch, numerics (from reports/studies/<study>.json's produced_on; "?" where an older file has none)."""
+    torch, numerics (from reports/studies/<run>.json's produced_on; "?" where an older file has none)."""
     if not details:
         return []
     lines = ["## How these numbers were made", "",

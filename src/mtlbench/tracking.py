@@ -103,7 +103,7 @@ def user_name() -> str:
 
 
 def flat_settings(context: dict) -> dict[str, object]:
-    """The resolved settings of results/<study>/context.json as params named as in params.yaml
+    """The resolved settings of results/<run>/context.json as params named as in params.yaml
     (`run.train_limit`, `run.stack_seeds`, `rsn2.init`; `accel.tf32` for the options used)."""
     out: dict[str, object] = {}
     for key, value in context.items():

@@ -3,7 +3,7 @@
 Runs the real `dvc repro` of one study (default: `mnist_fashion_mlp`, 3 seeds, the first 2000
 training rows, real data from the mirror) in a fresh copy of the project, then evaluates again with
 nothing changed, and writes bench/pipeline.json: the wall time of the whole repro, the training
-time inside it (the train stage's own start and end, results/<study>/context.json), the overhead
+time inside it (the train stage's own start and end, results/<run>/context.json), the overhead
 share (everything that is not training: stage start-ups, data preparation, DVC hashing, evaluate,
 MLflow logging), the time of the unchanged re-evaluation, and the bytes left in results/, the DVC
 cache and mlartifacts/ with the MLflow run count. A benchmark, not a test: timings vary."""

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from mtlbench.evaluate.results import VariantOutcome
 
-# Per-run values summarised over seeds into metrics/<study>.json. Wall time is recorded in MLflow
+# Per-run values summarised over seeds into metrics/<run>.json. Wall time is recorded in MLflow
 # and the reports but kept out of the metrics file: it differs between identical reruns.
 SUMMARY_METRICS = (
     "accuracy", "macro_precision", "macro_recall", "macro_f1", "mse", "psnr",

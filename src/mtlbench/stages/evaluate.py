@@ -1,4 +1,4 @@
-"""dvc stage `evaluate@<study>`: metrics, reports and plots from the trained results; MLflow runs.
+"""dvc stage `evaluate@<run>`: metrics, reports and plots from the trained results; MLflow runs.
 
 The MLflow record is written last, then `results/mlflow/<study>.json` (the run ids): a declared
 output, so a killed evaluate leaves it missing and the next `dvc repro` runs the stage again, which
@@ -41,7 +41,7 @@ def store_fault(err: Exception, tracking_uri: str) -> ExpectedError | None:
                              "and reports are written, only its MLflow record is missing")
     if "file is not a database" in text or "database disk image is malformed" in text:
         return ExpectedError(f"the MLflow store {tracking_uri} is not a readable SQLite database; move it aside "
-                             "(e.g. `mv mlflow.db mlflow.db.broken`) and run `dvc repro -f -s evaluate@<study>` to log "
+                             "(e.g. `mv mlflow.db mlflow.db.broken`) and run `dvc repro -f -s evaluate@<run>` to log "
                              "the record afresh: the study's metrics and reports are written")
     if "must be in the 'active' state" in str(err):  # a local store is locked; a tracking server is not
         return ExpectedError(f"this study's MLflow record in {tracking_uri} was replaced while this evaluate wrote it "
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from mtlbench.tracking import Tracker  # mlflow is slow to import; only this stage needs it
 
-    stage = os.environ.get("DVC_STAGE", "outside dvc")  # DVC names the stage it runs, e.g. evaluate@<study>
+    stage = os.environ.get("DVC_STAGE", "outside dvc")  # DVC names the stage it runs, e.g. evaluate@<run>
     try:
         tracker = Tracker(params.mlflow.tracking_uri, params.mlflow.log_models, project_root(), stage)
         record = tracker.log_study(name, outcomes, report_md, study.headline, context=context,

@@ -1,5 +1,5 @@
 """dvc stage `summarize`: the cross-study answer (reports/summary.md, .html and .json,
-reports/figures/, metrics/summary.json) from the evaluated studies' details (reports/studies/<study>.json)."""
+reports/figures/, metrics/summary.json) from the evaluated studies' details (reports/studies/<run>.json)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ hours says so in its first seconds (and names the quick path) instead of after t
 A timing probe of each planned network on this machine (a few optimizer steps on a batch of zero
 images at the protocol's batch size, or of an epoch's rows where a run has fewer: probe_batch; on
 the run's device) times the steps an epoch takes times the epochs: those the study's last
-evaluated results trained (reports/studies/<study>.json; early stopping), and every epoch the
+evaluated results trained (reports/studies/<run>.json; early stopping), and every epoch the
 protocol allows for the upper bound. A unit that ran before (its seconds are in units.json) is
 estimated by what it took.
 """
