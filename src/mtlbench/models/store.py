@@ -48,11 +48,11 @@ def load_model(path: Path) -> nn.Module:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as err:
         raise ModelFileError(f"{path}: not a readable mtlbench model file ({str(err).splitlines()[0]}); "
-                             "`dvc repro train@<run>` retrains the units whose files no longer match their "
+                             "`dvc repro train@<study>` retrains the units whose files no longer match their "
                              "recorded digests") from None
     if not isinstance(saved, dict) or "spec" not in saved:
         raise ModelFileError(f"{path}: a torch file, but not an mtlbench model file (no spec inside); "
-                             "`dvc repro train@<run>` retrains the units whose files no longer match their "
+                             "`dvc repro train@<study>` retrains the units whose files no longer match their "
                              "recorded digests")
     written_as = saved.get("format", 1)  # files from before the format number are format 1
     if written_as != FORMAT:
@@ -63,7 +63,7 @@ def load_model(path: Path) -> nn.Module:
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise ModelFileError(f"{path}: an mtlbench model file whose contents do not fit its spec "
                              f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else err!r}); "
-                             "retrain it (`dvc repro train@<run>`)") from None
+                             "retrain it (`dvc repro train@<study>`)") from None
 
 
 def _rebuild(saved: dict) -> nn.Module:
