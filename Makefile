@@ -49,11 +49,11 @@ answer: $(BIN)/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE $(BIN)/dvc exp run \
 		-S 'run.studies=[$(RUN)]' -S run.executor=ray -S mlflow.log_models=false
 
-# Experiments side by side, narrow: the params each experiment changed beside the metrics that moved
-# (each variant's paired gain per task, delta-m); dependency hashes and CI half-widths left out
-# (DVC matches --drop from a column name's start: hence the .*).
+# Experiments side by side, the answer first: each variant's paired gain per task and delta-m (the
+# accuracies behind them, CI half-widths, p-values and dependency hashes left out: `dvc exp show` has
+# them), then the params each experiment changed; DVC matches --drop from a column name's start.
 exp: $(BIN)/.installed
-	$(BIN)/dvc exp show --no-pager --only-changed --drop '^(src/|data/|results/|reports/|tasks$$|plans$$|params\.yaml$$)|.*_ci$$|.*\.p$$'
+	$(BIN)/dvc exp show --no-pager --only-changed --drop '^(src/|data/|results/|reports/|tasks$$|plans$$|params\.yaml$$)|.*_ci$$|.*\.p$$|^[a-z0-9_]+\.[a-zA-Z0-9_]+\.(accuracy|mse|macro_f1)$$|^delta_m_pct\.'
 
 # The MLflow UI on this machine only; open the printed link (parent runs side by side, charts).
 ui: $(BIN)/.installed
