@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from mtlbench.evaluate import UNITARY, primary_metric, verdict_lines
+from mtlbench.evaluate import UNITARY, primary_metric, task_comparisons, verdict_lines
 from mtlbench.fileio import atomic_path, read_json, write_text
 from mtlbench.studies import BASELINE_KIND
 from mtlbench.summary import answer, run_label, summary_rows
@@ -170,22 +170,23 @@ def protocol_name(details: dict) -> str:
 
 def detectable_clause(details: dict) -> str:
     """'; smallest difference vs dedicated its seeds detect at 80% power: digits 0.21 pt to 0.40 pt,
-    ...': per task, the range over the study's multitask variants of what its seeds could detect."""
-    from mtlbench.power import power_rows
-
+    ...': per task, the range over the run's multitask variants of what its seeds could detect, as
+    evaluate stored it with each verdict (comparisons' min_detectable)."""
     by_task: dict[str, list[float]] = {}
     metric = {}
-    for row in power_rows(details, target=0.005):
-        by_task.setdefault(row["task"], []).append(row["min_detectable"])
-        metric[row["task"]] = row["metric"]
+    for entry in details["comparisons"].values():
+        for task, diffs in task_comparisons(entry).items():
+            c = diffs.get("paired")
+            if c and c.get("min_detectable") is not None and c["verdict"] != "random task":
+                by_task.setdefault(task, []).append(c["min_detectable"])
+                metric[task] = c["metric"]
     if not by_task:
         return ""
     ranges = []
     for task, values in by_task.items():
         low, high = (format_amount(v, metric[task], signed=False) for v in (min(values), max(values)))
         ranges.append(f"{task} {low}" if min(values) == max(values) else f"{task} {low} to {high}")
-    return ("; smallest difference vs dedicated its seeds detect at 80% power, at the level Holm gives the first test "
-            "of each variant's family: " + ", ".join(ranges))
+    return "; smallest difference vs dedicated its seeds detect at 80% power: " + ", ".join(ranges)
 
 
 def pipeline_line(path: Path) -> str:
