@@ -211,11 +211,14 @@ def open_ledger(ledger: Path, out_dir: Path, index: dict[str, dict], keys: dict[
 
 def restore_from_ledger(ledger: Path, out_dir: Path, todo: list[Unit], keys: dict[Unit, str],
                         index: dict[str, dict]) -> list[Unit]:
-    """The units of `todo` that the ledger holds under the same key, every file verified, copied
-    into `out_dir` (without weights) and recorded in the index; returns them."""
+    """The units of `todo` missing from `out_dir` (trained elsewhere) that the ledger holds under
+    the same key, every file verified, copied into `out_dir` (without weights) and recorded in the
+    index; returns them. A unit that is here but stale or damaged retrains, weights and all."""
     entries = read_index(ledger)
     restored = []
     for unit in todo:
+        if any((out_dir / f).exists() for f in unit.folders):
+            continue
         found = [entries.get(f) for f in unit.folders]
         if not all(isinstance(e, dict) and e.get("key") == keys[unit] and damage(ledger / f, e.get("files")) is None
                    for f, e in zip(unit.folders, found)):
