@@ -59,7 +59,8 @@ def test_runner_gives_identical_results_stacked_or_not(idx_mirror, tmp_path):
     outputs = {}
     for stacked in (True, False):
         params = parse_params({"run": {"seeds": [0, 1], "device": "cpu", "train_limit": 100, "max_epochs": 2,
-                                       "variants": ["dedicated"], "stack_seeds": stacked, "progress": False}},
+                                       "variants": ["dedicated"], "stack_seeds": stacked, "progress": False,
+                                       "train_sample": "first"}},
                               {}, tmp_path)
         out = tmp_path / f"results-{stacked}"
         run_study(STUDIES["mnist_fashion_mlp"], params, tmp_path / "prepared", out)

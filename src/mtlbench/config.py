@@ -40,6 +40,12 @@ class RunConfig:
     ray_address: str | None = None  # None: start a local Ray instance
     ray_gpus_per_unit: float = 1.0  # the share of a GPU each unit asks Ray for (CUDA)
     protocol: str = "faithful"  # faithful: each study's own protocol | modern (train/protocols.MODERN)
+    train_sample: str = "per_seed"  # which train_limit rows: per_seed (drawn per seed, data/tasks.py) | first
+
+    @property
+    def rows_per_seed(self) -> bool:
+        """Each seed trains on its own draw of training rows (run.train_sample, with a train_limit)."""
+        return self.train_limit is not None and self.train_sample == "per_seed"
 
 
 @dataclass(frozen=True)
@@ -142,7 +148,7 @@ class Params:
 
     def for_run(self, run: str) -> "Params":
         """The params one run trains and is evaluated under: the run section with the run's own
-        declared values in (a run declares its study, seeds, size, variants, tasks, protocol)."""
+        declared values in (a run declares its study, seeds, size, variants, tasks, protocol, sample)."""
         declared = {key: value for key, value in self.runs.get(run, {}).items() if key != "study"}
         return replace(self, run=replace(self.run, studies=(run,), **declared))
 
@@ -316,6 +322,7 @@ SCHEMA: Schema = {
         "ray_address": (_optional_str, None),
         "ray_gpus_per_unit": (_gpu_share, 1.0),
         "protocol": (_choice(("faithful", "modern")), "faithful"),
+        "train_sample": (_choice(("per_seed", "first")), "per_seed"),
     },
     "data": {
         "mirror": (_optional_str, None),
@@ -407,7 +414,7 @@ def default_tracking_uri(root: Path) -> str:
 
 # What a run declares besides its study: the run-section keys that say what is trained and on what
 # (how and where it trains - device, executor, numerics - stays in the run section, for every run).
-RUN_DECLARED = ("seeds", "train_limit", "max_epochs", "variants", "tasks", "protocol")
+RUN_DECLARED = ("seeds", "train_limit", "max_epochs", "variants", "tasks", "protocol", "train_sample")
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # a folder and DVC stage name (train@<run>)
 
 
@@ -454,7 +461,7 @@ def parse_params(raw: Mapping[str, Any], env: Mapping[str, str], root: Path) -> 
     protocols = {runs[name].get("protocol", run["protocol"]) for name in run["studies"]}
     mirror = env.get(MIRROR_ENV) or data["mirror"]
     tracking_uri = env.get(TRACKING_ENV) or mlf["tracking_uri"] or default_tracking_uri(root)
-    return Params(
+    params = Params(
         run=RunConfig(**run),
         data=DataConfig(mirror=mirror, verify=data["verify"]),
         mlflow=MlflowConfig(tracking_uri=tracking_uri, log_models=mlf["log_models"]),
@@ -466,6 +473,20 @@ def parse_params(raw: Mapping[str, Any], env: Mapping[str, str], root: Path) -> 
         analysis=AnalysisConfig(**checked["analysis"]),
         runs=runs,
     )
+    _check_stacking(params)
+    return params
+
+
+def _check_stacking(params: Params) -> None:
+    """run.stack_seeds: true trains a dedicated model's seeds together on one set of rows, which a
+    run drawing its training rows per seed cannot do (auto then simply does not stack)."""
+    if params.run.stack_seeds != "true":
+        return
+    for name in params.run.studies:
+        if params.for_run(name).run.rows_per_seed:
+            raise ParamsError(f"run.stack_seeds: true trains a dedicated model's seeds on one set of training rows, but "
+                              f"run {name} draws its train_limit rows per seed (run.train_sample: per_seed); set "
+                              "run.stack_seeds to auto or false, or run.train_sample to first")
 
 
 def _modern(section: dict[str, Any], protocols: set[str]) -> ModernConfig:

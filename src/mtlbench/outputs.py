@@ -88,7 +88,8 @@ def details_document(study: Study, outcomes: list[VariantOutcome], context: dict
                    "cpu": cpu_model(), "seeds": len(outcomes[0].seeds),
                    # how it was made, for the summary's provenance block
                    "protocol": outcomes[0].params.get("protocol"), "max_epochs": outcomes[0].params.get("max_epochs"),
-                   "train_limit": (context or {}).get("train_limit"), "epoch_cap": (context or {}).get("max_epochs"),
+                   "train_limit": (context or {}).get("train_limit"), "train_sample": (context or {}).get("train_sample"),
+                   "epoch_cap": (context or {}).get("max_epochs"),
                    "numerics": (context or {}).get("numerics")}
     return {"study": study.name, "run": run or study.name, "produced_on": produced_on,
             "headline": None if study.headline is None else list(study.headline),

@@ -117,6 +117,15 @@ def answer_line(task_rows: list[dict]) -> str:
     return f"{len({r['run'] for r in judged})} runs, {len(judged)} task comparisons, {footing}."
 
 
+def rows_phrase(produced: dict) -> str:
+    """Which training rows a run trained on, in words (records made before run.train_sample: first)."""
+    if not produced.get("train_limit"):
+        return "full training sets"
+    if produced.get("train_sample") == "per_seed":
+        return f"{produced['train_limit']} training rows per task, drawn per seed"
+    return f"the first {produced['train_limit']} training rows of each task"
+
+
 def run_row(details: dict, source: str) -> str:
     """One run in the README's table."""
     produced = details.get("produced_on", {})
@@ -137,7 +146,7 @@ def answer_page(root: Path) -> str:
     parts = []
     for details, source in answer_runs(root):
         produced = details.get("produced_on", {})
-        rows = f"the first {produced['train_limit']} training rows" if produced.get("train_limit") else "full training sets"
+        rows = rows_phrase(produced)
         parts += [f"### `{run_label(details)}`", "",
                   f"{details['study']}, {produced.get('protocol', '?')} protocol, {rows}, {produced.get('seeds')} seeds "
                   f"({'the pipeline' if source == 'pipeline' else 'archive'}){detectable_clause(details)}.", "",
@@ -285,7 +294,7 @@ def methods_section(root: Path, run: str, details: dict) -> str:
     produced = details["produced_on"]
     how = f"{how_run(record, run)[:1].upper()}{how_run(record, run)[1:]}, {record['wall_s'] / 60:.0f} min for the whole study; " if record else ""
     lines = [f"{how}{protocol_name(details)} protocol, torch {produced.get('torch')}, {produced.get('seeds')} seeds, "
-             f"the first {produced.get('train_limit')} training rows of each task, full test sets. Test accuracy "
+             f"{rows_phrase(produced)}, full test sets. Test accuracy "
              "mean +- SD; the paired difference to dedicated in points with its 95% CI (over seeds and test items; * : "
              "over seeds only, the run kept no per-item results) and verdict (= : equivalent within the margin; ? : "
              "undecided); seconds per training epoch relative to `hps_sum` (`python -m mtlbench.bench.methods`: seed 0, "

@@ -227,6 +227,7 @@ def provenance_lines(details: Sequence[dict]) -> list[str]:
     for d in details:
         p = d.get("produced_on", {})
         rows = p.get("train_limit") or ("all" if "train_limit" in p else "?")
+        rows = f"{rows} (drawn per seed)" if p.get("train_limit") and p.get("train_sample") == "per_seed" else rows
         lines.append(f"| {run_label(d)} | {d['study']} | {p.get('seeds', '?')} | {p.get('protocol', '?')} | {rows} | "
                      f"{p.get('max_epochs', '?')} | {p.get('device', '?')} | {p.get('cpu', '?')} | {p.get('torch', '?')} "
                      f"| {p.get('numerics', '?')} |")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -135,6 +135,43 @@ def load_tasks(specs: list[TaskSpec], prepared_dir: Path, tasks_dir: Path, train
         loaded.append(TaskData(spec, TensorSet((x_train,), (y_train,)), TensorSet((x_test,), (y_test,)),
                                official[spec.dataset]))
     return loaded
+
+
+def seed_rows(dataset: str, available: int, limit: int, seed: int) -> torch.Tensor | None:
+    """The training rows (ascending) a seed trains on where a run keeps `limit` of a dataset's
+    `available` rows and draws them per seed (run.train_sample: per_seed), so that the seeds'
+    spread holds the sampling of the training set, not only initialisation and order: the first
+    `limit` of one permutation drawn from (dataset, seed). Every variant of a seed gets the same
+    rows (the comparison stays paired), tasks on one dataset the same rows (aligned), and a smaller
+    limit's rows are part of a larger one's (nested, as a learning curve wants). None where the
+    limit keeps every row. Integer draws on the CPU generator: the same rows on every machine."""
+    if limit >= available:
+        return None
+    key = int.from_bytes(hashlib.sha256(f"{dataset} seed {seed}".encode()).digest()[:8], "little") >> 1
+    order = torch.randperm(available, generator=torch.Generator().manual_seed(key))
+    return order[:limit].sort().values
+
+
+def rows_for_seed(tasks: list[TaskData], limit: int, seed: int) -> list[TaskData]:
+    """The tasks with their training sets cut to the rows `seed` draws (seed_rows), test sets whole.
+    A tensor several tasks share (one image tensor, a reconstruction's input and target) is cut
+    once and stays shared."""
+    cuts: dict[int, torch.Tensor] = {}
+
+    def cut(tensor: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        if id(tensor) not in cuts:
+            cuts[id(tensor)] = tensor[rows.to(tensor.device)]
+        return cuts[id(tensor)]
+
+    chosen = []
+    for task in tasks:
+        rows = seed_rows(task.spec.dataset, len(task.train), limit, seed)
+        if rows is None:
+            chosen.append(task)
+            continue
+        train = TensorSet(tuple(cut(x, rows) for x in task.train.inputs), tuple(cut(y, rows) for y in task.train.targets))
+        chosen.append(replace(task, train=train))
+    return chosen
 
 
 def official_files(prepared_dir: Path, dataset: str) -> bool | None:

@@ -94,7 +94,9 @@ def run_context(study: Study, params: Params, device: torch.device, prepared_dir
     content digests of the data it trained on: evaluate makes them params and tags of the MLflow runs."""
     context = {
         "train_limit": params.run.train_limit, "max_epochs": params.run.max_epochs, "tasks": params.run.tasks,
-        "device": device.type, "stack_seeds": stack_seeds(params.run.stack_seeds, device, study.architecture),
+        "train_sample": params.run.train_sample if params.run.train_limit is not None else None,
+        "device": device.type,
+        "stack_seeds": stack_seeds(params.run.stack_seeds, device, study.architecture, params.run.rows_per_seed),
         "accel": asdict(study_accel(study, params, device)),
         "protocol": asdict(study_protocol(study, params)),  # run.protocol resolved, modern overrides in
         "numerics": numerics_in_use(),  # portable (the check's, runtime.PORTABLE_NUMERICS) or native

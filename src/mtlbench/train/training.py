@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from mtlbench.config import Params, ParamsError
-from mtlbench.data.tasks import TaskData, load_tasks
+from mtlbench.data.tasks import TaskData, load_tasks, rows_for_seed
 from mtlbench.studies import Study
 from mtlbench.train.accel import configure_backends
 from mtlbench.train.kinds import KINDS
@@ -34,11 +34,22 @@ def load_unit_tasks(study: Study, units: list[Unit], params: Params, prepared_di
     configure_backends(study_accel(study, params, device))
     specs = study.specs(root)
     needed = list(dict.fromkeys(t for unit in units for t in unit.tasks))
-    loaded = load_tasks([specs[t] for t in needed], prepared_dir, tasks_dir, params.run.train_limit, device)
+    limit = None if params.run.rows_per_seed else params.run.train_limit  # per seed: cut in train_unit
+    loaded = load_tasks([specs[t] for t in needed], prepared_dir, tasks_dir, limit, device)
     return {t.spec.name: t for t in loaded}
 
 
 def train_unit(study: Study, unit: Unit, params: Params, tasks: dict[str, TaskData], out: Path) -> None:
     """Train one unit into `out/<variant>/seed<k>/` with its variant's kind."""
     kind = KINDS[study.variant_kind(unit.variant)]
-    kind.train(study, unit.variant, [tasks[t] for t in unit.tasks], unit.seeds, params, out / unit.variant)
+    kind.train(study, unit.variant, unit_tasks(unit, params, tasks), unit.seeds, params, out / unit.variant)
+
+
+def unit_tasks(unit: Unit, params: Params, tasks: dict[str, TaskData]) -> list[TaskData]:
+    """The unit's tasks as it trains on them: cut to its seed's rows where the run draws them per
+    seed (a unit has one seed then: kinds/common.stack_seeds does not stack)."""
+    chosen = [tasks[t] for t in unit.tasks]
+    if not params.run.rows_per_seed:
+        return chosen
+    (seed,) = unit.seeds
+    return rows_for_seed(chosen, params.run.train_limit, seed)

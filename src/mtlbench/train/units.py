@@ -52,25 +52,25 @@ class Unit:
         return [f"{self.variant}/seed{s}" for s in self.seeds]
 
 
-# Modules that are data, not code: every value of theirs a unit uses is in its key already, resolved
+# Modules left out of a unit's code digest. Data, not code: every value of theirs a unit uses is in its key already, resolved
 # (the protocol's fields in the settings, the variant's spec, the tasks' definitions), so editing one
 # study or one protocol re-keys the units that use it, not every unit of every study. Likewise the
 # plumbing between params.yaml and training (every value it hands on is in the settings) and the
 # plan's time estimates.
-DATA_MODULES = ("studies.py", "train/protocols.py", "config.py", "stages/__init__.py", "stages/train.py",
-                "train/plan.py")
+NOT_IN_UNIT_KEY = ("studies.py", "train/protocols.py", "config.py", "stages/__init__.py", "stages/train.py",
+                   "train/plan.py")
 # The plug-in registries import every kind and every method: a unit's key holds its own kind's and
-# method's files instead (VariantKind.code_modules), so a new or edited method re-keys only its units.
+# method's files instead (VariantKind.code), so a new or edited method re-keys only its units.
 REGISTRIES = ("mtlbench.train.kinds", "mtlbench.train.methods")
 
 
 def _files(module: str) -> list[Path]:
-    return [p for p in import_closure(module, skip=REGISTRIES) if p.relative_to(PACKAGE).as_posix() not in DATA_MODULES]
+    return [p for p in import_closure(module, skip=REGISTRIES) if p.relative_to(PACKAGE).as_posix() not in NOT_IN_UNIT_KEY]
 
 
 def code_digest(modules: tuple[str, ...] = (), texts: tuple[str, ...] = ()) -> str:
     """SHA-256 over the code one unit runs: the train stage's engine (its import closure without
-    the registries, DATA_MODULES left out), the closures of `modules` (its kind's and method's),
+    the registries, NOT_IN_UNIT_KEY left out), the closures of `modules` (its kind's and method's),
     and `texts` (a factory defined inside a registry, as source)."""
     files = sorted({p for module in ("mtlbench.stages.train", *modules) for p in _files(module)})
     return hashlib.sha256((digest(files) + "".join(texts)).encode()).hexdigest()
@@ -228,5 +228,6 @@ def restore_from_ledger(ledger: Path, out_dir: Path, todo: list[Unit], keys: dic
             shutil.copytree(ledger / folder, out_dir / folder)
             index[folder] = {**entry, "weights": "not kept (restored from the ledger)"}
         restored.append(unit)
-    write_json(out_dir / UNITS_FILE, dict(sorted(index.items())))
+    if restored:
+        write_json(out_dir / UNITS_FILE, dict(sorted(index.items())))
     return restored

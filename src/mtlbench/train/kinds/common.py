@@ -45,10 +45,11 @@ def study_accel(study: Study, params: Params, device: torch.device) -> Accel:
     return resolve_accel(params.cuda.settings(), params.cpu.settings(), study.architecture, device)
 
 
-def stack_seeds(setting: str, device: torch.device, architecture: str) -> bool:
+def stack_seeds(setting: str, device: torch.device, architecture: str, rows_per_seed: bool = False) -> bool:
     """run.stack_seeds: `auto` stacks on CUDA where measured faster (accel.STACK_AUTO); never on CPU,
-    where a few cores gain nothing from it. Only sequential mlp/cnn28 networks can be stacked."""
-    if architecture not in STACK_AUTO:
+    where a few cores gain nothing from it. Only sequential mlp/cnn28 networks can be stacked, and
+    only where the seeds train on the same rows (not `rows_per_seed`; config refuses `true` there)."""
+    if architecture not in STACK_AUTO or rows_per_seed:
         return False
     return setting == "true" or (setting == "auto" and device.type == "cuda" and STACK_AUTO[architecture])
 

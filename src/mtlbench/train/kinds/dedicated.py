@@ -53,7 +53,7 @@ class Dedicated(VariantKind):
             name, n_classes = task.spec.name, task.spec.n_classes
             label = f"{study.name} dedicated {name}"
             accel = study_accel(study, params, x_train.device)
-            if stack_seeds(params.run.stack_seeds, x_train.device, study.architecture):
+            if stack_seeds(params.run.stack_seeds, x_train.device, study.architecture, params.run.rows_per_seed):
                 stack = seed_stack(study.architecture, in_shape, n_classes, seeds).to(x_train.device)
                 results = fit_seeds(stack, task.train, protocol, seeds, name, label=label, progress=params.run.progress,
                                     accel=accel)
