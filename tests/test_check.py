@@ -256,6 +256,10 @@ def test_readme_answer_is_a_table_of_runs_and_the_lists_are_in_docs(tmp_path):
     details = _details("study_a", {"t1": [0.03, 0.031, 0.029]})
     details["produced_on"] = {"device": "cpu", "cpu": "a CPU", "torch": "2.x", "seeds": 3, "protocol": "modern"}
     write_json(tmp_path / "reports" / "studies" / "study_a.json", details)
+    planned = _details("study_z", {"t1": [-0.002, -0.001, -0.0015]})
+    planned["produced_on"] = {"seeds": 3, "protocol": "modern", "train_limit": 3000, "train_sample": "per_seed"}
+    planned["analysis"] = {"plan": {"status": "confirmatory", "plan": "plans/study_z.yaml", "why": "..."}}
+    write_json(tmp_path / "reports" / "studies" / "study_z.json", planned)
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n\n{START}\nstale\n{END}\n\ntail\n")
     (tmp_path / "docs").mkdir()
@@ -263,8 +267,13 @@ def test_readme_answer_is_a_table_of_runs_and_the_lists_are_in_docs(tmp_path):
     assert readme_main([str(readme)]) == 0
     text = readme.read_text()
     assert "stale" not in text and text.endswith(f"{END}\n\ntail\n")
-    assert "1 runs, 1 task comparisons, all exploratory" in text
+    assert "2 runs, 2 task comparisons, confirmatory: study_z" in text
+    lead = text.index("**Confirmatory** (`study_z`: study_z, modern protocol, 3000 training rows per task, drawn per "
+                      "seed, 3 seeds, as its plan [plans/study_z.yaml](plans/study_z.yaml) fixed before training)")
+    assert lead < text.index("2 runs,") and "- `mt`: t1 -0.15 pt [" in text
     assert "| `study_a` | study_a | modern | all | 3 | 1 | 0 | 0 | 0 |" in text  # mt better on t1
+    assert text.index("| `study_z` | study_z | modern | 3000, per seed |") < text.index("| `study_a` |")
+    assert "| confirmatory, pipeline |" in text and "| exploratory, pipeline |" in text
     assert "![delta-m of RSN2 and unitary scalarisation per run](docs/figures/answer_delta_m.png)" not in text  # no rsn2
     page = (tmp_path / "docs" / "answer.md").read_text()
     assert "**`study_a`** (cpu, a CPU, torch 2.x, 3 seeds)" in page

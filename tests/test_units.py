@@ -49,7 +49,9 @@ def test_finished_units_are_kept_and_only_new_or_changed_ones_train(tmp_path, pr
     assert set(units) == {"dedicated/seed0"} and (out / "context.json").is_file()
 
     (out / ".units" / "unit-leftover").mkdir(parents=True)  # what a killed run leaves behind
+    (out / ".units.json.k1ll3d.tmp").write_text("{")  # a kill inside fileio.atomic_path
     run_study(STUDY, params(tmp_path, progress=True), prepared, out)
+    assert not list(out.glob(".*"))
     assert files_of(out / "dedicated" / "seed0") == first  # untouched: same bytes, same times
     assert "plan on cpu: 1 unit, 1 kept, 0 to train" in capsys.readouterr().err and not (out / ".units").exists()
 
@@ -208,6 +210,7 @@ def test_a_units_key_holds_its_own_kind_and_method_so_a_new_one_rekeys_nothing_e
         assert "train/methods/__init__.py" not in files and "train/kinds/__init__.py" not in files  # the registries
         assert {"train/loop.py", "train/epoch.py", "train/training.py", "models/shared.py"} <= files  # the engine
         assert "config.py" not in files and "stages/train.py" not in files  # plumbing: its values are in the settings
+        assert "train/units.py" not in files  # bookkeeping: an edit must not make finished units stale
     assert plugins(dedicated) == {"train/kinds/dedicated.py", "train/kinds/base.py", "train/kinds/common.py"}
     assert not plugins(rsn2) & {"train/kinds/dedicated.py", "train/kinds/hps.py"} and "train/kinds/rsn2.py" in rsn2
     assert "train/methods/pcgrad.py" in pcgrad and "train/methods/pcgrad.py" not in nash

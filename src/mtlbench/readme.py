@@ -34,9 +34,10 @@ UNITS_START, UNITS_END = "<!-- units:start (bench/units.json, `python -m mtlbenc
 
 def answer_runs(root: Path) -> list[tuple[dict, str]]:
     """(details, source) of every run of the answer: the pipeline's evaluated runs
-    (reports/studies/<run>.json), then the archived runs (archive/<run>/ with its run.json) the
+    (reports/studies/<run>.json, confirmatory ones first), then the archived runs (archive/<run>/ with its run.json) the
     pipeline has not evaluated yet."""
-    pipeline = [read_json(p) for p in sorted((root / "reports" / "studies").glob("*.json"))]
+    pipeline = sorted((read_json(p) for p in sorted((root / "reports" / "studies").glob("*.json"))),
+                      key=lambda d: plan_footing(d)["status"] != "confirmatory")  # the confirmatory first
     done = {run_label(d) for d in pipeline}
     archived = [read_json(p) for p in sorted((root / ARCHIVE).glob("*/details.json"))
                 if (p.parent / "run.json").is_file() and p.parent.name not in done]
@@ -92,19 +93,50 @@ def results_section(root: Path) -> str:
 
         with atomic_path(root / ANSWER_FIGURE) as tmp:
             tmp.write_bytes(png_bytes(forest_figure(shown)))
-    lines = [f"{answer_line(task_rows)} Per run, against dedicated networks of the same seeds:", "",
-             "| run | study | protocol | training rows | seeds | better | worse | equivalent | undecided | "
-             "headline: delta-m, 95% CI | made by |", "|---" * 11 + "|"]
+    lines = confirmatory_lead(runs)
+    lines += [f"{answer_line(task_rows)} Per run, against dedicated networks of the same seeds:", "",
+              "| run | study | protocol | training rows | seeds | better | worse | equivalent | undecided | "
+              "headline: delta-m, 95% CI | footing |", "|---" * 11 + "|"]
     lines += [run_row(d, source) for d, source in runs]
     lines += ["", "Verdicts per task (each multitask variant against dedicated, Holm within the variant; equivalent "
               "within the margin by TOST; over seeds and test items where the run kept per-item predictions, else "
               "over seeds). Headline: delta-m of unitary scalarisation (`hps_sum`) where the run has it, else of RSN2. "
-              "\"Archive\": made before runs were data in dvc.yaml, by study runs at earlier code "
+              "Footing: confirmatory where a committed plan (plans/) fixed seeds and margin before training, else "
+              "exploratory; \"archive\": made before runs were data in dvc.yaml, by study runs at earlier code "
               "([archive/README.md](archive/README.md)); `dvc exp run -S 'run.studies=[<run>]'` reproduces one "
               "under the pipeline. Every verdict and method, run by run: [docs/answer.md](docs/answer.md).", ""]
     if shown:
         lines += [f"![delta-m of RSN2 and unitary scalarisation per run]({ANSWER_FIGURE})"]
     return "\n".join(lines)
+
+
+def plan_footing(details: dict) -> dict:
+    """The run's analysis-plan status as evaluate stored it (exploratory where none is stored)."""
+    return details.get("analysis", {}).get("plan") or {"status": "exploratory", "plan": None}
+
+
+def confirmatory_lead(runs: list[tuple[dict, str]]) -> list[str]:
+    """The answer first: every confirmatory run's estimates, per variant and task, in points with
+    their interval over seeds and test items and the verdict, and each variant's delta-m."""
+    lines = []
+    for details, _ in runs:
+        plan = plan_footing(details)
+        if plan["status"] != "confirmatory":
+            continue
+        task_rows, delta_rows = summary_rows([details])
+        produced = details.get("produced_on", {})
+        lines += [f"**Confirmatory** (`{run_label(details)}`: {details['study']}, {produced.get('protocol', '?')} "
+                  f"protocol, {rows_phrase(produced)}, {produced.get('seeds')} seeds, as its plan "
+                  f"[{plan['plan']}]({plan['plan']}) fixed before training), multitask minus dedicated, 95% CI over "
+                  "seeds and test items, Holm within each variant:", ""]
+        for delta in delta_rows:
+            tasks = [r for r in task_rows if r["variant"] == delta["variant"]]
+            said = "; ".join(f"{r['task']} {format_amount(r['diff'], r['metric'])} "
+                             f"{format_interval(r['ci95'], 100) if r['metric'] in ('accuracy', 'macro_f1') else format_interval(r['ci95'])}"
+                             f" **{r['verdict']}**" for r in tasks)
+            lines.append(f"- `{delta['variant']}`: {said}; delta-m {delta['mean']:+.2f}% {format_interval(delta['ci95'], unit='%')}")
+        lines.append("")
+    return lines
 
 
 def answer_line(task_rows: list[dict]) -> str:
@@ -135,7 +167,8 @@ def run_row(details: dict, source: str) -> str:
     estimate = (f"{headline['variant']} {headline['mean']:+.2f}% {format_interval(headline['ci95'], unit='%')}"
                 if headline else "")
     rows = produced.get("train_limit") or "all"
-    made = "pipeline" if source == "pipeline" else "archive"
+    rows = f"{rows}, per seed" if produced.get("train_limit") and produced.get("train_sample") == "per_seed" else rows
+    made = f"{plan_footing(details)['status']}, {'pipeline' if source == 'pipeline' else 'archive'}"
     return (f"| `{run_label(details)}` | {details['study']} | {produced.get('protocol', '?')} | {rows} | "
             f"{produced.get('seeds', '?')} | {count['better']} | {count['worse']} | {count['equivalent']} | "
             f"{count['undecided']} | {estimate} | {made} |")

@@ -55,10 +55,11 @@ class Unit:
 # Modules left out of a unit's code digest. Data, not code: every value of theirs a unit uses is in its key already, resolved
 # (the protocol's fields in the settings, the variant's spec, the tasks' definitions), so editing one
 # study or one protocol re-keys the units that use it, not every unit of every study. Likewise the
-# plumbing between params.yaml and training (every value it hands on is in the settings) and the
-# plan's time estimates.
+# plumbing between params.yaml and training (every value it hands on is in the settings), the
+# plan's time estimates, and this bookkeeping of keys, folders and the ledger (no number depends on
+# it: editing it must not make a long run's finished units stale).
 NOT_IN_UNIT_KEY = ("studies.py", "train/protocols.py", "config.py", "stages/__init__.py", "stages/train.py",
-                   "train/plan.py")
+                   "train/plan.py", "train/units.py")
 # The plug-in registries import every kind and every method: a unit's key holds its own kind's and
 # method's files instead (VariantKind.code), so a new or edited method re-keys only its units.
 REGISTRIES = ("mtlbench.train.kinds", "mtlbench.train.methods")
@@ -134,9 +135,8 @@ def start_folder(out_dir: Path, units: list[Unit], keys: dict[Unit, str]) -> tup
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / CONTEXT_FILE).unlink(missing_ok=True)
     shutil.rmtree(out_dir / SCRATCH, ignore_errors=True)
-    for leftover in out_dir.glob(".*"):  # temp folders of the earlier whole-study layout
-        if leftover.is_dir():
-            shutil.rmtree(leftover, ignore_errors=True)
+    for leftover in out_dir.glob(".*"):  # a killed run's temp files (fileio.atomic_path) and folders
+        shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
     wanted = {folder for unit in units for folder in unit.folders}
     for variant_dir in (p for p in out_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
         for seed_dir in [p for p in variant_dir.iterdir()]:
