@@ -32,3 +32,15 @@ def test_the_closure_follows_lazy_and_submodule_imports():
     files = {p.relative_to(ROOT / "src" / "mtlbench").as_posix() for p in import_closure("mtlbench.stages.train")}
     assert {"train/methods/pcgrad.py", "train/executors.py", "data/taskspec.py", "config.py", "__init__.py"} <= files
     assert "tracking.py" not in files and "evaluate/__init__.py" not in files
+
+
+def test_the_train_stage_depends_on_every_run_key_that_changes_what_trains():
+    """A run key the train stage does not list would change the units (their keys hold it) without
+    DVC seeing the stage as changed: `dvc repro` would say up to date over stale results."""
+    from mtlbench.config import RUN_DECLARED, SCHEMA
+
+    train = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["train"]["do"]
+    listed = {p.split(".", 1)[1] for p in train["params"] if p.startswith("run.")}
+    how_and_where = {"studies", "progress", "executor", "ray_address", "ray_gpus_per_unit"}  # not in a result
+    assert set(RUN_DECLARED) <= listed and set(SCHEMA["run"]) - how_and_where <= listed, \
+        f"run keys the train stage does not list: {sorted(set(SCHEMA['run']) - how_and_where - listed)}"

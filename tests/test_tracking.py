@@ -348,3 +348,17 @@ def test_the_parents_answer_is_one_short_named_chart_group():
     assert (metrics["answer/digits_gain_lo"], metrics["answer/digits_gain_hi"]) == (-0.2, 0.14)
     assert metrics["answer/digits_gain_p_equiv"] == 0.3
     assert max(len(k.split("/", 1)[1]) for k in metrics) <= 19
+
+
+def test_a_declared_runs_experiment_says_how_that_run_trained(tmp_path):
+    """The MLflow experiment of a declared run describes the run (its protocol, rows, variants),
+    not the catalogue study's defaults."""
+    from mtlbench.config import parse_params
+    from mtlbench.stages.evaluate import experiment_description
+    from mtlbench.studies import STUDIES
+
+    raw = {"run": {"studies": ["small"]}, "runs": {"small": {"study": "mnist_fashion_hps", "protocol": "modern",
+                                                             "train_limit": 500, "variants": ["dedicated", "hps_sum"]}}}
+    text = experiment_description(STUDIES["mnist_fashion_hps"], "small", parse_params(raw, {}, tmp_path).for_run("small"))
+    assert "**small** (a run of **mnist_fashion_hps**" in text and "protocol `modern`" in text
+    assert "500 training rows per task, drawn per seed; variants: dedicated (dedicated), hps_sum (hps)." in text

@@ -460,9 +460,10 @@ def protocols_section(root: Path) -> str:
 
     parts = []
     hps_runs = dict(HPS_RUNS)
+    in_methods = {d["study"] for d in map(lambda r: run_details(root, r), hps_runs) if d}  # methods.md has them
     for modern, _ in answer_runs(root):
         run, study = run_label(modern), modern["study"]
-        if protocol_name(modern) != "modern" or run in hps_runs:
+        if protocol_name(modern) != "modern" or run in hps_runs or study in in_methods:
             continue
         committed = root / "reports" / "studies" / f"{study}.json"
         faithful = read_json(committed) if committed.is_file() else {"variants": {}, "comparisons": {}, "produced_on": {}}

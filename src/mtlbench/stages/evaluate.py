@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from mtlbench.config import project_root
+from mtlbench.config import Params, project_root
 from mtlbench.evaluate import evaluate_study, primary_metric
 from mtlbench.evaluate.plans import plan_status
 from mtlbench.errors import ExpectedError
@@ -50,14 +50,20 @@ def store_fault(err: Exception, tracking_uri: str) -> ExpectedError | None:
     return None
 
 
-def experiment_description(study: Study, run: str | None = None) -> str:
-    """The MLflow experiment's description: what the study compares and where its reference is
-    (for a run declared under params.yaml's runs:, which run of which study)."""
-    variants = ", ".join(f"{v} ({study.variant_kind(v)})" for v in study.variants)
+def experiment_description(study: Study, run: str | None = None, params: Params | None = None) -> str:
+    """The MLflow experiment's description: what the run compares, as it trained (its variants,
+    protocol and training rows), and where the study's reference is (for a run declared under
+    params.yaml's runs:, which run of which study)."""
+    chosen = params.run.variants if params is not None and params.run.variants else study.variants
+    variants = ", ".join(f"{v} ({study.variant_kind(v)})" for v in study.variants if v in chosen)
+    protocol = "modern" if params is not None and params.run.protocol == "modern" else study.protocol
+    limit, sample = (params.run.train_limit, params.run.train_sample) if params is not None else (None, None)
+    rows = "full training sets" if limit is None else \
+        f"{limit} training rows per task{', drawn per seed' if sample == 'per_seed' else ' (the first)'}"
     title = f"**{study.name}**" if run in (None, study.name) else f"**{run}** (a run of **{study.name}**, params.yaml `runs:`)"
     return (f"{title}: does one multitask network beat dedicated ones? Tasks: {', '.join(study.headline or study.tasks)}"
             f"{' (headline of ' + str(len(study.tasks)) + ')' if study.headline else ''}; architecture `{study.architecture}`; "
-            f"protocol `{study.protocol}`; variants: {variants}. Each parent run's description holds its mean +- SD "
+            f"protocol `{protocol}`; {rows}; variants: {variants}. Each parent run's description holds its mean +- SD "
             "table and its paired verdicts against dedicated; the reference results are SPEC.md section 6 "
             "(reference/ in the shared folder). Compare: select the parent runs (`mtlbench.role = parent`).")
 
@@ -84,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         tracker = Tracker(params.mlflow.tracking_uri, params.mlflow.log_models, project_root(), stage)
         record = tracker.log_study(name, outcomes, report_md, study.headline, context=context,
-                                   description=experiment_description(study, name), figures=figures,
+                                   description=experiment_description(study, name, params), figures=figures,
                                    comparisons=details["comparisons"])
     except Exception as err:
         fault = store_fault(err, params.mlflow.tracking_uri)
