@@ -270,7 +270,7 @@ def test_readme_answer_is_a_table_of_runs_and_the_lists_are_in_docs(tmp_path):
     assert "2 runs, 2 task comparisons, confirmatory: study_z" in text
     lead = text.index("**Confirmatory** (`study_z`: study_z, modern protocol, 3000 training rows per task, drawn per "
                       "seed, 3 seeds, as its plan [plans/study_z.yaml](plans/study_z.yaml) fixed before training)")
-    assert lead < text.index("2 runs,") and "- `mt`: t1 -0.15 pt [" in text
+    assert lead < text.index("2 runs,") and "- `mt`: t1 -0.15 pt [-0.27, -0.03] **worse** (by less than the +-0.50 pt margin)" in text
     assert "| `study_a` | study_a | modern | all | 3 | 1 | 0 | 0 | 0 |" in text  # mt better on t1
     assert text.index("| `study_z` | study_z | modern | 3000, per seed |") < text.index("| `study_a` |")
     assert "| confirmatory, pipeline |" in text and "| exploratory, pipeline |" in text

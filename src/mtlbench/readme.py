@@ -133,10 +133,19 @@ def confirmatory_lead(runs: list[tuple[dict, str]]) -> list[str]:
             tasks = [r for r in task_rows if r["variant"] == delta["variant"]]
             said = "; ".join(f"{r['task']} {format_amount(r['diff'], r['metric'])} "
                              f"{format_interval(r['ci95'], 100) if r['metric'] in ('accuracy', 'macro_f1') else format_interval(r['ci95'])}"
-                             f" **{r['verdict']}**" for r in tasks)
+                             f" **{r['verdict']}**{inside_margin(r)}" for r in tasks)
             lines.append(f"- `{delta['variant']}`: {said}; delta-m {delta['mean']:+.2f}% {format_interval(delta['ci95'], unit='%')}")
         lines.append("")
     return lines
+
+
+def inside_margin(row: dict) -> str:
+    """", by less than the margin" for a better or worse whose whole interval lies inside the
+    equivalence margin: real, and smaller than the difference the run declared to matter."""
+    ci, margin = row["ci95"], row.get("margin")
+    if row["verdict"] not in ("better", "worse") or not ci or not margin or not -margin < ci[0] <= ci[1] < margin:
+        return ""
+    return f" (by less than the +-{format_amount(margin, row['metric'], False)} margin)"
 
 
 def answer_line(task_rows: list[dict]) -> str:
