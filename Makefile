@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # OpenMP's wait policy: tests/conftest.py makes waiting threads sleep (OMP_WAIT_POLICY=PASSIVE),
 # as tests run several processes at once; training keeps the OpenMP default (README, Speed).
 
-.PHONY: run smoke test check check-update readme ui exp answer install clean
+.PHONY: run smoke test check check-update readme ui exp answer records install clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,8 +55,15 @@ answer: $(BIN)/.installed
 exp: $(BIN)/.installed
 	$(BIN)/dvc exp show --no-pager --only-changed --drop '^(src/|data/|results/|reports/|tasks$$|plans$$|params\.yaml$$)|.*_ci$$|.*\.p$$|^[a-z0-9_]+\.[a-zA-Z0-9_]+\.(accuracy|mse|macro_f1)$$|^delta_m_pct\.'
 
+# The MLflow records of every evaluated run checked against the store (src/mtlbench/records.py): a
+# lost one (runs deleted in the UI, the store removed) is made out of date for DVC and logged again.
+records: $(BIN)/.installed
+	$(BIN)/python -m mtlbench.records
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+
 # The MLflow UI on this machine only; open the printed link (parent runs side by side, charts).
 ui: $(BIN)/.installed
+	-$(BIN)/python -m mtlbench.records --check
 	@echo "compare dedicated and multitask: http://127.0.0.1:5000/#/experiments/1/runs?workflowType=machine_learning&compareRunsMode=CHART&searchFilter=tags.%60mtlbench.role%60%20%3D%20%27parent%27"
 	$(BIN)/mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow.db" --host 127.0.0.1 --port 5000
 
