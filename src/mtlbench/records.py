@@ -29,33 +29,18 @@ def logged_ids(record: dict) -> list[str]:
     return [i for entry in record.get("runs", {}).values() for i in (entry.get("parent"), *entry.get("seeds", {}).values()) if i]
 
 
-def missing_in_store(client, record: dict) -> list[str]:
-    """The record's run ids the store does not hold as active runs (deleted in the UI, or gone)."""
-    from mlflow.exceptions import MlflowException
-
-    missing = []
-    for run_id in logged_ids(record):
-        try:
-            if client.get_run(run_id).info.lifecycle_stage != "active":
-                missing.append(run_id)
-        except MlflowException:
-            missing.append(run_id)
-    return missing
-
-
 def invalidate_lost_records(root: Path, tracking_uri: str, remove: bool = True) -> list[str]:
     """The runs whose MLflow record is incomplete in the store at `tracking_uri`; their record files
     are removed (so that evaluate@<run> is out of date for DVC) unless `remove` is false."""
-    from mlflow import MlflowClient
+    from mtlbench.tracking import missing_runs  # mlflow is slow to import; only this command needs it
 
-    client = MlflowClient(tracking_uri)
     lost = []
     for path in sorted((root / RECORDS).glob("*.json")):
         try:
             record = read_json(path)
         except (OSError, ValueError):
             record = {"runs": {}}
-        missing = missing_in_store(client, record) if record.get("runs") else ["(unreadable record)"]
+        missing = missing_runs(tracking_uri, logged_ids(record)) if record.get("runs") else ["(unreadable record)"]
         if missing:
             lost.append(path.stem)
             what = (f"removed {path.relative_to(root)}, so `dvc repro` logs the record again (evaluate@{path.stem})"

@@ -439,6 +439,21 @@ class Tracker:
 JOINT = "joint"  # a multitask fit's own records (its validation loss, its time): one copy, not one per task
 
 
+def missing_runs(tracking_uri: str, run_ids: Sequence[str]) -> list[str]:
+    """The ids the store at `tracking_uri` does not hold as active runs (deleted in the UI, or gone
+    with the store): `make records` (records.py)."""
+    from mlflow.exceptions import MlflowException
+
+    client, missing = MlflowClient(tracking_uri), []
+    for run_id in run_ids:
+        try:
+            if client.get_run(run_id).info.lifecycle_stage != "active":
+                missing.append(run_id)
+        except MlflowException:
+            missing.append(run_id)
+    return missing
+
+
 def seed_metrics(seed: SeedOutcome) -> dict[str, float]:
     """A seed run's test metrics and fit records as `<task>/<metric>`; a multitask fit's joint
     records (`joint_<record>` in every task's metrics, all equal) once, as `joint/<record>`."""
