@@ -469,3 +469,14 @@ def test_the_reproducibility_profile_covers_every_study_of_the_catalogue():
     expected = json.loads((ROOT / "check" / "expected.json").read_text())
     recorded = {key.split(":")[0] for machine in expected["machines"] for key in machine["values"]}
     assert {f"metrics/{s}.json" for s in STUDIES} <= recorded
+
+
+def test_the_summary_page_leads_with_the_confirmatory_runs_estimates():
+    planned = _details("study_z", {"t1": [0.002, 0.001, 0.0015]})
+    planned["produced_on"] = {"seeds": 3, "protocol": "modern", "train_limit": 500, "train_sample": "per_seed"}
+    planned["analysis"] = {"plan": {"status": "confirmatory", "plan": "plans/study_z.yaml", "why": "..."}}
+    markdown = build_summary([_details("study_a", {"t1": [0.03, 0.031, 0.029]}), planned], [])[0]
+    answer = markdown.split("## The answer", 1)[1]
+    assert answer.index("**Confirmatory** (`study_z`") < answer.index("Over 2 runs")
+    assert "- `mt`: t1 +0.15 pt [+0.03, +0.27] **better** (by less than the +-0.50 pt margin); delta-m" in answer
+    assert "**Confirmatory** (`study_a`" not in markdown

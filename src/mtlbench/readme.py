@@ -12,7 +12,7 @@ from pathlib import Path
 from mtlbench.evaluate import UNITARY, primary_metric, task_comparisons, verdict_lines
 from mtlbench.fileio import atomic_path, read_json, write_text
 from mtlbench.studies import BASELINE_KIND
-from mtlbench.summary import answer, run_label, summary_rows
+from mtlbench.summary import answer, confirmatory_lead, plan_footing, rows_phrase, run_label, summary_rows
 from mtlbench.train.methods import methods_table
 from mtlbench.verdict import format_amount, format_interval
 
@@ -93,7 +93,7 @@ def results_section(root: Path) -> str:
 
         with atomic_path(root / ANSWER_FIGURE) as tmp:
             tmp.write_bytes(png_bytes(forest_figure(shown)))
-    lines = confirmatory_lead(runs)
+    lines = confirmatory_lead([d for d, _ in runs])
     lines += [f"{answer_line(task_rows)} Per run, against dedicated networks of the same seeds:", "",
               "| run | study | protocol | training rows | seeds | better | worse | equivalent | undecided | "
               "headline: delta-m, 95% CI | footing |", "|---" * 11 + "|"]
@@ -110,44 +110,6 @@ def results_section(root: Path) -> str:
     return "\n".join(lines)
 
 
-def plan_footing(details: dict) -> dict:
-    """The run's analysis-plan status as evaluate stored it (exploratory where none is stored)."""
-    return details.get("analysis", {}).get("plan") or {"status": "exploratory", "plan": None}
-
-
-def confirmatory_lead(runs: list[tuple[dict, str]]) -> list[str]:
-    """The answer first: every confirmatory run's estimates, per variant and task, in points with
-    their interval over seeds and test items and the verdict, and each variant's delta-m."""
-    lines = []
-    for details, _ in runs:
-        plan = plan_footing(details)
-        if plan["status"] != "confirmatory":
-            continue
-        task_rows, delta_rows = summary_rows([details])
-        produced = details.get("produced_on", {})
-        lines += [f"**Confirmatory** (`{run_label(details)}`: {details['study']}, {produced.get('protocol', '?')} "
-                  f"protocol, {rows_phrase(produced)}, {produced.get('seeds')} seeds, as its plan "
-                  f"[{plan['plan']}]({plan['plan']}) fixed before training), multitask minus dedicated, 95% CI over "
-                  "seeds and test items, Holm within each variant:", ""]
-        for delta in delta_rows:
-            tasks = [r for r in task_rows if r["variant"] == delta["variant"]]
-            said = "; ".join(f"{r['task']} {format_amount(r['diff'], r['metric'])} "
-                             f"{format_interval(r['ci95'], 100) if r['metric'] in ('accuracy', 'macro_f1') else format_interval(r['ci95'])}"
-                             f" **{r['verdict']}**{inside_margin(r)}" for r in tasks)
-            lines.append(f"- `{delta['variant']}`: {said}; delta-m {delta['mean']:+.2f}% {format_interval(delta['ci95'], unit='%')}")
-        lines.append("")
-    return lines
-
-
-def inside_margin(row: dict) -> str:
-    """", by less than the margin" for a better or worse whose whole interval lies inside the
-    equivalence margin: real, and smaller than the difference the run declared to matter."""
-    ci, margin = row["ci95"], row.get("margin")
-    if row["verdict"] not in ("better", "worse") or not ci or not margin or not -margin < ci[0] <= ci[1] < margin:
-        return ""
-    return f" (by less than the +-{format_amount(margin, row['metric'], False)} margin)"
-
-
 def answer_line(task_rows: list[dict]) -> str:
     """What the table covers, and on what footing (counts are per run, in the table: summed over
     runs of different protocols and sizes they would mix unlike things)."""
@@ -156,15 +118,6 @@ def answer_line(task_rows: list[dict]) -> str:
     footing = (f"confirmatory: {', '.join(confirmatory)} (a committed plan fixed seeds and margin first); the rest exploratory"
                if confirmatory else "all exploratory (no committed plan fixed seeds and margin before training)")
     return f"{len({r['run'] for r in judged})} runs, {len(judged)} task comparisons, {footing}."
-
-
-def rows_phrase(produced: dict) -> str:
-    """Which training rows a run trained on, in words (records made before run.train_sample: first)."""
-    if not produced.get("train_limit"):
-        return "full training sets"
-    if produced.get("train_sample") == "per_seed":
-        return f"{produced['train_limit']} training rows per task, drawn per seed"
-    return f"the first {produced['train_limit']} training rows of each task"
 
 
 def run_row(details: dict, source: str) -> str:

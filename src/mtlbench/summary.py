@@ -185,6 +185,53 @@ def missing_note(missing: Sequence[str]) -> str:
             "and `dvc repro`).") if missing else ""
 
 
+def plan_footing(details: dict) -> dict:
+    """The run's analysis-plan status as evaluate stored it (exploratory where none is stored)."""
+    return details.get("analysis", {}).get("plan") or {"status": "exploratory", "plan": None}
+
+
+def rows_phrase(produced: dict) -> str:
+    """Which training rows a run trained on, in words (records made before run.train_sample: first)."""
+    if not produced.get("train_limit"):
+        return "full training sets"
+    if produced.get("train_sample") == "per_seed":
+        return f"{produced['train_limit']} training rows per task, drawn per seed"
+    return f"the first {produced['train_limit']} training rows of each task"
+
+
+def inside_margin(row: dict) -> str:
+    """", by less than the margin" for a better or worse whose whole interval lies inside the
+    equivalence margin: real, and smaller than the difference the run declared to matter."""
+    ci, margin = row["ci95"], row.get("margin")
+    if row["verdict"] not in ("better", "worse") or not ci or not margin or not -margin < ci[0] <= ci[1] < margin:
+        return ""
+    return f" (by less than the +-{format_amount(margin, row['metric'], False)} margin)"
+
+
+def confirmatory_lead(runs: Sequence[dict]) -> list[str]:
+    """The answer first: every confirmatory run's estimates, per variant and task, in points with
+    their interval over seeds and test items and the verdict, and each variant's delta-m."""
+    lines = []
+    for details in runs:
+        plan = plan_footing(details)
+        if plan["status"] != "confirmatory":
+            continue
+        task_rows, delta_rows = summary_rows([details])
+        produced = details.get("produced_on", {})
+        lines += [f"**Confirmatory** (`{run_label(details)}`: {details['study']}, {produced.get('protocol', '?')} "
+                  f"protocol, {rows_phrase(produced)}, {produced.get('seeds')} seeds, as its plan "
+                  f"[{plan['plan']}]({plan['plan']}) fixed before training), multitask minus dedicated, 95% CI over "
+                  "seeds and test items, Holm within each variant:", ""]
+        for delta in delta_rows:
+            tasks = [r for r in task_rows if r["variant"] == delta["variant"]]
+            said = "; ".join(f"{r['task']} {format_amount(r['diff'], r['metric'])} "
+                             f"{format_interval(r['ci95'], 100) if r['metric'] in ('accuracy', 'macro_f1') else format_interval(r['ci95'])}"
+                             f" **{r['verdict']}**{inside_margin(r)}" for r in tasks)
+            lines.append(f"- `{delta['variant']}`: {said}; delta-m {delta['mean']:+.2f}% {format_interval(delta['ci95'], unit='%')}")
+        lines.append("")
+    return lines
+
+
 def summary_markdown(task_rows: list[dict], delta_rows: list[dict], missing: Sequence[str], figures: Sequence[str],
                      provenance: Sequence[dict] = (), made: str = "") -> str:
     scale = lambda r: 100.0 if r["metric"] in ("accuracy", "macro_f1") else 1.0  # noqa: E731
@@ -192,7 +239,7 @@ def summary_markdown(task_rows: list[dict], delta_rows: list[dict], missing: Seq
     lines += [made, ""] if made else []
     smoke = smoke_sized(provenance)
     lines += [f"> **Smoke-sized**: {smoke}; not an answer, a check that the pipeline runs.", ""] if smoke else []
-    lines += ["## The answer", "", answer(task_rows, delta_rows), ""]
+    lines += ["## The answer", "", *confirmatory_lead(provenance), answer(task_rows, delta_rows), ""]
     if missing:
         lines += [missing_note(missing), ""]
     lines += ["## Per task: multitask minus dedicated, paired by seed", "",
