@@ -408,8 +408,8 @@ def test_the_answer_table_holds_pipeline_and_archived_runs_and_what_each_could_d
     text = readme.read_text()
     assert "2 runs, 2 task comparisons, all exploratory" in text
     assert "| `s` | s | keras_faithful | all | 3 | 0 | 0 | 0 | 1 | rsn2 " not in text  # mt is not rsn2 by name
-    assert "| `s` | s | keras_faithful | all | 3 | 0 | 0 | 0 | 1 |  | pipeline |" in text
-    assert "| `g_modern` | g | modern | 3000 | 6 | 0 | 1 | 0 | 0 |  | archive |" in text
+    assert "| `s` | s | keras_faithful | all | 3 | 0 | 0 | 0 | 1 |  | exploratory, pipeline |" in text
+    assert "| `g_modern` | g | modern | 3000 | 6 | 0 | 1 | 0 | 0 |  | exploratory, archive |" in text
     page = (tmp_path / "docs" / "answer.md").read_text()
     assert page.index("### `s`") < page.index("### `g_modern`")
     assert "Worse: u1 (g_modern, mt, -5.00 pt)" in page
