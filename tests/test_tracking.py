@@ -1,5 +1,14 @@
 """The MLflow layout, on a real temporary SQLite store."""
 
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
 import numpy as np
 import pytest
 import torch
@@ -8,7 +17,7 @@ from mlflow.tracking import MlflowClient
 from mtlbench.evaluate import SeedOutcome, TaskOutcome, VariantOutcome, classification_metrics, summarize
 from mtlbench.models import build_dedicated
 from mtlbench.models.store import load_model, save_model
-from mtlbench.tracking import Tracker
+from mtlbench.tracking import Tracker, server_lock_name
 
 
 def _outcome(seeds=(0, 1), folder=None) -> VariantOutcome:
@@ -235,21 +244,16 @@ def test_mlflow_run_launcher_is_tagged_not_hijacked(tracking_uri, tmp_path, monk
     assert link == f"experiment {experiment.experiment_id}, parent run {record['dedicated']['parent']}"
 
 
-def test_records_through_a_real_mlflow_server(tmp_path):
-    """The same one-record-per-run behaviour against `mlflow server` over its REST API."""
-    import socket
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-
+@contextlib.contextmanager
+def mlflow_server(tmp_path):
+    """A real `mlflow server` on 127.0.0.1 over a fresh SQLite store; yields its URI."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
          "--artifacts-destination", str(tmp_path / "server-artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+         "--workers", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     uri = f"http://127.0.0.1:{port}"
     try:
         for _ in range(120):
@@ -260,6 +264,15 @@ def test_records_through_a_real_mlflow_server(tmp_path):
                 time.sleep(0.5)
         else:
             raise AssertionError("mlflow server did not start")
+        yield uri
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_records_through_a_real_mlflow_server(tmp_path):
+    """The same one-record-per-run behaviour against `mlflow server` over its REST API."""
+    with mlflow_server(tmp_path) as uri:
         first = Tracker(uri, log_models=False, root=tmp_path, stage="e").log_study("study_s", [_outcome()], "r")
         again = Tracker(uri, log_models=False, root=tmp_path, stage="e").log_study("study_s", [_outcome()], "r")
         client = MlflowClient(uri)
@@ -267,9 +280,40 @@ def test_records_through_a_real_mlflow_server(tmp_path):
         runs = client.search_runs([experiment.experiment_id])
         assert again == first and len(runs) == 3 and all(r.info.status == "FINISHED" for r in runs)
         assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+        assert client.search_registered_models() == []  # the record's lock is gone once it is written
+
+
+def test_two_workspaces_through_one_mlflow_server_take_turns(tmp_path):
+    """Two evaluates of one study through one server: the second waits for the first's lock, then
+    reuses its complete record. Without the lock one crashed ("must be in the 'active' state")."""
+    with mlflow_server(tmp_path) as uri:
+        code = ("import sys; sys.path.insert(0, 'tests'); from pathlib import Path; from test_tracking import _outcome; "
+                "from mtlbench.tracking import Tracker; import json; "
+                "print(json.dumps(Tracker(sys.argv[1], False, Path(sys.argv[2]), 'e')"
+                ".log_study('s', [_outcome(seeds=tuple(range(6)))], '')))")
+        procs = [subprocess.Popen([sys.executable, "-c", code, uri, str(tmp_path / f"workspace{i}")],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+        outputs = [p.communicate() for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], [err for _, err in outputs]
+        records = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+        assert records[0] == records[1]  # the second reused the first's record
+        assert any("is writing this record; waiting for it" in err for _, err in outputs)
+        client = MlflowClient(uri)
+        runs = client.search_runs([client.get_experiment_by_name("s").experiment_id])
+        assert sorted(r.data.tags.get("mtlbench.seed", "parent") for r in runs) == [str(s) for s in range(6)] + ["parent"]
+        assert all(r.info.status == "FINISHED" for r in runs)
+        assert client.search_registered_models() == []
+
+
+def test_a_server_lock_left_by_a_killed_evaluate_is_broken(tmp_path, capsys):
+    with mlflow_server(tmp_path) as uri:
+        client = MlflowClient(uri)
+        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+        client.create_registered_model(server_lock_name("study_k"), tags={
+            "mtlbench.host": os.uname().nodename, "mtlbench.pid": dead.stdout.strip(), "mtlbench.since": str(time.time())})
+        Tracker(uri, log_models=False, root=tmp_path, stage="e").log_study("study_k", [_outcome()], "r")
+        assert "breaking the record's lock left by a stopped evaluate" in capsys.readouterr().err
+        assert client.search_registered_models() == []
 
 
 def test_runs_or_the_experiment_deleted_in_the_ui_are_logged_again(tracking_uri, tmp_path, capsys):

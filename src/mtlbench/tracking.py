@@ -86,6 +86,83 @@ def store_lock(tracking_uri: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+SERVER_LOCK_STALE_S = 1800  # a lock held longer than this by another machine is taken as left by a killed evaluate
+SERVER_LOCK_POLL_S = 2.0
+
+
+def server_lock_name(study: str) -> str:
+    return f"mtlbench.lock.{study}"
+
+
+def _holder_alive(tags: dict[str, str]) -> bool:
+    """Whether the evaluate that took a lock may still hold it: on this machine, whether its process
+    lives; on another, whether the lock is younger than SERVER_LOCK_STALE_S."""
+    if tags.get("mtlbench.host") == os.uname().nodename:
+        try:
+            os.kill(int(tags.get("mtlbench.pid", "0")), 0)
+        except (ValueError, ProcessLookupError):
+            return False
+        except PermissionError:
+            return True
+        return True
+    return time.time() - float(tags.get("mtlbench.since", "0")) < SERVER_LOCK_STALE_S
+
+
+@contextlib.contextmanager
+def server_lock(client: MlflowClient, study: str) -> Iterator[None]:
+    """An exclusive lock on one study's record on a tracking server, so that two workspaces
+    evaluating the same study through one `mlflow server` take turns (the second waits, then finds
+    the first's complete record and reuses it) instead of deleting each other's half-written runs.
+
+    The lock is a registered model named mtlbench.lock.<study>: the server refuses a second model of
+    one name, which makes taking it atomic across machines (runs and tags have no such test-and-set).
+    It is deleted when the record is written; one left by a killed evaluate is broken when its
+    process is gone (same machine) or after SERVER_LOCK_STALE_S (another machine)."""
+    from mlflow.exceptions import MlflowException
+
+    name = server_lock_name(study)
+    holder = {"mtlbench.host": os.uname().nodename, "mtlbench.pid": str(os.getpid()),
+              "mtlbench.since": str(time.time())}
+    waiting_said = False
+    while True:
+        try:
+            client.create_registered_model(name, tags=holder, description=(
+                f"mtlbench: an evaluate is writing {study}'s MLflow record; deleted when it is written"))
+            break
+        except MlflowException as err:
+            if err.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        try:
+            tags = client.get_registered_model(name).tags
+        except MlflowException:  # released between the two calls
+            continue
+        if not _holder_alive(tags):
+            print(f"MLflow: {study}: breaking the record's lock left by a stopped evaluate ({tags.get('mtlbench.host')}, "
+                  f"pid {tags.get('mtlbench.pid')})", file=sys.stderr)
+            with contextlib.suppress(MlflowException):
+                client.delete_registered_model(name)
+            continue
+        if not waiting_said:
+            print(f"MLflow: {study}: another evaluate ({tags.get('mtlbench.host')}, pid {tags.get('mtlbench.pid')}) is "
+                  f"writing this record; waiting for it (delete the registered model {name} in the UI if that "
+                  "evaluate was stopped)", file=sys.stderr)
+            waiting_said = True
+        time.sleep(SERVER_LOCK_POLL_S)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(MlflowException):
+            client.delete_registered_model(name)
+
+
+def record_lock(tracking_uri: str, client: MlflowClient, study: str):
+    """The lock around writing one study's record: the file lock of a local SQLite store, the server
+    lock of a tracking server (http[s]://); none for other stores."""
+    if tracking_uri.startswith(("http://", "https://")):
+        return server_lock(client, study)
+    return store_lock(tracking_uri)
+
+
 def _key(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -266,9 +343,10 @@ class Tracker:
         names headline tasks (cifar100_binary: up to 100 tasks a run) gets per-task files and one
         confusion figure grid for those only.
 
-        On a local SQLite store the whole record is written under the store's lock: two workspaces
-        evaluating one study at once would otherwise each replace the other's half-written runs."""
-        with store_lock(self.tracking_uri):
+        The whole record is written under a lock (record_lock: a local SQLite store's file lock, a
+        tracking server's registered-model lock): two workspaces evaluating one study at once would
+        otherwise each replace the other's half-written runs."""
+        with record_lock(self.tracking_uri, self.client, study):
             return self._log_study(study, variants, report_markdown, headline, context or {}, description, figures,
                                    compare_to_dedicated(variants) if comparisons is None else comparisons)
 

@@ -18,7 +18,7 @@ from mtlbench.fileio import is_disk_full, is_unwritable, no_space, read_json, wr
 from mtlbench.outputs import data_warnings, write_study_outputs
 from mtlbench.stages import known_run, load_params, run_stage, run_arg
 from mtlbench.studies import Study
-from mtlbench.summary import study_figures
+from mtlbench.summary import rows_phrase, study_figures
 
 
 def store_fault(err: Exception, tracking_uri: str) -> ExpectedError | None:
@@ -57,9 +57,8 @@ def experiment_description(study: Study, run: str | None = None, params: Params 
     chosen = params.run.variants if params is not None and params.run.variants else study.variants
     variants = ", ".join(f"{v} ({study.variant_kind(v)})" for v in study.variants if v in chosen)
     protocol = "modern" if params is not None and params.run.protocol == "modern" else study.protocol
-    limit, sample = (params.run.train_limit, params.run.train_sample) if params is not None else (None, None)
-    rows = "full training sets" if limit is None else \
-        f"{limit} training rows per task{', drawn per seed' if sample == 'per_seed' else ' (the first)'}"
+    rows = rows_phrase({"train_limit": params.run.train_limit, "train_sample": params.run.train_sample}
+                       if params is not None else {})
     title = f"**{study.name}**" if run in (None, study.name) else f"**{run}** (a run of **{study.name}**, params.yaml `runs:`)"
     return (f"{title}: does one multitask network beat dedicated ones? Tasks: {', '.join(study.headline or study.tasks)}"
             f"{' (headline of ' + str(len(study.tasks)) + ')' if study.headline else ''}; architecture `{study.architecture}`; "
