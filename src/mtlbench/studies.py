@@ -241,6 +241,15 @@ def _fashion_groups() -> Study:
                  task_file="tasks/fashion_groups.yaml", task_dataset="fashion")
 
 
+def _digit_groups() -> Study:
+    """Two binary tasks of every MNIST digit, its parity and whether it is 5 or above
+    (tasks/digit_groups.yaml), on one multi-input mlp: closely related tasks (both functions of the
+    digit on one image), the far end of the map over relatedness from digits + fashion."""
+    return Study("digit_groups", ("parity", "high"), "mlp", "keras_faithful",
+                 (dedicated(), rsn2(RSN2Spec(prune_percent=90)), hps("hps_sum", "sum")),
+                 task_file="tasks/digit_groups.yaml", task_dataset="digits")
+
+
 STUDIES: dict[str, Study] = {
     "mnist_fashion_mlp": Study(
         "mnist_fashion_mlp", ("digits", "fashion"), "mlp", "keras_faithful",
@@ -267,6 +276,7 @@ STUDIES: dict[str, Study] = {
     "cifar10_aux": _cifar10_aux(),
     "mnist_fashion_hps": _mnist_fashion_hps(),
     "fashion_groups": _fashion_groups(),
+    "digit_groups": _digit_groups(),
 }
 
 
