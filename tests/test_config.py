@@ -126,6 +126,14 @@ def test_a_declared_run_trains_its_study_under_its_own_values_and_the_run_sectio
     assert (plain.run.protocol, plain.run.train_limit, plain.run.seeds) == ("faithful", None, (7,))
 
 
+def test_a_run_declares_its_own_recipe_over_the_modern_section():
+    params = parse({"run": {"studies": ["short", "long"]}, "modern": {"lr": 0.003},
+                    "runs": {"short": HPS_RUN, "long": {**HPS_RUN, "modern": {"epochs": 200, "weight_decay": None}}}})
+    long, short = params.for_run("long").modern, params.for_run("short").modern
+    assert (long.epochs, long.lr, long.weight_decay) == (200, 0.003, None)  # its own epochs, the section's lr
+    assert (short.epochs, short.lr) == (None, 0.003)
+
+
 @pytest.mark.parametrize("runs, pattern", [
     ({"r": {"seeds": [1]}}, r"runs\.r\.study: missing; expected one of mnist_fashion_mlp"),
     ({"r": {"study": "mnist"}}, r"runs\.r\.study: 'mnist' is not a catalogue study; expected one of"),
@@ -136,6 +144,11 @@ def test_a_declared_run_trains_its_study_under_its_own_values_and_the_run_sectio
     ({"mnist_fashion_mlp": {"study": "mnist_fashion_hps"}}, r"runs\.mnist_fashion_mlp\.study: a run named after the "
                                                              r"catalogue study mnist_fashion_mlp trains that study"),
     (["r"], r"runs: expected a mapping of run name -> its declaration"),
+    ({"r": {**HPS_RUN, "modern": {"epoch": 3}}}, r"runs\.r\.modern\.epoch: unknown key; allowed keys: epochs, lr"),
+    ({"r": {**HPS_RUN, "modern": {"epochs": 0}}}, r"runs\.r\.modern\.epochs: expected null or a positive integer"),
+    ({"r": {**HPS_RUN, "modern": 200}}, r"runs\.r\.modern: expected a mapping with some of the keys epochs"),
+    ({"r": {"study": "mnist_fashion_hps", "modern": {"lr": 0.01}}},
+     r"runs\.r\.modern: is set, but the run trains under the 'faithful' protocol, which does not read it"),
 ])
 def test_bad_run_declarations_name_the_run_and_key(runs, pattern):
     with pytest.raises(ParamsError, match=pattern):

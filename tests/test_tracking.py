@@ -406,3 +406,19 @@ def test_a_declared_runs_experiment_says_how_that_run_trained(tmp_path):
     text = experiment_description(STUDIES["mnist_fashion_hps"], "small", parse_params(raw, {}, tmp_path).for_run("small"))
     assert "**small** (a run of **mnist_fashion_hps**" in text and "protocol `modern`" in text
     assert "500 training rows per task, drawn per seed; variants: dedicated (dedicated), hps_sum (hps)." in text
+
+
+def test_the_run_affinity_is_logged_on_every_parent(tracking_uri, tmp_path):
+    affinity = {"measured": True, "summary": {"cosine": 0.1, "lookahead": 2.0},
+                "seeds": {"0": {"cosine": {"digits|fashion": 0.05}, "lookahead": {"digits->fashion": 1.0, "fashion->digits": 2.0}},
+                          "1": {"cosine": {"digits|fashion": 0.15}, "lookahead": {"digits->fashion": 3.0, "fashion->digits": 2.0}}}}
+    record = Tracker(tracking_uri, log_models=False, root=tmp_path, stage="e").log_study(
+        "study_a", [_outcome()], "r", affinity=affinity)
+    metrics = MlflowClient(tracking_uri).get_run(record["dedicated"]["parent"]).data.metrics
+    assert metrics["affinity/cosine"] == 0.1 and metrics["affinity/lookahead"] == 2.0
+    assert metrics["affinity/cosine_digits_fashion"] == pytest.approx(0.10)
+    assert metrics["affinity/lookahead_digits_to_fashion"] == pytest.approx(2.0)
+    unmeasured = Tracker(tracking_uri, log_models=False, root=tmp_path, stage="e").log_study(
+        "study_b", [_outcome()], "r", affinity={"measured": False, "why": "one task"})
+    assert not any(k.startswith("affinity/") for k in
+                   MlflowClient(tracking_uri).get_run(unmeasured["dedicated"]["parent"]).data.metrics)

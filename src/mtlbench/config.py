@@ -148,9 +148,11 @@ class Params:
 
     def for_run(self, run: str) -> "Params":
         """The params one run trains and is evaluated under: the run section with the run's own
-        declared values in (a run declares its study, seeds, size, variants, tasks, protocol, sample)."""
-        declared = {key: value for key, value in self.runs.get(run, {}).items() if key != "study"}
-        return replace(self, run=replace(self.run, studies=(run,), **declared))
+        declared values in (a run declares its study, seeds, size, variants, tasks, protocol, sample),
+        and the modern section with the run's `modern` values in (its recipe: epochs, lr, ...)."""
+        declared = {key: value for key, value in self.runs.get(run, {}).items() if key not in ("study", "modern")}
+        modern = self.runs.get(run, {}).get("modern", {})
+        return replace(self, run=replace(self.run, studies=(run,), **declared), modern=replace(self.modern, **modern))
 
 
 # ---------------------------------------------------------------- value checks
@@ -415,6 +417,7 @@ def default_tracking_uri(root: Path) -> str:
 # What a run declares besides its study: the run-section keys that say what is trained and on what
 # (how and where it trains - device, executor, numerics - stays in the run section, for every run).
 RUN_DECLARED = ("seeds", "train_limit", "max_epochs", "variants", "tasks", "protocol", "train_sample")
+SECTIONS_DECLARED = ("modern",)  # a run's own values of these sections (its recipe), over the section's
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # a folder and DVC stage name (train@<run>)
 
 
@@ -424,7 +427,7 @@ def _declared_runs(raw: Any) -> dict[str, dict[str, Any]]:
     runs: dict[str, dict[str, Any]] = {name: {"study": name} for name in STUDIES}
     if raw is None:
         return runs
-    allowed = ", ".join(("study", *RUN_DECLARED))
+    allowed = ", ".join(("study", *RUN_DECLARED, *SECTIONS_DECLARED))
     if not isinstance(raw, Mapping):
         raise ParamsError(f"runs: expected a mapping of run name -> its declaration (keys {allowed})")
     for name, given in raw.items():
@@ -433,7 +436,7 @@ def _declared_runs(raw: Any) -> dict[str, dict[str, Any]]:
         given = {} if given is None else given
         if not isinstance(given, Mapping):
             raise ParamsError(f"runs.{name}: expected a mapping with keys from {allowed}, got {given!r}")
-        extra = sorted(set(given) - {"study", *RUN_DECLARED})
+        extra = sorted(set(given) - {"study", *RUN_DECLARED, *SECTIONS_DECLARED})
         if extra:
             raise ParamsError(f"runs.{name}.{extra[0]}: unknown key; a run declares {allowed} (the rest is the "
                               "run section's, for every run)")
@@ -445,8 +448,23 @@ def _declared_runs(raw: Any) -> dict[str, dict[str, Any]]:
             raise ParamsError(f"runs.{name}.study: a run named after the catalogue study {name} trains that study, "
                               f"not {study}; give this run another name")
         runs[name] = {"study": study, **{key: SCHEMA["run"][key][0](f"runs.{name}.{key}", value)
-                                         for key, value in given.items() if key != "study"}}
+                                         for key, value in given.items() if key in RUN_DECLARED},
+                      **{key: _declared_section(f"runs.{name}.{key}", key, given[key])
+                         for key in SECTIONS_DECLARED if key in given}}
     return runs
+
+
+def _declared_section(where: str, section: str, given: Any) -> dict[str, Any]:
+    """A run's own values of a section (runs.<run>.modern): its keys and checks; nulls dropped
+    (they keep the section's value)."""
+    fields = SCHEMA[section]
+    if not isinstance(given, Mapping) or not given:
+        raise ParamsError(f"{where}: expected a mapping with some of the keys {', '.join(fields)}, got {given!r}")
+    extra = sorted(set(given) - set(fields))
+    if extra:
+        raise ParamsError(f"{where}.{extra[0]}: unknown key; allowed keys: {', '.join(fields)}")
+    checked = {key: fields[key][0](f"{where}.{key}", value) for key, value in given.items()}
+    return {key: value for key, value in checked.items() if value is not None}
 
 
 def parse_params(raw: Mapping[str, Any], env: Mapping[str, str], root: Path) -> Params:
@@ -459,6 +477,11 @@ def parse_params(raw: Mapping[str, Any], env: Mapping[str, str], root: Path) -> 
                           f"declared under runs:; declare it in params.yaml (runs: {{{undeclared}: {{study: ...}}}}) or, "
                           f"for one experiment, `dvc exp run -S '+runs.{undeclared}={{study: ...}}'`")
     protocols = {runs[name].get("protocol", run["protocol"]) for name in run["studies"]}
+    for name, declared in runs.items():  # a run's recipe is read only under the modern protocol
+        if declared.get("modern") and declared.get("protocol", run["protocol"]) != "modern":
+            raise ParamsError(f"runs.{name}.modern: is set, but the run trains under the "
+                              f"{declared.get('protocol', run['protocol'])!r} protocol, which does not read it; declare "
+                              f"protocol: modern in runs.{name}, or remove its modern values")
     mirror = env.get(MIRROR_ENV) or data["mirror"]
     tracking_uri = env.get(TRACKING_ENV) or mlf["tracking_uri"] or default_tracking_uri(root)
     params = Params(

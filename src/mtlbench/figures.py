@@ -1,6 +1,7 @@
 """Every figure, drawn with matplotlib: from a run's details document (outputs.details_document)
 each task's test score per variant with 95% CI error bars, the validation curves of every variant
-overlaid per task, and a forest plot of delta-m across runs and variants (the summary stage's PNG
+overlaid per task, a forest plot of delta-m across runs and variants, and the map of the difference
+over training rows (the summary stage's PNG
 files and HTML page, the README's figure, the MLflow parent runs' artifacts); and the MLflow seed
 runs' own: average-loss curves, confusion matrices, reconstructions."""
 
@@ -110,6 +111,42 @@ def forest_figure(rows: list[dict]) -> Figure:
     ax.set_ylim(-0.7, len(rows) - 0.3)
     ax.set_xlabel("delta-m, % (multitask vs dedicated; positive = multitask better), 95% CI over seeds", fontsize=8)
     ax.set_title("delta-m across runs and variants", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def map_figure(points: list[dict], margin: float | None) -> Figure:
+    """The map: each task's multitask-minus-dedicated difference (points) against training rows per
+    task, one panel per multitask variant, one line per task set and task; 95% CI bars; the grey
+    band is the equivalence margin. Filled markers: confirmatory runs; hollow: exploratory (pilots).
+    `points`: {variant, study, task, rows, diff, ci95, confirmatory} with diff and ci95 in points."""
+    variants = list(dict.fromkeys(p["variant"] for p in points))
+    fig, axes = plt.subplots(1, len(variants), figsize=(5.6 * len(variants), 4.2), squeeze=False, sharey=True)
+    studies = list(dict.fromkeys(p["study"] for p in points))
+    for ax, variant in zip(axes[0], variants):
+        if margin:
+            ax.axhspan(-margin, margin, color="0.88", zorder=0)
+        ax.axhline(0.0, color="gray", linewidth=0.8, zorder=1)
+        mine = [p for p in points if p["variant"] == variant]
+        lines = list(dict.fromkeys((p["study"], p["task"]) for p in mine))
+        for k, (study, task) in enumerate(lines):
+            line = sorted((p for p in mine if (p["study"], p["task"]) == (study, task)), key=lambda p: p["rows"])
+            color, style = f"C{studies.index(study)}", ("-", "--", ":")[[t for s, t in lines if s == study].index(task) % 3]
+            shift = 1.0 + 0.03 * (k - len(lines) / 2)  # side by side on the log axis, so the bars do not hide each other
+            xs = [p["rows"] * shift for p in line]
+            ax.plot(xs, [p["diff"] for p in line], style, color=color, linewidth=1.2, label=f"{study}: {task}")
+            for x, p in zip(xs, line):
+                if p["ci95"] is not None:
+                    ax.plot([x, x], p["ci95"], color=color, linewidth=1.2)
+                ax.plot([x], [p["diff"]], "o", color=color, markerfacecolor=color if p["confirmatory"] else "white")
+        ax.set_xscale("log")
+        ax.set_xlabel("training rows per task", fontsize=8)
+        ax.set_title(variant, fontsize=10)
+        ax.tick_params(labelsize=8)
+    axes[0][0].set_ylabel("multitask - dedicated (points), 95% CI", fontsize=8)
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    fig.suptitle("When does multitask pay? Difference against training rows per task "
+                 "(grey: equivalence margin; hollow: exploratory)", fontsize=9)
     fig.tight_layout()
     return fig
 

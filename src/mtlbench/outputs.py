@@ -144,20 +144,37 @@ def data_warnings(context: dict) -> list[str]:
             for name, d in sorted((context.get("data") or {}).items()) if d and not d.get("matches", True)]
 
 
+def affinity_section(affinity: dict) -> str:
+    """The run's affinity signals in the report: the means over seeds, per pair (mtlbench.affinity)."""
+    seeds = list(affinity["seeds"].values())
+    mean = lambda signal, pair: sum(s[signal][pair] for s in seeds) / len(seeds)  # noqa: E731
+    rows = [f"| gradient cosine | {pair} | {mean('cosine', pair):+.4f} |" for pair in seeds[0]["cosine"]]
+    rows += [f"| lookahead | {pair} | {mean('lookahead', pair):+.4f} |" for pair in seeds[0]["lookahead"]]
+    return "\n".join([
+        "", "## Task affinity early in training", "",
+        f"Measured on the shared trunk over {affinity['window']}, mean of {len(seeds)} seeds (each on its own "
+        "rows), before any test result: the cosine between two tasks' gradients, and the lookahead affinity "
+        "Z(i->j) of Fifty et al. 2021 (positive: a step for task i lowers task j's loss; per unit learning rate). "
+        "src/mtlbench/affinity.py says how.", "",
+        "| signal | tasks | mean |", "|---|---|---|", *rows, ""])
+
+
 def write_study_outputs(study_def: Study, outcomes: list[VariantOutcome], root: Path,
                         warnings: Sequence[str] = (), context: dict | None = None,
                         analysis: AnalysisConfig = AnalysisConfig(), plan: dict | None = None,
-                        run: str | None = None) -> tuple[str, dict]:
+                        run: str | None = None, affinity: dict | None = None) -> tuple[str, dict]:
     """Write every evaluate-stage output of the run `run` (default: the study's own name) of `study`
     under `root`; returns the markdown report and the details document (the MLflow figures are drawn
     from it).
     Confusion and curve plots cover the headline tasks (all when None); variants with several
     tasks also get their average curves over real and random tasks (`<variant>__mean_real__...`);
-    a task whose loss weight changes per epoch (HPS schemes) has it as a `weight` column."""
+    a task whose loss weight changes per epoch (HPS schemes) has it as a `weight` column.
+    `affinity`: the run's affinity stage output (reports/affinity/<run>.json), kept in the details."""
     study, headline = run or study_def.name, study_def.headline
     shown = shown_in(headline)
     details = {**details_document(study_def, outcomes, context, analysis, plan, study),
-               **({"warnings": list(warnings)} if warnings else {})}
+               **({"warnings": list(warnings)} if warnings else {}),
+               **({"affinity": affinity} if affinity and affinity.get("measured") else {})}
     metrics = metrics_document(details)
     # the DVC metric stays narrow: a flag only where the data were not the official files (the words are in the report)
     write_json(root / "metrics" / f"{study}.json", {**metrics, **({"official_data": False} if warnings else {})})
@@ -166,6 +183,8 @@ def write_study_outputs(study_def: Study, outcomes: list[VariantOutcome], root: 
     if warnings:  # first thing a reader sees, under the title
         title, rest = report_md.split("\n", 1)
         report_md = "\n".join([title, "", *(f"> **Warning**: {w}" for w in warnings), rest])
+    if "affinity" in details:
+        report_md += affinity_section(details["affinity"])
     write_text(root / "reports" / f"{study}.md", report_md)
     with atomic_dir(root / "plots" / "confusion" / study, scratch=root / SCRATCH) as folder:
         for o in outcomes:

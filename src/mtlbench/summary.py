@@ -17,9 +17,9 @@ from typing import Sequence
 
 from scipy.stats import false_discovery_control
 
-from mtlbench.figures import curves_figure, forest_figure, png_bytes, scores_figure
+from mtlbench.figures import curves_figure, forest_figure, map_figure, png_bytes, scores_figure
 from mtlbench.evaluate import task_comparisons
-from mtlbench.studies import BASELINE_KIND
+from mtlbench.studies import BASELINE_KIND, STUDIES
 from mtlbench.verdict import (BETTER, EQUIVALENT, NO_TEST, RANDOM, UNDECIDED, WORSE, difference_bounds, format_amount,
                               format_interval, verdict_text)
 
@@ -240,6 +240,11 @@ def summary_markdown(task_rows: list[dict], delta_rows: list[dict], missing: Seq
     smoke = smoke_sized(provenance)
     lines += [f"> **Smoke-sized**: {smoke}; not an answer, a check that the pipeline runs.", ""] if smoke else []
     lines += ["## The answer", "", *confirmatory_lead(provenance), answer(task_rows, delta_rows), ""]
+    if "map.png" in figures:  # the "when": right under the answer
+        lines += ["![map](figures/map.png)", "",
+                  "The map: each task's multitask-minus-dedicated difference against training rows per task, one line "
+                  "per task set (a study run at two sizes or more); bars: 95% CI over seeds and test items; grey band: "
+                  "the equivalence margin; filled: confirmatory, hollow: exploratory (pilots).", ""]
     if missing:
         lines += [missing_note(missing), ""]
     lines += ["## Per task: multitask minus dedicated, paired by seed", "",
@@ -258,7 +263,7 @@ def summary_markdown(task_rows: list[dict], delta_rows: list[dict], missing: Seq
               "better; CI over the per-seed values.", "",
               "| run | variant | delta-m | 95% CI | n |", "|---|---|---|---|---|"]
     lines += [f"| {r['run']} | {r['variant']} | {r['mean']:+.2f}% | {format_interval(r['ci95'], unit='%')} | {r['n']} |" for r in delta_rows]
-    lines += ["", "## Figures", ""] + [f"![{Path(f).stem}](figures/{Path(f).name})" for f in figures] + [""]
+    lines += ["", "## Figures", ""] + [f"![{Path(f).stem}](figures/{Path(f).name})" for f in figures if f != "map.png"] + [""]
     lines += provenance_lines(provenance)
     return "\n".join(lines)
 
@@ -344,6 +349,35 @@ def study_figures(details: dict) -> dict[str, bytes]:
             f"{run_label(details)}_curves.png": png_bytes(curves_figure(details, tasks))}
 
 
+FULL_ROWS = {"digits": 60000, "fashion": 60000, "cifar10": 50000, "cifar100": 50000}  # official training sets
+
+
+def map_points(details: Sequence[dict]) -> list[dict]:
+    """The map's points: per task set (study and protocol), multitask variant, task and training
+    rows, the paired difference with its CI (in points for accuracy), from every run of a task set
+    measured at two or more sizes. Where two runs share a size, a confirmatory one is taken, else the
+    one with more seeds. Full training sets stand at their dataset's size (FULL_ROWS)."""
+    task_rows, _ = summary_rows(details)
+    runs = {run_label(d): d for d in details}
+    points: dict[tuple, dict] = {}
+    for r in task_rows:
+        if r["metric"] not in ("accuracy", "macro_f1"):
+            continue
+        produced = runs[r["run"]].get("produced_on", {})
+        rows = produced.get("train_limit") or min(FULL_ROWS[d] for d in STUDIES[r["study"]].datasets)
+        key = (r["study"], produced.get("protocol"), r["variant"], r["task"], rows)
+        point = {"variant": r["variant"], "study": r["study"], "task": r["task"], "rows": rows,
+                 "diff": 100 * r["diff"], "ci95": None if r["ci95"] is None else [100 * v for v in r["ci95"]],
+                 "confirmatory": r["plan"] == "confirmatory", "n": r["n"], "run": r["run"]}
+        held = points.get(key)
+        if held is None or (point["confirmatory"], point["n"]) > (held["confirmatory"], held["n"]):
+            points[key] = point
+    sizes: dict[tuple, set] = {}
+    for (study, protocol, variant, task, rows) in points:
+        sizes.setdefault((study, protocol, variant), set()).add(rows)
+    return [p for (study, protocol, variant, task, rows), p in points.items() if len(sizes[(study, protocol, variant)]) > 1]
+
+
 def build_summary(details: Sequence[dict], missing: Sequence[str],
                   made: str = "") -> tuple[str, str, dict, dict, dict[str, bytes]]:
     """(markdown, html, metrics/summary.json, reports/summary.json, {figure file name: PNG}); `made`
@@ -352,6 +386,10 @@ def build_summary(details: Sequence[dict], missing: Sequence[str],
     images: dict[str, bytes] = {}
     for d in details:
         images.update(study_figures(d))
+    points = map_points(details)
+    if points:  # first on the page: the answer's "when"
+        margin = next((d["analysis"]["margin"] for d in details if d.get("analysis", {}).get("margin")), None)
+        images = {"map.png": png_bytes(map_figure(points, None if margin is None else 100 * margin)), **images}
     if delta_rows:
         images["delta_m_forest.png"] = png_bytes(forest_figure(delta_rows))
     markdown_text = summary_markdown(task_rows, delta_rows, missing, list(images), details, made)

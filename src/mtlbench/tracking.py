@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -328,9 +329,10 @@ class Tracker:
     def log_study(self, study: str, variants: list[VariantOutcome], report_markdown: str,
                   headline: Sequence[str] | None = None, context: dict | None = None,
                   description: str = "", figures: dict[str, bytes] | None = None,
-                  comparisons: dict | None = None) -> dict[str, dict]:
+                  comparisons: dict | None = None, affinity: dict | None = None) -> dict[str, dict]:
         """Log every variant of a study, one current record per run (`comparisons`: the study's
-        compare_to_dedicated, as evaluate stored it; computed with the default margins if None); returns {variant: {"parent": id,
+        compare_to_dedicated, as evaluate stored it; computed with the default margins if None; `affinity`:
+        the run's affinity signals, logged on every parent beside its gains); returns {variant: {"parent": id,
         "seeds": {seed: id}}}.
 
         A run is identified by study, variant, role, seed (children) and the hash of the results it
@@ -348,11 +350,12 @@ class Tracker:
         otherwise each replace the other's half-written runs."""
         with record_lock(self.tracking_uri, self.client, study):
             return self._log_study(study, variants, report_markdown, headline, context or {}, description, figures,
-                                   compare_to_dedicated(variants) if comparisons is None else comparisons)
+                                   compare_to_dedicated(variants) if comparisons is None else comparisons,
+                                   affinity_metrics(affinity))
 
     def _log_study(self, study: str, variants: list[VariantOutcome], report_markdown: str,
                    headline: Sequence[str] | None, context: dict, description: str,
-                   figures: dict[str, bytes] | None, comparisons: dict) -> dict[str, dict]:
+                   figures: dict[str, bytes] | None, comparisons: dict, affinity: dict[str, float]) -> dict[str, dict]:
         experiment_id = self.experiment_id(study, description)
         settings = flat_settings(context)
         data = {name: d or {} for name, d in context.get("data", {}).items()}  # None: arrays without provenance
@@ -364,7 +367,7 @@ class Tracker:
             tags = {"mtlbench.study": study, "mtlbench.variant": outcome.variant, **data_tags}
             params = {**without_repeats(outcome.params, settings), **settings, "seeds": [s.seed for s in outcome.seeds]}
             metrics = {**_parent_metrics(outcome.summary, headline),
-                       **_comparison_metrics(comparisons.get(outcome.variant, {}), headline)}
+                       **_comparison_metrics(comparisons.get(outcome.variant, {}), headline), **affinity}
             note = parent_note(outcome, comparisons, headline)
             if data_tags["mtlbench.data_matches_official"] != "True" and data:  # unverified files: said first
                 note = ("**Warning: trained on dataset files that are not the official ones (data.verify was "
@@ -573,6 +576,20 @@ def parent_note(outcome: VariantOutcome, comparisons: dict, headline: Sequence[s
 
 
 ANSWER = "answer"  # the parent's metrics that answer the question: the first chart group, short names
+
+
+def affinity_metrics(affinity: dict | None) -> dict[str, float]:
+    """The run's affinity signals (mtlbench.affinity), means over seeds: `affinity/cosine` and
+    `affinity/lookahead` (over every pair), and per pair `affinity/cosine_<a>_<b>` and
+    `affinity/lookahead_<a>_to_<b>` (MLflow keys allow neither | nor >)."""
+    if not affinity or not affinity.get("measured"):
+        return {}
+    out = {f"affinity/{k}": v for k, v in affinity["summary"].items()}
+    for signal, rename in (("cosine", lambda k: k.replace("|", "_")), ("lookahead", lambda k: k.replace("->", "_to_"))):
+        pairs = {pair for s in affinity["seeds"].values() for pair in s[signal]}
+        for pair in sorted(pairs):
+            out[f"affinity/{signal}_{rename(pair)}"] = statistics.fmean(s[signal][pair] for s in affinity["seeds"].values())
+    return out
 
 
 def _comparison_metrics(entry: dict, headline: Sequence[str] | None = None) -> dict[str, float]:

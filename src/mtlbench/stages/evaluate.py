@@ -80,7 +80,10 @@ def main(argv: list[str] | None = None) -> None:
     started = [t.started_at for o in outcomes for s in o.seeds for t in s.tasks if t.started_at]
     plan = plan_status(name, [s.seed for s in outcomes[0].seeds], params.analysis.margin,
                        min(started, default=None), project_root())
-    report_md, details = write_study_outputs(study, outcomes, Path("."), warnings, context, params.analysis, plan, name)
+    affinity_path = Path("reports") / "affinity" / f"{name}.json"  # the affinity stage's; absent outside dvc
+    affinity = read_json(affinity_path) if affinity_path.is_file() else None
+    report_md, details = write_study_outputs(study, outcomes, Path("."), warnings, context, params.analysis, plan, name,
+                                             affinity)
     figures = study_figures(details)
 
     from mtlbench.tracking import Tracker  # mlflow is slow to import; only this stage needs it
@@ -90,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
         tracker = Tracker(params.mlflow.tracking_uri, params.mlflow.log_models, project_root(), stage)
         record = tracker.log_study(name, outcomes, report_md, study.headline, context=context,
                                    description=experiment_description(study, name, params), figures=figures,
-                                   comparisons=details["comparisons"])
+                                   comparisons=details["comparisons"], affinity=details.get("affinity"))
     except Exception as err:
         fault = store_fault(err, params.mlflow.tracking_uri)
         if fault is None:
