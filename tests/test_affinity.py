@@ -50,7 +50,7 @@ def _one_epoch(runner_class, **kwargs) -> dict[str, torch.Tensor]:
 def test_measuring_leaves_the_trajectory_as_the_unit_trains_it():
     """Weights and Adam moments after an epoch measured at every step equal those of a plain epoch
     (dropout, the optimizer's state and the weights are all put back after each measurement)."""
-    plain, measured = _one_epoch(EpochRunner), _one_epoch(AffinityRunner, every=1)
+    plain, measured = _one_epoch(EpochRunner), _one_epoch(AffinityRunner)
     assert plain.keys() == measured.keys()
     moved = [k for k in plain if not torch.equal(plain[k], measured[k])]
     assert moved == []
@@ -60,7 +60,7 @@ def test_a_related_task_shows_more_affinity_than_a_random_one(tmp_path):
     params = parse_params({"run": {"studies": ["mnist_fashion_hps"], "protocol": "modern", "device": "cpu"}}, {}, tmp_path)
     study = STUDIES["mnist_fashion_hps"]
     related, unrelated = (seed_affinity(study, _tasks(kind, 1200), 0, params) for kind in ("related", "random"))
-    assert related["steps_measured"] == related["of_steps"] == 5  # 1080 rows in batches of 256, every step
+    assert related["steps_measured"] == 50 and related["epochs"] == 10  # 1080 rows: 5 steps an epoch
     assert np.isfinite(list(related["lookahead"].values())).all()
     assert related["cosine"]["digits|fashion"] > unrelated["cosine"]["digits|fashion"]
     assert related["lookahead"]["digits->fashion"] > unrelated["lookahead"]["digits->fashion"]

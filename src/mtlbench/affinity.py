@@ -1,9 +1,10 @@
 """Inter-task affinity early in training: measured before the outcome, set against it after.
 
-For each seed of a run, the study's hard-parameter-sharing network is trained for its first epoch
-under the unitary sum exactly as the run's `hps_sum` unit trains it (same initialisation, rows,
-order, dropout, optimizer and schedule), and at every step (up to MAX_MEASURED, evenly spread) two
-signals are read on the shared trunk before the step is taken:
+For each seed of a run, the study's hard-parameter-sharing network is trained for its first
+STEPS optimizer steps under the unitary sum exactly as the run's `hps_sum` unit trains them (same
+initialisation, rows, order, dropout, optimizer and learning-rate schedule), and at every one of
+them two signals are read on the shared trunk before the step is taken. A window of steps, not of
+epochs, so that runs of different sizes are measured alike (at 500 rows an epoch is 2 steps):
 
 - gradient cosine: the cosine between two tasks' gradients of the shared parameters (the conflict
   PCGrad, Yu et al. 2020, acts on; Standley et al. 2020 and Fifty et al. 2021 compare against it);
@@ -49,7 +50,7 @@ from mtlbench.train.objectives import task_scores
 from mtlbench.train.optim import make_optimizer
 from mtlbench.train.training import resolve_device
 
-MAX_MEASURED = 50  # steps measured in the first epoch, evenly spread (the authors measure every 10th)
+STEPS = 50  # the window: the first optimizer steps, every one measured (the authors average every 10th over an epoch)
 MAX_TASKS = 10  # K^2 signals from K backward passes a step: cifar100_binary's 140 tasks are measured through run.tasks
 
 
@@ -60,10 +61,14 @@ def pair_key(i: str, j: str, directed: bool) -> str:
 class AffinityRunner(EpochRunner):
     """An EpochRunner that measures both signals before each measured step, then takes the step."""
 
-    def __init__(self, *args, every: int = 1, **kwargs):
+    def __init__(self, *args, steps: int = STEPS, **kwargs):
         super().__init__(*args, **kwargs)
-        self.every, self.calls, self.cosines, self.lookaheads = every, 0, [], []
+        self.steps, self.calls, self.cosines, self.lookaheads = steps, 0, [], []
         self.shared = [p for p in self.model.shared_parameters() if p.requires_grad]
+
+    def epoch(self, *args, **kwargs):
+        self.epochs_run = getattr(self, "epochs_run", 0) + 1
+        return super().epoch(*args, **kwargs)
 
     def _batch(self, index, moves):
         picks = index * len(self.train.targets) if len(index) == 1 else index
@@ -71,7 +76,7 @@ class AffinityRunner(EpochRunner):
         return inputs, [y[i] for y, i in zip(self.train.targets, picks)]
 
     def _step(self, index, moves):
-        if self.calls % self.every == 0:
+        if self.calls < self.steps:
             inputs, targets = self._batch(index, moves)
             with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
                 cosine, lookahead = self.measure(inputs, targets)
@@ -121,9 +126,10 @@ class AffinityRunner(EpochRunner):
 
 
 def seed_affinity(study: Study, tasks, seed: int, params: Params) -> dict:
-    """Both signals over the first epoch of one seed's unitary-sum training, averaged over the
-    measured steps; `tasks`: the run's TaskData in study order, cut to the seed's rows."""
-    protocol = replace(study_protocol(study, params), max_epochs=1)
+    """Both signals over the first STEPS steps of one seed's unitary-sum training (whole epochs of
+    the run's own schedule until they are done), averaged over the steps; `tasks`: the run's
+    TaskData in study order, cut to the seed's rows."""
+    protocol = study_protocol(study, params)
     names = [t.spec.name for t in tasks]
     x = tasks[0].train.inputs[0]
     model = build_shared(study.architecture, tuple(x.shape[1:]), tuple(t.spec.n_classes for t in tasks), seed).to(x.device)
@@ -135,11 +141,14 @@ def seed_affinity(study: Study, tasks, seed: int, params: Params) -> dict:
     scheme.bind(model, list(model.parameters()))
     accel = replace(study_accel(study, params, x.device), graphs=False, compile=False)
     optimizer = make_optimizer([*model.parameters(), *scheme.parameters()], protocol, x.device, accel)
-    steps = -(-len(train) // protocol.batch_size)
-    runner = AffinityRunner(model, optimizer, train, protocol, scheme, accel, every=max(1, -(-steps // MAX_MEASURED)))
-    runner.epoch(torch.Generator().manual_seed(seed))
+    runner = AffinityRunner(model, optimizer, train, protocol, scheme, accel)
+    shuffle = torch.Generator().manual_seed(seed)  # one generator over the epochs, as loop.fit's
+    for _ in range(protocol.max_epochs):
+        if runner.calls >= STEPS:
+            break
+        runner.epoch(shuffle)
     cosine, lookahead = np.mean(runner.cosines, axis=0), np.nanmean(runner.lookaheads, axis=0)
-    return {"steps_measured": len(runner.cosines), "of_steps": steps,
+    return {"steps_measured": len(runner.cosines), "epochs": runner.epochs_run,
             "cosine": {pair_key(a, b, False): float(cosine[i, j]) for (i, a), (j, b) in combinations(enumerate(names), 2)},
             "lookahead": {pair_key(a, b, True): float(lookahead[i, j])
                           for i, a in enumerate(names) for j, b in enumerate(names) if i != j}}
@@ -164,5 +173,5 @@ def run_affinity(study: Study, params: Params, prepared_dir: Path, tasks_dir: Pa
         tasks = rows_for_seed(loaded, params.run.train_limit, seed) if params.run.rows_per_seed else loaded
         seeds[str(seed)] = seed_affinity(study, tasks, seed, params)
     mean = lambda key: float(np.mean([v for s in seeds.values() for v in s[key].values()]))  # noqa: E731
-    return {"measured": True, "window": "the first epoch of unitary-sum training", "seeds": seeds,
+    return {"measured": True, "window": f"the first {STEPS} optimizer steps of unitary-sum training", "seeds": seeds,
             "summary": {"cosine": mean("cosine"), "lookahead": mean("lookahead")}}

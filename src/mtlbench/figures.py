@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import MaxNLocator, NullLocator  # noqa: E402
 
 from mtlbench.evaluate import grouped_mean_curves, primary_metric, seed_mean_curve  # noqa: E402
 
@@ -140,6 +140,9 @@ def map_figure(points: list[dict], margin: float | None) -> Figure:
                     ax.plot([x, x], p["ci95"], color=color, linewidth=1.2)
                 ax.plot([x], [p["diff"]], "o", color=color, markerfacecolor=color if p["confirmatory"] else "white")
         ax.set_xscale("log")
+        sizes = sorted({p["rows"] for p in mine})
+        ax.set_xticks(sizes, [str(size) for size in sizes])
+        ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xlabel("training rows per task", fontsize=8)
         ax.set_title(variant, fontsize=10)
         ax.tick_params(labelsize=8)
