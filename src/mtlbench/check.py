@@ -46,6 +46,12 @@ from mtlbench.runtime import NUMERICS_ENV, PORTABLE_NUMERICS, cpu_model
 
 ROOT = Path(__file__).resolve().parents[2]
 PROFILE = Path("check/profile.yaml")
+# Catalogue studies the profile does not run yet, each with why and what is owed. A new study joins
+# the profile with `make check-update` (30 min), which records only the CPU at hand; until then it is
+# named here, and `make check` says so in its first lines.
+NOT_YET_CHECKED = {"digit_groups": "added 2026-12-07 for the map; its code path (a class-group task file on one "
+                                   "dataset; dedicated, RSN2, hps_sum) is fashion_groups', which the profile runs; "
+                                   "owed: add it to check/profile.yaml and `make check-update`"}
 EXPECTED = Path("check/expected.json")
 PROJECT_FILES = ("dvc.yaml", ".gitignore", ".dvcignore", "MLproject", "python_env.yaml")
 PROJECT_FOLDERS = ("tasks", "plans")  # besides src/: the task files and the analysis plans
@@ -500,6 +506,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.native:  # other kernels on this CPU, as another CPU has: what the robust comparison is for
             how, why = "robust", "native numerics: this CPU's own kernels against a portable record"
         print(f"make check: {how} comparison ({why}) with the record made on {_made_on(reference)}")
+    for study, why in NOT_YET_CHECKED.items():
+        print(f"make check: not in the profile yet: {study} ({why})")
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     started = time.time()
     workdir = Path(tempfile.mkdtemp(prefix="mtlbench-check-"))

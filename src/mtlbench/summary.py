@@ -364,6 +364,8 @@ def map_points(details: Sequence[dict]) -> list[dict]:
         if r["metric"] not in ("accuracy", "macro_f1"):
             continue
         produced = runs[r["run"]].get("produced_on", {})
+        if not produced.get("train_limit") and r["study"] not in STUDIES:
+            continue  # a full-data run of a study this catalogue does not know: its size is unknown
         rows = produced.get("train_limit") or min(FULL_ROWS[d] for d in STUDIES[r["study"]].datasets)
         key = (r["study"], produced.get("protocol"), r["variant"], r["task"], rows)
         point = {"variant": r["variant"], "study": r["study"], "task": r["task"], "rows": rows,
